@@ -1,0 +1,3 @@
+from matchhub.cli.main import main
+
+main()

@@ -1,0 +1,277 @@
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from matchhub.identity import service as identity
+from matchhub.keystore import service as keystore
+from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
+from matchhub.kit.errors import MatchhubError, OperatorError
+from matchhub.kit.migrate import upgrade
+from matchhub.settings import Settings
+
+VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+app = typer.Typer(
+    help="matchhub operator CLI: state folder, agencies, keys, the server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+agency_app = typer.Typer(help="Register, list and revoke agencies.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key ceremony and key versions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(agency_app, name="agency")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+class State:
+    def __init__(self, home: Path | None) -> None:
+        self.home = home
+
+    def settings(self, **overrides: object) -> Settings:
+        if self.home is not None:
+            overrides["home"] = self.home
+        try:
+            return Settings(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise OperatorError(f"invalid settings: {exc.errors()[0]['msg']}") from None
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="State folder (default: $MATCHHUB_HOME or ./var).", show_default=False),
+    ] = None,
+) -> None:
+    ctx.obj = State(home)
+
+
+def _state(ctx: typer.Context) -> State:
+    state = ctx.find_object(State)
+    assert state is not None  # noqa: S101 (set by the root callback)
+    return state
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    if not settings.paths.ca_cert.exists():
+        raise OperatorError(f"{settings.home} is not a matchhub state folder: run `matchhub init`")
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    server_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Name for the server certificate (repeat); default localhost, 127.0.0.1."
+        ),
+    ] = None,
+) -> None:
+    """Create the state folder: database, hub CA, server certificate, broker and audit keys."""
+    overrides: dict[str, object] = {}
+    if server_name:
+        overrides["server_names"] = server_name
+    settings = _state(ctx).settings(**overrides)
+    keystore.initialise(settings)
+    out.print(f"[green]initialised[/] {settings.home.resolve()}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the migrations to the configured database."""
+    settings = _state(ctx).settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    out.print("[green]database at the latest schema[/]")
+
+
+@agency_app.command("add")
+def agency_add(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="Short stable code, e.g. rafidain-bank.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="pension, traffic, bank, trade, education, higher_education, welfare or auditor."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="The agency's name.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the certificate and key.")],
+) -> None:
+    """Register an agency and write its client certificate, key and the CA certificate."""
+    settings = _state(ctx).settings()
+    agency_kind = identity.parse_kind(kind)
+    files: list[Path] = []
+    try:
+        with _session(settings) as session:
+            ca = keystore.load_ca(settings.paths)
+            issued = identity.register_agency(
+                session, ca, settings.hub_name, code=code, kind=agency_kind, name=name
+            )
+            # Files first, then the commit as the block ends: a failed commit removes them.
+            files = keystore.write_agency_files(
+                out_dir, code, issued, settings.paths.ca_cert.read_bytes()
+            )
+    except BaseException:
+        for path in files[:2]:
+            path.unlink(missing_ok=True)
+        raise
+    out.print(
+        f"[green]registered[/] {code} ({agency_kind.value}); wrote "
+        + ", ".join(str(f) for f in files)
+    )
+
+
+@agency_app.command("list")
+def agency_list(ctx: typer.Context) -> None:
+    """Every registered agency with its certificates."""
+    settings = _state(ctx).settings()
+    table = Table("code", "kind", "name", "certificate serial", "valid until", "state")
+    with _session(settings) as session:
+        for agency in identity.agencies(session):
+            for cert in agency.certificates or [None]:  # type: ignore[list-item]
+                state = "revoked" if agency.revoked_at or (cert and cert.revoked_at) else "active"
+                table.add_row(
+                    agency.code,
+                    agency.kind,
+                    agency.name,
+                    cert.serial if cert else "-",
+                    cert.not_after.date().isoformat() if cert else "-",
+                    state,
+                )
+    out.print(table)
+
+
+@agency_app.command("revoke")
+def agency_revoke(
+    ctx: typer.Context, code: Annotated[str, typer.Argument(help="The agency's code.")]
+) -> None:
+    """Revoke an agency and all its certificates; the CRL is republished at once."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        identity.revoke_agency(session, code)
+        keystore.publish_crl(session, settings.paths)
+    out.print(f"[yellow]revoked[/] {code}")
+
+
+@keys_app.command("matching-key")
+def keys_matching_key(
+    ctx: typer.Context,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the new key (0600).")],
+    version: Annotated[str | None, typer.Option(help="Version id (default v<N+1>).")] = None,
+) -> None:
+    """Make a new matching-key version for the key ceremony.
+
+    The key goes to the file for the agencies' connectors; the broker records only the version
+    id, so uploads under it are accepted. The broker never keeps the key.
+    """
+    from matchhub.tokens import MatchingKey
+
+    settings = _state(ctx).settings()
+    if version is not None and not VERSION_ID.fullmatch(version):
+        raise OperatorError("a version id is letters, digits, '.', '_' and '-' (at most 64)")
+    written = False
+    try:
+        with _session(settings) as session:
+            version_id = keystore.register_matching_key_version(session, version)
+            MatchingKey.generate(version_id).to_file(out_file)
+            written = True
+    except BaseException:
+        if written:
+            out_file.unlink(missing_ok=True)
+        raise
+    out.print(
+        f"[green]matching key {version_id}[/] written to {out_file}; hand it to the "
+        "agencies' connectors and do not keep a copy on the broker host"
+    )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+) -> None:
+    """HTTPS with required client certificates (verified against the hub CA and CRL)."""
+    from matchhub.server import serve as run
+
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    settings = _state(ctx).settings(**overrides)
+    out.print(f"matchhub serving https://{settings.host}:{settings.port} (state {settings.home})")
+    run(settings)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    home: Annotated[Path, typer.Option(help="A fresh folder for the demo's state.")] = Path(
+        "var/demo"
+    ),
+) -> None:
+    """The whole story end to end on the embedded SQLite default."""
+    from matchhub.demo import run_demo
+
+    run_demo(home, out)
+
+
+@app.command()
+def openapi(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the document.")] = Path(
+        "openapi/openapi.json"
+    ),
+) -> None:
+    """Write the OpenAPI document of this version of the API."""
+    from matchhub.openapi import write_document
+
+    write_document(out_file)
+    out.print(f"wrote {out_file}")
+
+
+def main() -> None:
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="matchhub", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (OperatorError, MatchhubError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except OSError as exc:
+        err.print(f"[red]error:[/] {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

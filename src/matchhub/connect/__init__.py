@@ -1,0 +1,1 @@
+"""What runs at each agency: connector definitions applied to an extract, and the push client."""

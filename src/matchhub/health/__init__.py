@@ -1,0 +1,1 @@
+"""Liveness and readiness: the only routes without a scope."""

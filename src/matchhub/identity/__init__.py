@@ -1,0 +1,1 @@
+"""Who is calling: mutual-TLS client certificate → registered agency → kind → scopes."""

@@ -1,0 +1,56 @@
+"""Agency kinds and the scopes each kind holds.
+
+A kind's scopes are fixed in code, not configuration: what a pension authority may do is part of
+the contract (DESIGN.md, "Parties"), and a route states the one scope it needs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AgencyKind(StrEnum):
+    pension = "pension"
+    traffic = "traffic"
+    bank = "bank"
+    trade = "trade"
+    education = "education"
+    higher_education = "higher_education"
+    welfare = "welfare"
+    auditor = "auditor"
+
+    @property
+    def is_provider(self) -> bool:
+        return self in PROVIDER_KINDS
+
+
+PROVIDER_KINDS = frozenset(
+    {
+        AgencyKind.pension,
+        AgencyKind.traffic,
+        AgencyKind.bank,
+        AgencyKind.trade,
+        AgencyKind.education,
+        AgencyKind.higher_education,
+    }
+)
+
+
+class Scope(StrEnum):
+    identity_read = "identity:read"
+    catalogue_read = "catalogue:read"
+    upload = "upload"
+    roster = "roster"
+    lookup = "lookup"
+    match = "match"
+    audit_read = "audit:read"
+
+
+_COMMON = frozenset({Scope.identity_read, Scope.catalogue_read})
+
+KIND_SCOPES: dict[AgencyKind, frozenset[Scope]] = {
+    **{kind: _COMMON | {Scope.upload} for kind in PROVIDER_KINDS},
+    # The roster travels the upload path as a snapshot kind of its own.
+    AgencyKind.welfare: _COMMON | {Scope.upload, Scope.roster, Scope.lookup, Scope.match},
+    AgencyKind.auditor: _COMMON | {Scope.audit_read},
+}

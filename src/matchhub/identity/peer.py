@@ -1,0 +1,63 @@
+"""The one adapter that says which client certificate a request came with.
+
+Two sources, chosen by ``Settings.client_cert_source``:
+
+``tls``
+    The broker terminates TLS itself. uvicorn does not put the peer certificate in the ASGI
+    scope, so :mod:`matchhub.server` adds it in the shape of the ASGI TLS extension
+    (``scope["extensions"]["tls"]["client_cert_chain"]``, a list of PEM strings), after the
+    handshake has verified it against the hub CA and CRL.
+``proxy``
+    An mTLS-terminating proxy (nginx ``ssl_verify_client on``) forwards the verified client
+    certificate in ``X-Client-Cert`` (nginx ``$ssl_client_escaped_cert``). The header is believed
+    only when the proxy's own connection to the broker presents one of the configured proxy
+    certificates, never because of the source address.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+from urllib.parse import unquote
+
+from cryptography import x509
+from starlette.requests import Request
+
+from matchhub.keystore.pki import fingerprint
+from matchhub.kit.errors import Unauthenticated
+from matchhub.settings import Settings
+
+PROXY_CERT_HEADER = "x-client-cert"
+PROXY_VERIFY_HEADER = "x-client-verify"
+
+
+def tls_extension_certificate(scope: dict[str, Any] | Any) -> x509.Certificate | None:
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        return None
+    return x509.load_pem_x509_certificate(chain[0].encode("ascii"))
+
+
+def client_certificate(request: Request, settings: Settings) -> x509.Certificate | None:
+    direct = tls_extension_certificate(request.scope)
+    if settings.client_cert_source == "tls":
+        return direct
+    if direct is None or not any(
+        hmac.compare_digest(fingerprint(direct), trusted)
+        for trusted in settings.trusted_proxy_fingerprints
+    ):
+        raise Unauthenticated(
+            "this connection is not from the trusted mTLS proxy", code="proxy_not_trusted"
+        )
+    if request.headers.get(PROXY_VERIFY_HEADER) != "SUCCESS":
+        return None
+    forwarded = request.headers.get(PROXY_CERT_HEADER)
+    if not forwarded:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(unquote(forwarded).encode("ascii"))
+    except ValueError as exc:
+        raise Unauthenticated(
+            "the forwarded client certificate is not PEM", code="certificate_invalid"
+        ) from exc

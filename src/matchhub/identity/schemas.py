@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from matchhub.identity.kinds import AgencyKind, Scope
+
+
+class Principal(BaseModel):
+    """The verified caller of one request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agency_id: int
+    code: str
+    kind: AgencyKind
+    name: str
+    scopes: frozenset[Scope]
+    certificate_fingerprint: str
+    certificate_serial: str
+
+
+class WhoAmI(BaseModel):
+    code: str
+    kind: AgencyKind
+    name: str
+    scopes: list[Scope]
+    certificate_fingerprint: str
+    certificate_serial: str

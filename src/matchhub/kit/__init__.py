@@ -1,0 +1,1 @@
+"""Helpers every domain uses: errors, database sessions, ORM base, time."""

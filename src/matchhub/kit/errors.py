@@ -1,0 +1,102 @@
+"""The one error hierarchy of the broker.
+
+Every error a client can see carries an HTTP status and a stable, machine-readable ``code``;
+one handler (:mod:`matchhub.kit.handlers`) renders them all as
+``{"error": {"code": ..., "message": ...}}``. Messages must be safe to log: they never hold a
+token, a key or an identifier.
+
+    MatchhubError (500 internal_error)
+    ├── BadRequest (400)
+    ├── Unauthenticated (401)       no, unknown, revoked or unverifiable client certificate
+    ├── Forbidden (403)             authenticated, but the agency's kind lacks the scope
+    ├── NotFound (404)
+    ├── Conflict (409)
+    ├── Gone (410)
+    ├── PayloadTooLarge (413)
+    ├── UnprocessableEntity (422)   well-formed JSON that breaks the contract
+    ├── TooManyRequests (429)
+    └── ServiceUnavailable (503)    e.g. the audit record could not be written (fail closed)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MatchhubError(Exception):
+    status_code: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.headers = headers or {}
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class BadRequest(MatchhubError):
+    status_code = 400
+    default_code = "bad_request"
+
+
+class Unauthenticated(MatchhubError):
+    status_code = 401
+    default_code = "certificate_required"
+
+
+class Forbidden(MatchhubError):
+    status_code = 403
+    default_code = "forbidden"
+
+
+class NotFound(MatchhubError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class Conflict(MatchhubError):
+    status_code = 409
+    default_code = "conflict"
+
+
+class Gone(MatchhubError):
+    status_code = 410
+    default_code = "gone"
+
+
+class PayloadTooLarge(MatchhubError):
+    status_code = 413
+    default_code = "payload_too_large"
+
+
+class UnprocessableEntity(MatchhubError):
+    status_code = 422
+    default_code = "invalid_request"
+
+
+class TooManyRequests(MatchhubError):
+    status_code = 429
+    default_code = "rate_limited"
+
+
+class ServiceUnavailable(MatchhubError):
+    status_code = 503
+    default_code = "unavailable"
+
+
+class OperatorError(Exception):
+    """A CLI-side failure: printed as one clear line, exit status 1, nothing half-written."""

@@ -1,0 +1,82 @@
+"""One handler renders every error as ``{"error": {"code", "message"}}``.
+
+Only errors we raised on purpose (:class:`MatchhubError`), request-validation failures and
+Starlette's routing errors (404, 405) become 4xx here. Anything else is a bug: it is logged and
+answered 500 ``internal_error``, never disguised as a client's fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from matchhub.kit.errors import MatchhubError
+
+log = structlog.get_logger("matchhub")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "certificate_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def error_response(
+    status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
+
+
+async def _matchhub_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(MatchhubError, exc)
+    request.state.error_code = exc.code
+    return error_response(exc.status_code, exc.body(), exc.headers)
+
+
+def _safe_location(loc: Any) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(RequestValidationError, exc)
+    # Echo where and what, never the offending value: it might be an identifier.
+    problems = [
+        {"at": _safe_location(e.get("loc", ())), "problem": e.get("msg", "")}
+        for e in exc.errors()[:20]
+    ]
+    request.state.error_code = "invalid_request"
+    body = MatchhubError("the request body does not match the schema", code="invalid_request")
+    payload = body.body()
+    payload["error"]["details"] = {"problems": problems}
+    return error_response(422, payload)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, exc)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    request.state.error_code = code
+    return error_response(
+        exc.status_code, {"error": {"code": code, "message": str(exc.detail)}}, exc.headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", path=request.url.path, error=type(exc).__name__)
+    request.state.error_code = "internal_error"
+    return error_response(500, {"error": {"code": "internal_error", "message": "internal error"}})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(MatchhubError, _matchhub_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,118 @@
+"""Mutual TLS end to end: a real uvicorn server on 127.0.0.1, real httpx clients."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+import pytest
+
+from matchhub.connect.client import AgencyCredentials, make_client
+from matchhub.identity.kinds import KIND_SCOPES, AgencyKind
+from matchhub.keystore import pki
+from tests import pki as test_pki
+from tests.conftest import RunningServer
+from tests.e2e.helpers import HANDSHAKE_REFUSED
+
+
+def _get(server: RunningServer, creds: AgencyCredentials, path: str) -> httpx.Response:
+    with make_client(server.url, creds) as client:
+        return client.get(path)
+
+
+def test_registered_agency_is_identified(server: RunningServer) -> None:
+    creds = server.hub.add_agency("molsa", AgencyKind.welfare, "Ministry of Labour")
+    response = _get(server, creds, "/v1/whoami")
+    assert response.status_code == 200
+    body = response.json()
+    cert = pki.load_ca(creds.certificate, creds.key).certificate
+    assert body["code"] == "molsa"
+    assert body["kind"] == "welfare"
+    assert body["name"] == "Ministry of Labour"
+    assert set(body["scopes"]) == {s.value for s in KIND_SCOPES[AgencyKind.welfare]}
+    assert body["certificate_fingerprint"] == pki.fingerprint(cert)
+
+
+def test_no_client_certificate_is_refused_at_the_handshake(server: RunningServer) -> None:
+    context = ssl.create_default_context(cafile=str(server.hub.paths.ca_cert))
+    with (
+        httpx.Client(base_url=server.url, verify=context) as client,
+        pytest.raises(HANDSHAKE_REFUSED),
+    ):
+        client.get("/v1/whoami")
+
+
+def test_client_must_verify_the_hub(server: RunningServer) -> None:
+    """The agency's client refuses a server whose certificate is not from the hub CA."""
+    creds = server.hub.add_agency("pension", AgencyKind.pension)
+    rogue = test_pki.other_ca("matchhub")
+    rogue_ca_file = creds.ca.parent / "rogue-ca.pem"
+    rogue_ca_file.write_bytes(pki.cert_pem(rogue.certificate))
+    misled = AgencyCredentials(creds.certificate, creds.key, rogue_ca_file)
+    with make_client(server.url, misled) as client, pytest.raises(httpx.ConnectError):
+        client.get("/v1/whoami")
+
+
+@pytest.mark.parametrize("case", ["other_ca", "expired", "wrong_usage"])
+def test_bad_certificates_are_refused(server: RunningServer, case: str) -> None:
+    hub = server.hub
+    hub.add_agency("pension", AgencyKind.pension)
+    if case == "other_ca":
+        issued = pki.issue_client(
+            test_pki.other_ca(hub.settings.hub_name),
+            hub.settings.hub_name,
+            "pension",
+            "TEST-ONLY rogue",
+        )
+        creds = test_pki.write_credentials(hub.agencies_dir / case, case, issued, hub.ca_pem)
+    elif case == "expired":
+        issued = test_pki.expired_client(hub.ca, hub.settings.hub_name, "pension")
+        creds = hub.register_certificate("pension", issued, case)
+    else:
+        issued = test_pki.wrong_usage_client(hub.ca, hub.settings.hub_name, "pension")
+        creds = hub.register_certificate("pension", issued, case)
+    with pytest.raises(HANDSHAKE_REFUSED):
+        _get(server, creds, "/v1/whoami")
+
+
+def test_unregistered_agency_is_refused(server: RunningServer) -> None:
+    """Signed by the hub CA, but never recorded: the registry has the last word."""
+    hub = server.hub
+    hub.add_agency("pension", AgencyKind.pension)
+    issued = pki.issue_client(hub.ca, hub.settings.hub_name, "ghost", "TEST-ONLY ghost")
+    creds = test_pki.write_credentials(hub.agencies_dir / "ghost", "ghost", issued, hub.ca_pem)
+    response = _get(server, creds, "/v1/whoami")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "certificate_unknown"
+
+
+def test_revocation_takes_effect_while_the_server_runs(server: RunningServer) -> None:
+    hub = server.hub
+    creds = hub.add_agency("traffic", AgencyKind.traffic)
+    bystander = hub.add_agency("bank", AgencyKind.bank)
+    with make_client(server.url, creds) as open_connection:
+        assert open_connection.get("/v1/whoami").status_code == 200
+        hub.revoke("traffic")
+        # The connection already open: the registry refuses the very next request.
+        response = open_connection.get("/v1/whoami")
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "certificate_revoked"
+    # A new connection: the CRL, reloaded without a restart, refuses the handshake.
+    with pytest.raises(HANDSHAKE_REFUSED):
+        _get(server, creds, "/v1/whoami")
+    assert _get(server, bystander, "/v1/whoami").status_code == 200
+
+
+def test_errors_have_one_shape(server: RunningServer) -> None:
+    creds = server.hub.add_agency("molsa", AgencyKind.welfare)
+    response = _get(server, creds, "/v1/no-such-route")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+def test_health_endpoints(server: RunningServer) -> None:
+    creds = server.hub.add_agency("molsa", AgencyKind.welfare)
+    assert _get(server, creds, "/healthz").json() == {"status": "ok"}
+    ready = _get(server, creds, "/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "keys": "ok"}

@@ -1,0 +1,49 @@
+"""Every route states its scope; the health endpoints are the only exceptions, by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.routing import RouteContext, iter_route_contexts
+
+from matchhub.app import create_app
+from matchhub.health.endpoints import UNSCOPED_ROUTES
+from matchhub.identity.auth import route_scope
+from matchhub.identity.kinds import Scope
+from matchhub.settings import Settings
+
+
+def _routes() -> list[RouteContext]:
+    app = create_app(Settings(home=Path("/nonexistent")))
+    return list(iter_route_contexts(app.routes))
+
+
+def _scope(route: RouteContext) -> Scope | None:
+    dependant = getattr(route, "dependant", None)
+    return route_scope(dependant) if dependant is not None else None
+
+
+def test_every_route_has_an_explicit_scope() -> None:
+    unscoped = [
+        f"{sorted(r.methods or [])} {r.path}"
+        for r in _routes()
+        if r.path not in UNSCOPED_ROUTES and _scope(r) is None
+    ]
+    assert unscoped == []
+
+
+def test_route_scope_table() -> None:
+    """The table a reviewer reads: which scope guards which route."""
+    table = {(method, r.path): _scope(r) for r in _routes() for method in r.methods or []}
+    assert table[("GET", "/v1/whoami")] is Scope.identity_read
+    assert table[("GET", "/healthz")] is None
+    assert all(path.startswith("/v1/") for (_, path), scope in table.items() if scope)
+
+
+def test_every_scoped_route_declares_its_auth_errors() -> None:
+    missing = [
+        r.path
+        for r in _routes()
+        if _scope(r) is not None and not {401, 403} <= set(getattr(r, "responses", None) or {})
+    ]
+    assert missing == []
