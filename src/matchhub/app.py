@@ -3,18 +3,31 @@ import, so building the app (for the OpenAPI document, say) touches nothing on d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
+import structlog
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from matchhub import __version__
+from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.health.endpoints import router as health_router
 from matchhub.identity.endpoints import router as identity_router
 from matchhub.keystore.material import load_key_material
+from matchhub.keystore.rekey import Rekeyer
 from matchhub.kit import handlers
-from matchhub.kit.db import make_engine, make_sessionmaker
+from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.settings import Settings
+from matchhub.uploads import service as uploads
+from matchhub.uploads.digests import RunningDigests
+from matchhub.uploads.endpoints import router as uploads_router
+from matchhub.uploads.service import UploadContext
+
+log = structlog.get_logger("matchhub")
 
 DESCRIPTION = """\
 matchhub brokers inter-agency data matching for social protection. Partner agencies push
@@ -24,16 +37,43 @@ Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
 """
 
 
+def janitor_pass(factory: sessionmaker[Session]) -> None:
+    """Expire abandoned uploads and purge rows no reader can see. Idempotent."""
+    with session_scope(factory) as session:
+        uploads.expire_stale(session)
+    with session_scope(factory) as session:
+        uploads.purge_unreachable(session)
+
+
+async def _janitor(app: FastAPI, interval: float) -> None:
+    while True:
+        try:
+            await run_in_threadpool(janitor_pass, app.state.sessionmaker)
+        except Exception:  # the janitor must outlive a failed pass; it is logged
+            log.exception("janitor pass failed")
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.sqlalchemy_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.keys = load_key_material(settings.paths)
+        keys = load_key_material(settings.paths)
+        app.state.keys = keys
+        app.state.uploads = UploadContext(
+            rekeyer=Rekeyer(keys.broker_key.value),
+            digests=RunningDigests(),
+            ttl=timedelta(seconds=settings.upload_ttl_seconds),
+        )
+        janitor = asyncio.create_task(_janitor(app, settings.janitor_interval_seconds))
         try:
             yield
         finally:
+            janitor.cancel()
+            with suppress(asyncio.CancelledError):
+                await janitor
             engine.dispose()
 
     app = FastAPI(
@@ -51,4 +91,6 @@ def create_app(settings: Settings) -> FastAPI:
     handlers.install(app)
     app.include_router(health_router)
     app.include_router(identity_router)
+    app.include_router(catalogue_router)
+    app.include_router(uploads_router)
     return app

@@ -1,9 +1,53 @@
-"""Shared by the end-to-end tests."""
+"""Shared by the end-to-end tests: synthetic identifiers, tokens, and what the broker holds."""
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
+
 import httpx
+from sqlalchemy import select
+
+from matchhub.identity.models import Agency
+from matchhub.keystore.material import load_key_material
+from matchhub.keystore.rekey import Rekeyer
+from matchhub.tokens import MatchingKey, Tokeniser
+from matchhub.uploads.models import Snapshot, snapshot_rows
+from tests.conftest import Hub
 
 # How a refused TLS handshake reaches an httpx client (TLS 1.3 reports a refused client
 # certificate on the first read, not in the handshake itself).
 HANDSHAKE_REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+def national_ids(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    ids: set[str] = set()
+    while len(ids) < count:
+        ids.add(f"{rng.randrange(10**11, 10**12)}")
+    return sorted(ids)
+
+
+def tokens(key: MatchingKey, ids: list[str]) -> dict[str, str]:
+    tokeniser = Tokeniser(key, "iq.ncn")
+    return {raw: tokeniser.token(raw) for raw in ids}
+
+
+def stored(hub: Hub, wire_hex: str) -> bytes:
+    rekeyer = Rekeyer(load_key_material(hub.paths).broker_key.value)
+    return rekeyer.rekey(bytes.fromhex(wire_hex))
+
+
+def visible_flags(hub: Hub) -> dict[bytes, set[tuple[str, str]]]:
+    """What a reader sees now: stored token → {(agency code, flag code)} of current snapshots."""
+    with hub.session() as session:
+        rows = session.execute(
+            select(snapshot_rows.c.token, Agency.code, Snapshot.flag_code)
+            .join(Snapshot, Snapshot.id == snapshot_rows.c.snapshot_id)
+            .join(Agency, Agency.id == Snapshot.agency_id)
+            .where(Snapshot.state == "current", Snapshot.kind == "flag")
+        ).all()
+    seen: dict[bytes, set[tuple[str, str]]] = defaultdict(set)
+    for token, agency, flag in rows:
+        seen[bytes(token)].add((agency, flag))
+    return dict(seen)

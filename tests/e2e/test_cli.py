@@ -159,3 +159,85 @@ def test_serve_refuses_a_missing_or_unreadable_key(tmp_path: Path, broken: str) 
     result = run(home, "serve", "--port", "1")
     assert result.returncode != 0
     assert "broker.key" in result.stderr
+
+
+def test_catalogue_commands(hub: Hub) -> None:
+    home, env = hub.settings.home, _db_env(hub)
+    added = run(
+        home,
+        "flags",
+        "add",
+        "bank.mortgage_holder",
+        "--kind",
+        "bank",
+        "--label-en",
+        "Holds a mortgage",
+        "--label-ar",
+        "لديه رهن عقاري",
+        "--rule",
+        "Any outstanding mortgage",
+        "--param",
+        "threshold=1",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    bad_kind = run(
+        home,
+        "flags",
+        "add",
+        "welfare.thing",
+        "--kind",
+        "welfare",
+        "--label-en",
+        "x",
+        "--label-ar",
+        "x",
+        "--rule",
+        "x",
+        env=env,
+    )
+    assert bad_kind.returncode != 0
+    assert "do not assert flags" in bad_kind.stderr
+    granted = run(
+        home,
+        "grants",
+        "add",
+        "--to",
+        "kind:welfare",
+        "--flag",
+        "bank.mortgage_holder",
+        "--purpose",
+        "eligibility_review",
+        env=env,
+    )
+    assert granted.returncode == 0, granted.stderr
+    again = run(
+        home,
+        "grants",
+        "add",
+        "--to",
+        "kind:welfare",
+        "--flag",
+        "bank.mortgage_holder",
+        "--purpose",
+        "eligibility_review",
+        env=env,
+    )
+    assert again.returncode != 0
+    assert "exists" in again.stderr
+    rule = run(
+        home,
+        "flags",
+        "set-rule",
+        "bank.mortgage_holder",
+        "--rule",
+        "At least two",
+        "--param",
+        "threshold=2",
+        env=env,
+    )
+    assert "version 2" in rule.stdout
+    listing = run(home, "grants", "list", env=env).stdout
+    assert "bank.mortgage_holder" in listing
+    assert run(home, "flags", "retire", "bank.mortgage_holder", env=env).returncode == 0
+    assert "bank.mortgage_holder" not in run(home, "flags", "list", env=env).stdout

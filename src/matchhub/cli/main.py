@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from matchhub.catalogue import service as catalogue
+from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.identity import service as identity
 from matchhub.keystore import service as keystore
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
@@ -31,6 +34,14 @@ app = typer.Typer(
 agency_app = typer.Typer(help="Register, list and revoke agencies.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key ceremony and key versions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+flags_app = typer.Typer(help="The flag catalogue.", no_args_is_help=True)
+purposes_app = typer.Typer(help="Purposes a consumer may state.", no_args_is_help=True)
+grants_app = typer.Typer(
+    help="Which consumer may see which flag for which purpose.", no_args_is_help=True
+)
+app.add_typer(flags_app, name="flags")
+app.add_typer(purposes_app, name="purposes")
+app.add_typer(grants_app, name="grants")
 app.add_typer(agency_app, name="agency")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
@@ -211,6 +222,162 @@ def keys_matching_key(
         f"[green]matching key {version_id}[/] written to {out_file}; hand it to the "
         "agencies' connectors and do not keep a copy on the broker host"
     )
+
+
+def _params(pairs: list[str] | None) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise OperatorError(f"--param takes NAME=VALUE, not {pair!r}")
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    return params
+
+
+@flags_app.command("list")
+def flags_list(
+    ctx: typer.Context,
+    retired: Annotated[bool, typer.Option(help="Include retired flags.")] = False,
+) -> None:
+    """The catalogue: code, who asserts it, labels, rule, version."""
+    settings = _state(ctx).settings()
+    table = Table("code", "asserted by", "label (en)", "label (ar)", "rule", "params", "v", "state")
+    with _session(settings) as session:
+        for flag in CatalogueRepository(session).flags(include_retired=retired):
+            table.add_row(
+                flag.code,
+                flag.asserted_by,
+                flag.label_en,
+                flag.label_ar,
+                flag.rule_text,
+                json.dumps(flag.rule_params, ensure_ascii=False),
+                str(flag.version),
+                "retired" if flag.retired_at else "active",
+            )
+    out.print(table)
+
+
+@flags_app.command("add")
+def flags_add(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="e.g. bank.mortgage_holder")],
+    kind: Annotated[str, typer.Option(help="The provider kind that asserts it.")],
+    label_en: Annotated[str, typer.Option(help="English label.")],
+    label_ar: Annotated[str, typer.Option(help="Arabic label.")],
+    rule: Annotated[str, typer.Option(help="The rule the source applies, in words.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Machine-readable rule parameter NAME=VALUE (repeat), e.g. threshold=50000000."
+        ),
+    ] = None,
+) -> None:
+    """Publish a new flag."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        catalogue.add_flag(
+            session,
+            code=code,
+            asserted_by=identity.parse_kind(kind),
+            label_en=label_en,
+            label_ar=label_ar,
+            rule_text=rule,
+            rule_params=_params(param),
+        )
+    out.print(f"[green]added flag[/] {code}")
+
+
+@flags_app.command("set-rule")
+def flags_set_rule(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="The flag.")],
+    rule: Annotated[str, typer.Option(help="The rule the source applies, in words.")],
+    param: Annotated[list[str] | None, typer.Option(help="NAME=VALUE (repeat).")] = None,
+) -> None:
+    """Change a flag's rule; its version goes up so connectors notice."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        flag = catalogue.update_rule(session, code, rule, _params(param))
+    out.print(f"[green]flag {code}[/] is now at version {flag.version}")
+
+
+@flags_app.command("retire")
+def flags_retire(
+    ctx: typer.Context, code: Annotated[str, typer.Argument(help="The flag.")]
+) -> None:
+    """Stop accepting and answering a flag."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        catalogue.retire_flag(session, code)
+    out.print(f"[yellow]retired[/] {code}")
+
+
+@purposes_app.command("list")
+def purposes_list(ctx: typer.Context) -> None:
+    """The purposes a consumer may state, with their legal basis."""
+    settings = _state(ctx).settings()
+    table = Table("code", "label (en)", "label (ar)", "legal basis")
+    with _session(settings) as session:
+        for purpose in CatalogueRepository(session).purposes():
+            table.add_row(purpose.code, purpose.label_en, purpose.label_ar, purpose.legal_basis)
+    out.print(table)
+
+
+@purposes_app.command("add")
+def purposes_add(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="e.g. fraud_investigation")],
+    label_en: Annotated[str, typer.Option(help="English label.")],
+    label_ar: Annotated[str, typer.Option(help="Arabic label.")],
+    legal_basis: Annotated[str, typer.Option(help="The legal basis, cited.")],
+) -> None:
+    """Add a purpose."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        catalogue.add_purpose(session, code, label_en, label_ar, legal_basis)
+    out.print(f"[green]added purpose[/] {code}")
+
+
+@grants_app.command("list")
+def grants_list(ctx: typer.Context) -> None:
+    """Every grant: grantee, flag, purpose."""
+    settings = _state(ctx).settings()
+    table = Table("grantee", "flag", "purpose")
+    with _session(settings) as session:
+        for grant in CatalogueRepository(session).grants():
+            table.add_row(grant.grantee, grant.flag_code, grant.purpose_code)
+    out.print(table)
+
+
+@grants_app.command("add")
+def grants_add(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="kind:welfare or agency:<code>.")],
+    flag: Annotated[str, typer.Option(help="The flag.")],
+    purpose: Annotated[str, typer.Option(help="The purpose.")],
+) -> None:
+    """Let a consumer see a flag for a purpose."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        catalogue.add_grant(session, to, flag, purpose)
+    out.print(f"[green]granted[/] {flag} to {to} for {purpose}")
+
+
+@grants_app.command("revoke")
+def grants_revoke(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="kind:welfare or agency:<code>.")],
+    flag: Annotated[str, typer.Option(help="The flag.")],
+    purpose: Annotated[str, typer.Option(help="The purpose.")],
+) -> None:
+    """Withdraw a grant."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        catalogue.revoke_grant(session, to, flag, purpose)
+    out.print(f"[yellow]revoked[/] {flag} from {to} for {purpose}")
 
 
 @app.command()

@@ -11,11 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
+from matchhub.catalogue import service as catalogue
 from matchhub.identity import service as identity
 from matchhub.keystore import pki
 from matchhub.keystore.material import Secret, audit_key_pem
 from matchhub.keystore.models import MatchingKeyVersion
-from matchhub.kit.db import make_engine
+from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.errors import Conflict, OperatorError
 from matchhub.kit.migrate import upgrade
 from matchhub.settings import Settings, StatePaths
@@ -73,6 +74,8 @@ def _migrate_fresh(url: str) -> None:
                 "(use `matchhub db upgrade` to migrate an existing one)"
             )
         upgrade(engine)
+        with session_scope(make_sessionmaker(engine)) as session:
+            catalogue.seed_defaults(session)
     finally:
         engine.dispose()
 

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from matchhub.catalogue.models import Flag, Grant, Purpose
+
+
+class CatalogueRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def flags(self, *, include_retired: bool = False) -> Sequence[Flag]:
+        stmt = select(Flag).order_by(Flag.code)
+        if not include_retired:
+            stmt = stmt.where(Flag.retired_at.is_(None))
+        return self.session.scalars(stmt).all()
+
+    def flag(self, code: str) -> Flag | None:
+        return self.session.get(Flag, code)
+
+    def flags_by_code(self, codes: Iterable[str]) -> dict[str, Flag]:
+        stmt = select(Flag).where(Flag.code.in_(list(codes)))
+        return {f.code: f for f in self.session.scalars(stmt)}
+
+    def purposes(self) -> Sequence[Purpose]:
+        return self.session.scalars(select(Purpose).order_by(Purpose.code)).all()
+
+    def purpose(self, code: str) -> Purpose | None:
+        return self.session.get(Purpose, code)
+
+    def grants(self, grantees: Iterable[str] | None = None) -> Sequence[Grant]:
+        stmt = select(Grant).order_by(Grant.grantee, Grant.flag_code, Grant.purpose_code)
+        if grantees is not None:
+            stmt = stmt.where(Grant.grantee.in_(list(grantees)))
+        return self.session.scalars(stmt).all()
+
+    def grant(self, grantee: str, flag_code: str, purpose_code: str) -> Grant | None:
+        stmt = select(Grant).where(
+            Grant.grantee == grantee,
+            Grant.flag_code == flag_code,
+            Grant.purpose_code == purpose_code,
+        )
+        return self.session.scalars(stmt).one_or_none()
+
+    def add(self, obj: Flag | Purpose | Grant) -> None:
+        self.session.add(obj)
+        self.session.flush()
+
+    def delete(self, obj: Grant) -> None:
+        self.session.delete(obj)
+        self.session.flush()

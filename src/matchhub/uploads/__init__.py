@@ -1,0 +1,1 @@
+"""Snapshots pushed by providers (tokens with flags) and rosters registered by consumers."""

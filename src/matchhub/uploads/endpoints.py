@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
+from sqlalchemy.orm import Session, sessionmaker
+
+from matchhub.identity.auth import Uploader
+from matchhub.kit.db import session_scope
+from matchhub.kit.deps import SessionDep, SettingsDep
+from matchhub.kit.errors import PayloadTooLarge
+from matchhub.kit.responses import errors
+from matchhub.uploads import formats, service
+from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
+from matchhub.uploads.service import UploadContext
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+Seq = Annotated[int, Path(ge=0, le=10_000_000)]
+
+
+def get_upload_context(request: Request) -> UploadContext:
+    return cast(UploadContext, request.app.state.uploads)
+
+
+UploadCtx = Annotated[UploadContext, Depends(get_upload_context)]
+
+
+async def chunk_body(request: Request, settings: SettingsDep) -> bytes:
+    """The chunk body, read up to ``max_chunk_bytes``: an oversized chunk is refused before
+    more than the limit is read, so memory stays bounded whatever the client sends."""
+    limit = settings.max_chunk_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"a chunk is at most {limit} bytes", code="chunk_too_large")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise PayloadTooLarge(f"a chunk is at most {limit} bytes", code="chunk_too_large")
+    return bytes(body)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def purge_after_commit(request: Request) -> None:
+    factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
+    with session_scope(factory) as session:
+        service.purge_unreachable(session)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadOut,
+    responses=errors(401, 403, 422),
+)
+def open_upload(
+    principal: Uploader, body: OpenUpload, session: SessionDep, ctx: UploadCtx
+) -> UploadOut:
+    """Open an upload: a provider's flag snapshot (``kind: flags``, the flags it covers) or the
+    consumer's roster (``kind: roster``), under a matching-key version, with its row count."""
+    upload = service.open_upload(session, principal, body, ctx)
+    return service.describe(session, upload, ctx)
+
+
+@router.put(
+    "/{upload_id}/chunks/{seq}",
+    response_model=ChunkReceipt,
+    responses=errors(401, 403, 404, 409, 410, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                formats.NDJSON: {"schema": {"type": "string"}},
+                formats.COMPACT: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+def put_chunk(
+    principal: Uploader,
+    upload_id: UploadId,
+    seq: Seq,
+    request: Request,
+    body: Annotated[bytes, Depends(chunk_body)],
+    session: SessionDep,
+    ctx: UploadCtx,
+) -> ChunkReceipt:
+    """Chunk ``seq`` (0, 1, 2, ... in order). Re-sending a chunk with the same content is
+    accepted once; different content under the same number is refused."""
+    return service.put_chunk(
+        session, principal, upload_id, seq, body=body, media_type=media_type(request), ctx=ctx
+    )
+
+
+@router.post(
+    "/{upload_id}/commit",
+    response_model=UploadOut,
+    responses=errors(401, 403, 404, 409, 410, 422),
+)
+def commit_upload(
+    principal: Uploader,
+    upload_id: UploadId,
+    body: CommitUpload,
+    session: SessionDep,
+    ctx: UploadCtx,
+    request: Request,
+    background: BackgroundTasks,
+) -> UploadOut:
+    """Commit: the row count and SHA-256 must match what arrived. The snapshot then atomically
+    replaces the agency's previous one for the same flags (or becomes the current roster)."""
+    upload = service.commit_upload(session, principal, upload_id, body, ctx)
+    background.add_task(purge_after_commit, request)
+    return service.describe(session, upload, ctx)
+
+
+@router.get("/{upload_id}", response_model=UploadOut, responses=errors(401, 403, 404))
+def get_upload(
+    principal: Uploader, upload_id: UploadId, session: SessionDep, ctx: UploadCtx
+) -> UploadOut:
+    """The state of one of the caller's own uploads, with the chunk it expects next."""
+    return service.status(session, principal, upload_id, ctx)
+
+
+@router.delete("/{upload_id}", response_model=UploadOut, responses=errors(401, 403, 404, 409))
+def abort_upload(
+    principal: Uploader,
+    upload_id: UploadId,
+    session: SessionDep,
+    ctx: UploadCtx,
+    request: Request,
+    background: BackgroundTasks,
+) -> UploadOut:
+    """Abort an open upload: nothing of it becomes visible, its rows are purged."""
+    upload = service.abort_upload(session, principal, upload_id, ctx)
+    background.add_task(purge_after_commit, request)
+    return service.describe(session, upload, ctx)

@@ -1,0 +1,140 @@
+"""The two chunk formats, parsed and checked line by line.
+
+``application/x-ndjson``
+    One JSON object per line: ``{"token": "<64 lowercase hex>", "flags": ["bank.large_loan"]}``.
+    A roster line has no ``flags`` (or an empty list).
+``application/vnd.matchhub.rows+binary`` (compact, for speed)
+    Fixed-width rows: the 32 raw bytes of the wire token, then ``ceil(F / 8)`` bytes of flag
+    bits, where F is the number of flags the upload declared and bit ``i`` (least significant
+    bit of byte ``i // 8`` first) stands for the upload's ``flags[i]``. A roster row is the 32
+    token bytes alone.
+
+Errors name the line (row) number, never its content: a bad line may hold an identifier.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from matchhub.kit.errors import UnprocessableEntity
+from matchhub.tokens import looks_like_raw_identifier
+
+NDJSON = "application/x-ndjson"
+COMPACT = "application/vnd.matchhub.rows+binary"
+FORMATS = (NDJSON, COMPACT)
+
+_TOKEN = re.compile(r"[0-9a-f]{64}")
+WIRE_TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Row:
+    token: bytes  # 32 raw bytes of the wire token; never stored, never logged
+    flags: int  # bit i set: the upload's flags[i]
+
+
+class ChunkError(UnprocessableEntity):
+    def __init__(self, message: str, code: str, line: int) -> None:
+        super().__init__(f"line {line}: {message}", code=code, details={"line": line})
+
+
+def parse(body: bytes, media_type: str, declared: Sequence[str], roster: bool) -> list[Row]:
+    if media_type == NDJSON:
+        return list(_ndjson(body, declared, roster))
+    if media_type == COMPACT:
+        return list(_compact(body, len(declared), roster))
+    raise UnprocessableEntity(
+        f"chunk Content-Type must be one of {', '.join(FORMATS)}", code="unsupported_format"
+    )
+
+
+def _ndjson(body: bytes, declared: Sequence[str], roster: bool) -> Iterator[Row]:
+    bit_of = {code: 1 << i for i, code in enumerate(declared)}
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        token, flags = _line(line, number)
+        if roster:
+            if flags:
+                raise ChunkError("a roster line carries no flags", "roster_line_has_flags", number)
+            yield Row(token, 0)
+            continue
+        mask = 0
+        for code in flags:
+            bit = bit_of.get(code)
+            if bit is None:
+                raise ChunkError(
+                    f"flag {code!r} was not declared when the upload was opened",
+                    "flag_not_declared",
+                    number,
+                )
+            mask |= bit
+        if not mask:
+            raise ChunkError(
+                "a snapshot line carries at least one flag", "line_without_flags", number
+            )
+        yield Row(token, mask)
+
+
+def _line(line: bytes, number: int) -> tuple[bytes, list[str]]:
+    """One NDJSON line → (32 token bytes, flag codes), or a :class:`ChunkError`."""
+    try:
+        item = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise ChunkError("not a JSON object", "malformed_line", number) from None
+    if not isinstance(item, dict):
+        raise ChunkError("not a JSON object", "malformed_line", number)
+    token = item.get("token")
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        if looks_like_raw_identifier(token):
+            raise ChunkError(
+                "this looks like a raw identifier; the broker never accepts one, only "
+                "keyed-hash tokens (connectors/TOKEN-SPEC.md)",
+                "raw_identifier_refused",
+                number,
+            )
+        raise ChunkError("token must be 64 lowercase hex characters", "invalid_token", number)
+    extra = set(item) - {"token", "flags"}
+    if extra:
+        raise ChunkError(f"unexpected field(s) {sorted(extra)}", "malformed_line", number)
+    flags = item.get("flags") or []
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ChunkError("flags must be a list of flag codes", "malformed_line", number)
+    return bytes.fromhex(token), flags
+
+
+def _compact(body: bytes, flag_count: int, roster: bool) -> Iterator[Row]:
+    mask_bytes = 0 if roster else (flag_count + 7) // 8
+    width = WIRE_TOKEN_BYTES + mask_bytes
+    if len(body) % width:
+        raise ChunkError(
+            f"the body is not a whole number of {width}-byte rows",
+            "malformed_line",
+            len(body) // width + 1,
+        )
+    allowed = (1 << flag_count) - 1
+    view = memoryview(body)
+    for number, start in enumerate(range(0, len(body), width), start=1):
+        token = bytes(view[start : start + WIRE_TOKEN_BYTES])
+        if roster:
+            yield Row(token, 0)
+            continue
+        mask = int.from_bytes(view[start + WIRE_TOKEN_BYTES : start + width], "little")
+        if not mask:
+            raise ChunkError(
+                "a snapshot row carries at least one flag", "line_without_flags", number
+            )
+        if mask & ~allowed:
+            raise ChunkError(
+                "a flag bit beyond the declared flags is set", "flag_not_declared", number
+            )
+        yield Row(token, mask)
+
+
+def encode_compact(rows: Sequence[tuple[bytes, int]], flag_count: int, roster: bool) -> bytes:
+    """The client side of the compact format (used by the push client and the tests)."""
+    mask_bytes = 0 if roster else (flag_count + 7) // 8
+    return b"".join(token + mask.to_bytes(mask_bytes, "little") for token, mask in rows)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from matchhub.kit.models import Base, UTCDateTime, utcnow
+
+
+class Upload(Base):
+    """One push: opened, fed chunk by chunk, then committed, aborted or expired."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # flags | roster
+    key_version: Mapped[str] = mapped_column(ForeignKey("matching_key_versions.version"))
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expected_rows: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    rows_received: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_received: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class UploadChunk(Base):
+    """What the broker remembers of a chunk: its digest and size, never its body."""
+
+    __tablename__ = "upload_chunks"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Snapshot(Base):
+    """One provider's assertion of one flag, or one version of a consumer's roster.
+
+    Visibility is the state alone: rows of a ``pending`` snapshot are written chunk by chunk,
+    and the commit flips ``pending`` → ``current`` (and the previous ``current`` →
+    ``superseded``) in one transaction, so a reader sees the old snapshot or the new one,
+    never a mix.
+    """
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_agency_state", "agency_id", "kind", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # flag | roster
+    flag_code: Mapped[str | None] = mapped_column(ForeignKey("flags.code"), default=None)
+    key_version: Mapped[str] = mapped_column(ForeignKey("matching_key_versions.version"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    as_of: Mapped[date] = mapped_column(Date)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# The rows themselves, kept as a plain table (no ORM identity, no primary key): written in bulk
+# (COPY on PostgreSQL), read by set-based queries only. ``token`` is the re-keyed token.
+snapshot_rows = Table(
+    "snapshot_rows",
+    Base.metadata,
+    Column("snapshot_id", Integer, nullable=False),
+    Column("token", LargeBinary(16), nullable=False),
+    Index("ix_snapshot_rows_token", "token", "snapshot_id"),
+)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from matchhub.identity.models import Agency
+from matchhub.uploads.models import Snapshot, Upload, UploadChunk, snapshot_rows
+
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_PGCOPY_ROW = struct.Struct(">hiii16s")  # 2 fields; int4 snapshot id; 16-byte token
+_PGCOPY_TRAILER = struct.pack(">h", -1)
+
+
+class UploadRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # uploads and chunks
+
+    def upload(self, upload_id: str, *, for_update: bool = False) -> Upload | None:
+        stmt = select(Upload).where(Upload.id == upload_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.session.scalars(stmt).one_or_none()
+
+    def lock_agency(self, agency_id: int) -> None:
+        """Serialise commits of one agency (PostgreSQL row lock; SQLite writers are serial)."""
+        self.session.execute(select(Agency.id).where(Agency.id == agency_id).with_for_update())
+
+    def chunk(self, upload_id: str, seq: int) -> UploadChunk | None:
+        return self.session.get(UploadChunk, (upload_id, seq))
+
+    def add(self, obj: Upload | UploadChunk | Snapshot) -> None:
+        self.session.add(obj)
+        self.session.flush()
+
+    def open_uploads_expired(self, now: datetime) -> Sequence[Upload]:
+        stmt = select(Upload).where(Upload.state == "open", Upload.expires_at < now)
+        return self.session.scalars(stmt).all()
+
+    # snapshots
+
+    def snapshots_of(self, upload_id: str) -> Sequence[Snapshot]:
+        stmt = select(Snapshot).where(Snapshot.upload_id == upload_id).order_by(Snapshot.id)
+        return self.session.scalars(stmt).all()
+
+    def current(
+        self, agency_id: int, kind: str, flag_codes: Iterable[str | None]
+    ) -> Sequence[Snapshot]:
+        stmt = select(Snapshot).where(
+            Snapshot.agency_id == agency_id,
+            Snapshot.kind == kind,
+            Snapshot.state == "current",
+        )
+        codes = [c for c in flag_codes if c is not None]
+        if codes:
+            stmt = stmt.where(Snapshot.flag_code.in_(codes))
+        return self.session.scalars(stmt).all()
+
+    def set_state(self, snapshot_ids: Sequence[int], state: str, **values: object) -> None:
+        if snapshot_ids:
+            self.session.execute(
+                update(Snapshot).where(Snapshot.id.in_(snapshot_ids)).values(state=state, **values)
+            )
+
+    def to_purge(self) -> Sequence[Snapshot]:
+        """Snapshots whose rows no reader can see any more: replaced flag snapshots and the
+        pending snapshots of aborted or expired uploads. Roster versions are kept: match jobs
+        name the roster version they ran on."""
+        stmt = select(Snapshot).where(
+            (Snapshot.state == "discarded")
+            | ((Snapshot.state == "superseded") & (Snapshot.kind == "flag"))
+        )
+        return self.session.scalars(stmt).all()
+
+    # rows
+
+    def insert_rows(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Bulk insert of (snapshot id, stored token): binary COPY on PostgreSQL."""
+        if not rows:
+            return
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            payload = b"".join(
+                [_PGCOPY_HEADER]
+                + [_PGCOPY_ROW.pack(2, 4, snapshot_id, 16, token) for snapshot_id, token in rows]
+                + [_PGCOPY_TRAILER]
+            )
+            raw = cast(psycopg.Connection[Any], connection.connection.driver_connection)
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(
+                    "COPY snapshot_rows (snapshot_id, token) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.write(payload)
+            return
+        connection.execute(
+            insert(snapshot_rows),
+            [{"snapshot_id": snapshot_id, "token": token} for snapshot_id, token in rows],
+        )
+
+    def delete_rows(self, snapshot_id: int) -> int:
+        result = self.session.execute(
+            delete(snapshot_rows).where(snapshot_rows.c.snapshot_id == snapshot_id)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def count_rows(self, snapshot_id: int) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(snapshot_rows)
+            .where(snapshot_rows.c.snapshot_id == snapshot_id)
+        )
+        return int(self.session.scalar(stmt) or 0)

@@ -1,0 +1,301 @@
+"""The upload rules: open, chunks, commit, abort, expiry. No HTTP here and no commit: the
+request's one transaction holds a chunk's rows and its record, or a commit's state flip."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from matchhub.catalogue import service as catalogue
+from matchhub.identity.kinds import PROVIDER_KINDS, Scope
+from matchhub.identity.schemas import Principal
+from matchhub.keystore.models import MatchingKeyVersion
+from matchhub.keystore.rekey import Rekeyer
+from matchhub.kit.db import after_commit
+from matchhub.kit.errors import Conflict, Forbidden, Gone, NotFound, UnprocessableEntity
+from matchhub.kit.models import utcnow
+from matchhub.uploads import formats
+from matchhub.uploads.digests import RunningDigests
+from matchhub.uploads.models import Snapshot, Upload, UploadChunk
+from matchhub.uploads.repository import UploadRepository
+from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
+
+
+@dataclass(frozen=True)
+class UploadContext:
+    rekeyer: Rekeyer
+    digests: RunningDigests
+    ttl: timedelta
+
+
+def open_upload(
+    session: Session, principal: Principal, request: OpenUpload, ctx: UploadContext
+) -> Upload:
+    if request.kind == "flags":
+        if principal.kind not in PROVIDER_KINDS:
+            raise Forbidden("only provider agencies push flag snapshots", code="scope_denied")
+        if not request.flags:
+            raise UnprocessableEntity("a flag snapshot declares its flags", code="flags_required")
+        if len(set(request.flags)) != len(request.flags):
+            raise UnprocessableEntity("a flag is declared twice", code="duplicate_flag")
+        catalogue.assertable_flags(session, principal.kind, request.flags)
+    else:
+        if Scope.roster not in principal.scopes:
+            raise Forbidden("only a consumer registers a roster", code="scope_denied")
+        if request.flags:
+            raise UnprocessableEntity("a roster carries no flags", code="roster_has_flags")
+    version = session.get(MatchingKeyVersion, request.key_version)
+    if version is None or version.state != "active":
+        raise UnprocessableEntity(
+            f"matching-key version {request.key_version!r} is not one the broker accepts",
+            code="unknown_key_version",
+        )
+    now = utcnow()
+    repo = UploadRepository(session)
+    upload = Upload(
+        id=secrets.token_hex(16),
+        agency_id=principal.agency_id,
+        kind=request.kind,
+        key_version=request.key_version,
+        flags=list(request.flags),
+        expected_rows=request.expected_rows,
+        as_of=request.as_of or now.date(),
+        state="open",
+        rows_received=0,
+        chunks_received=0,
+        created_at=now,
+        expires_at=now + ctx.ttl,
+    )
+    repo.add(upload)
+    codes: list[str | None] = [*request.flags] or [None]
+    for flag_code in codes:
+        repo.add(
+            Snapshot(
+                upload_id=upload.id,
+                agency_id=principal.agency_id,
+                kind="flag" if flag_code else "roster",
+                flag_code=flag_code,
+                key_version=request.key_version,
+                state="pending",
+                as_of=upload.as_of,
+                rows=0,
+            )
+        )
+    return upload
+
+
+def _own_upload(
+    session: Session, principal: Principal, upload_id: str, *, for_update: bool = False
+) -> Upload:
+    upload = UploadRepository(session).upload(upload_id, for_update=for_update)
+    # Another agency's upload is "not found": no hint that it exists.
+    if upload is None or upload.agency_id != principal.agency_id:
+        raise NotFound("no such upload", code="upload_not_found")
+    return upload
+
+
+def _open(upload: Upload) -> None:
+    if upload.state == "open" and upload.expires_at < datetime.now(UTC):
+        raise Gone("this upload has expired; open a new one", code="upload_expired")
+    if upload.state != "open":
+        raise Conflict(f"this upload is {upload.state}", code="upload_not_open")
+
+
+def put_chunk(
+    session: Session,
+    principal: Principal,
+    upload_id: str,
+    seq: int,
+    *,
+    body: bytes,
+    media_type: str,
+    ctx: UploadContext,
+) -> ChunkReceipt:
+    upload = _own_upload(session, principal, upload_id)
+    _open(upload)
+    digest = hashlib.sha256(body).hexdigest()
+    repo = UploadRepository(session)
+    stored = repo.chunk(upload_id, seq)
+    position = ctx.digests.position(upload_id)
+    if stored is not None:
+        if not hmac.compare_digest(stored.sha256, digest):
+            raise Conflict(
+                f"chunk {seq} was received with different content", code="chunk_conflict"
+            )
+        # A retry, or a re-send after a broker restart that rebuilds the running digest.
+        if seq == position:
+            ctx.digests.advance(upload_id, seq, body)
+        return ChunkReceipt(
+            seq=seq,
+            rows=stored.rows,
+            sha256=digest,
+            duplicate=True,
+            next_seq=ctx.digests.position(upload_id),
+        )
+    if seq != position or seq != upload.chunks_received:
+        expected = min(position, upload.chunks_received)
+        raise Conflict(
+            f"chunk {seq} is out of order; the broker expects chunk {expected}",
+            code="chunk_out_of_order",
+            details={"next_seq": expected},
+        )
+    rows = formats.parse(body, media_type, upload.flags, upload.kind == "roster")
+    if upload.rows_received + len(rows) > upload.expected_rows:
+        raise UnprocessableEntity(
+            f"this chunk would bring the upload past the {upload.expected_rows} rows declared",
+            code="too_many_rows",
+        )
+    snapshots = repo.snapshots_of(upload_id)
+    per_bit = [s.id for s in snapshots]  # snapshots are made in the order of upload.flags
+    counts: Counter[int] = Counter()
+    out: list[tuple[int, bytes]] = []
+    rekey = ctx.rekeyer.rekey
+    if upload.kind == "roster":
+        roster_id = per_bit[0]
+        out = [(roster_id, rekey(row.token)) for row in rows]
+        counts[roster_id] = len(out)
+    else:
+        for row in rows:
+            stored_token = rekey(row.token)
+            mask, bit = row.flags, 0
+            while mask:
+                if mask & 1:
+                    out.append((per_bit[bit], stored_token))
+                    counts[per_bit[bit]] += 1
+                mask >>= 1
+                bit += 1
+    try:
+        repo.add(
+            UploadChunk(upload_id=upload_id, seq=seq, sha256=digest, rows=len(rows), size=len(body))
+        )
+    except IntegrityError:
+        raise Conflict(
+            f"chunk {seq} is being received on another request; retry", code="chunk_in_flight"
+        ) from None
+    repo.insert_rows(out)
+    for snapshot in snapshots:
+        snapshot.rows += counts[snapshot.id]
+    upload.rows_received += len(rows)
+    upload.chunks_received += 1
+    upload.expires_at = utcnow() + ctx.ttl
+    session.flush()
+    after_commit(session, lambda: ctx.digests.advance(upload_id, seq, body))
+    return ChunkReceipt(seq=seq, rows=len(rows), sha256=digest, duplicate=False, next_seq=seq + 1)
+
+
+def commit_upload(
+    session: Session,
+    principal: Principal,
+    upload_id: str,
+    request: CommitUpload,
+    ctx: UploadContext,
+) -> Upload:
+    upload = _own_upload(session, principal, upload_id, for_update=True)
+    _open(upload)
+    if not (request.rows == upload.rows_received == upload.expected_rows):
+        raise UnprocessableEntity(
+            f"the commit says {request.rows} rows; {upload.rows_received} were received and "
+            f"{upload.expected_rows} declared",
+            code="row_count_mismatch",
+            details={"rows_received": upload.rows_received, "expected_rows": upload.expected_rows},
+        )
+    position, digest = ctx.digests.hexdigest(upload_id)
+    if position != upload.chunks_received:
+        raise Conflict(
+            "the broker restarted since these chunks arrived; re-send them from next_seq so it "
+            "can check the digest",
+            code="digest_state_lost",
+            details={"next_seq": position},
+        )
+    if not hmac.compare_digest(digest, request.sha256):
+        raise UnprocessableEntity(
+            "the SHA-256 of the chunks received differs from the commit's", code="digest_mismatch"
+        )
+    repo = UploadRepository(session)
+    repo.lock_agency(upload.agency_id)
+    mine = repo.snapshots_of(upload_id)
+    now = utcnow()
+    if upload.kind == "roster":
+        previous = repo.current(upload.agency_id, "roster", [None])
+    else:
+        previous = repo.current(upload.agency_id, "flag", upload.flags)
+    repo.set_state([s.id for s in previous], "superseded")
+    repo.set_state([s.id for s in mine], "current", committed_at=now)
+    upload.state = "committed"
+    upload.finished_at = now
+    session.flush()
+    after_commit(session, lambda: ctx.digests.forget(upload_id))
+    return upload
+
+
+def abort_upload(
+    session: Session, principal: Principal, upload_id: str, ctx: UploadContext
+) -> Upload:
+    upload = _own_upload(session, principal, upload_id, for_update=True)
+    if upload.state != "open":
+        raise Conflict(f"this upload is {upload.state}", code="upload_not_open")
+    _discard(session, upload, "aborted")
+    after_commit(session, lambda: ctx.digests.forget(upload_id))
+    return upload
+
+
+def _discard(session: Session, upload: Upload, state: str) -> None:
+    repo = UploadRepository(session)
+    repo.set_state([s.id for s in repo.snapshots_of(upload.id)], "discarded")
+    upload.state = state
+    upload.finished_at = utcnow()
+    session.flush()
+
+
+def expire_stale(session: Session, now: datetime | None = None) -> list[str]:
+    expired = UploadRepository(session).open_uploads_expired(now or utcnow())
+    for upload in expired:
+        _discard(session, upload, "expired")
+    return [u.id for u in expired]
+
+
+def purge_unreachable(session: Session) -> int:
+    """Delete the rows no reader can see (replaced or discarded snapshots). Run after commits
+    and by the janitor; safe to repeat and to interrupt."""
+    repo = UploadRepository(session)
+    deleted = 0
+    for snapshot in repo.to_purge():
+        deleted += repo.delete_rows(snapshot.id)
+        snapshot.state = "purged"
+    session.flush()
+    return deleted
+
+
+def describe(session: Session, upload: Upload, ctx: UploadContext) -> UploadOut:
+    roster_version = None
+    if upload.kind == "roster" and upload.state == "committed":
+        roster_version = UploadRepository(session).snapshots_of(upload.id)[0].id
+    return UploadOut(
+        id=upload.id,
+        kind=upload.kind,
+        state=upload.state,
+        key_version=upload.key_version,
+        flags=upload.flags,
+        expected_rows=upload.expected_rows,
+        as_of=upload.as_of,
+        rows_received=upload.rows_received,
+        chunks_received=upload.chunks_received,
+        next_seq=ctx.digests.position(upload.id)
+        if upload.state == "open"
+        else upload.chunks_received,
+        created_at=upload.created_at,
+        expires_at=upload.expires_at,
+        finished_at=upload.finished_at,
+        roster_version=roster_version,
+    )
+
+
+def status(session: Session, principal: Principal, upload_id: str, ctx: UploadContext) -> UploadOut:
+    return describe(session, _own_upload(session, principal, upload_id), ctx)
