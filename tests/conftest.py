@@ -170,8 +170,11 @@ class _EngineSession:
 
 
 @pytest.fixture
-def hub(tmp_path: Path, database_url: str | None) -> Hub:
-    settings = Settings(home=tmp_path / "state", database_url=database_url)
+def hub(request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None) -> Hub:
+    """``@pytest.mark.settings(name=value, ...)`` on a test overrides settings for its hub."""
+    marker = request.node.get_closest_marker("settings")
+    overrides = dict(marker.kwargs) if marker else {}
+    settings = Settings(home=tmp_path / "state", database_url=database_url, **overrides)
     keystore.initialise(settings)
     return Hub(settings=settings, agencies_dir=tmp_path / "agencies")
 

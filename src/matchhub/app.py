@@ -17,10 +17,16 @@ from matchhub import __version__
 from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.health.endpoints import router as health_router
 from matchhub.identity.endpoints import router as identity_router
+from matchhub.jobs import service as jobs
+from matchhub.jobs.endpoints import router as jobs_router
+from matchhub.jobs.runner import JobRunner
 from matchhub.keystore.material import load_key_material
-from matchhub.keystore.rekey import Rekeyer
+from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit import handlers
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
+from matchhub.kit.ratelimit import RateLimiter
+from matchhub.lookups.endpoints import router as lookups_router
+from matchhub.matching.engine import MatchEngine
 from matchhub.settings import Settings
 from matchhub.uploads import service as uploads
 from matchhub.uploads.digests import RunningDigests
@@ -43,6 +49,8 @@ def janitor_pass(factory: sessionmaker[Session]) -> None:
         uploads.expire_stale(session)
     with session_scope(factory) as session:
         uploads.purge_unreachable(session)
+    with session_scope(factory) as session:
+        jobs.expire_results(session)
 
 
 async def _janitor(app: FastAPI, interval: float) -> None:
@@ -64,9 +72,16 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.keys = keys
         app.state.uploads = UploadContext(
             rekeyer=Rekeyer(keys.broker_key.value),
+            sealer=Sealer(keys.broker_key.value),
             digests=RunningDigests(),
             ttl=timedelta(seconds=settings.upload_ttl_seconds),
         )
+        app.state.lookup_limiter = RateLimiter(
+            settings.lookup_rate_per_second, settings.lookup_burst
+        )
+        runner = JobRunner(app.state.sessionmaker, MatchEngine(), settings)
+        app.state.job_runner = runner
+        runner.start()
         janitor = asyncio.create_task(_janitor(app, settings.janitor_interval_seconds))
         try:
             yield
@@ -74,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
             janitor.cancel()
             with suppress(asyncio.CancelledError):
                 await janitor
+            await run_in_threadpool(runner.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -93,4 +109,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(catalogue_router)
     app.include_router(uploads_router)
+    app.include_router(lookups_router)
+    app.include_router(jobs_router)
     return app

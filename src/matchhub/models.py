@@ -3,9 +3,10 @@ autogenerate and the models-versus-migrations check read it)."""
 
 from matchhub.catalogue.models import Flag, Grant, Purpose
 from matchhub.identity.models import Agency, Certificate
+from matchhub.jobs.models import MatchJob, match_results
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.kit.models import Base
-from matchhub.uploads.models import Snapshot, Upload, UploadChunk, snapshot_rows
+from matchhub.uploads.models import Snapshot, Upload, UploadChunk, roster_rows, snapshot_rows
 
 __all__ = [
     "Agency",
@@ -13,10 +14,13 @@ __all__ = [
     "Certificate",
     "Flag",
     "Grant",
+    "MatchJob",
     "MatchingKeyVersion",
     "Purpose",
     "Snapshot",
     "Upload",
     "UploadChunk",
+    "match_results",
+    "roster_rows",
     "snapshot_rows",
 ]

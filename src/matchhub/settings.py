@@ -43,11 +43,31 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=60, description="An open upload untouched this long expires."
     )
     janitor_interval_seconds: float = Field(default=60.0, gt=0)
+    lookup_max_tokens: int = Field(default=1000, ge=1, le=100_000)
+    lookup_rate_per_second: float = Field(
+        default=50.0, gt=0, description="Lookup requests per second per agency (sustained)."
+    )
+    lookup_burst: int = Field(default=200, ge=1, description="Lookup requests allowed at once.")
+    job_workers: int = Field(default=1, ge=0, description="Match-job threads per process.")
+    job_poll_seconds: float = Field(default=0.5, gt=0)
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A running job not renewed this long is re-run."
+    )
+    job_max_attempts: int = Field(default=3, ge=1)
+    result_retention_days: float = Field(default=90.0, gt=0)
+    job_fault_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: a claimed job waits this long before it runs, "
+        "so a test can kill the broker mid-job. Refused in production.",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.client_cert_source == "proxy" and not self.trusted_proxy_fingerprints:
             raise ValueError("client_cert_source=proxy needs trusted_proxy_fingerprints")
+        if self.environment is Environment.production and self.job_fault_delay_seconds:
+            raise ValueError("job_fault_delay_seconds is for tests; refusing it in production")
         if self.environment is Environment.production and (self.home / "DEMO").exists():
             raise ValueError(
                 f"{self.home} holds demo keys (a DEMO marker): refusing to run in production"

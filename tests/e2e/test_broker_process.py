@@ -3,8 +3,10 @@ it leaves on disk."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,67 @@ def test_the_broker_writes_no_wire_token_and_no_identifier(hub: Hub, tmp_path: P
         wire = bytes.fromhex(toks[raw])
         for needle in (raw.encode(), toks[raw].encode(), wire, wire.hex().upper().encode()):
             assert needle not in written, f"a wire token or raw ID of {raw[:2]}… reached disk"
+
+
+@pytest.mark.parametrize("max_attempts", [3, 1])
+def test_a_job_survives_sigkill_of_the_broker(hub: Hub, max_attempts: int) -> None:
+    """Killed mid-job, the broker on restart re-runs the job to the right result, or, when it
+    has used its attempts, fails it with a reason; it is never left running."""
+    key = hub.matching_key()
+    bank = hub.add_agency("rafidain", AgencyKind.bank)
+    molsa = hub.add_agency("molsa", AgencyKind.welfare)
+    ids = national_ids(50, seed=13)
+    toks = tokens(key, ids)
+    env = {
+        **_env(hub),
+        "MATCHHUB_JOB_LEASE_SECONDS": "1",
+        "MATCHHUB_JOB_MAX_ATTEMPTS": str(max_attempts),
+    }
+    broker = BrokerProcess(
+        hub.settings.home, molsa, env={**env, "MATCHHUB_JOB_FAULT_DELAY_SECONDS": "30"}
+    ).start()
+    try:
+        with make_client(broker.url, bank) as client:
+            push(
+                client,
+                kind="flags",
+                key_version=key.version,
+                flags=[LOAN],
+                rows=[(toks[i], [LOAN]) for i in ids[:20]],
+            )
+        with make_client(broker.url, molsa) as client:
+            push(
+                client,
+                kind="roster",
+                key_version=key.version,
+                flags=[],
+                rows=[(toks[i], []) for i in ids[10:]],
+            )
+            job_id = client.post("/v1/match-jobs", json={"purpose": "eligibility_review"}).json()[
+                "id"
+            ]
+            deadline = time.monotonic() + 20
+            while client.get(f"/v1/match-jobs/{job_id}").json()["state"] != "running":
+                assert time.monotonic() < deadline, "the job never started"
+                time.sleep(0.05)
+        broker.kill()
+        broker.env = {**broker.env, **env, "MATCHHUB_JOB_FAULT_DELAY_SECONDS": "0"}
+        broker.start()
+        with make_client(broker.url, molsa) as client:
+            deadline = time.monotonic() + 30
+            while (job := client.get(f"/v1/match-jobs/{job_id}").json())["state"] in (
+                "queued",
+                "running",
+            ):
+                assert time.monotonic() < deadline, f"the job was left {job['state']}"
+                time.sleep(0.1)
+            if max_attempts == 1:
+                assert job["state"] == "failed"
+                assert "abandoned after 1 attempts" in job["reason"]
+                return
+            assert job["state"] == "succeeded", job
+            lines = client.get(f"/v1/match-jobs/{job_id}/results").text.splitlines()
+    finally:
+        broker.stop()
+    assert {json.loads(line)["token"] for line in lines} == {toks[i] for i in ids[10:20]}
+    assert job["summary"]["flagged_beneficiaries"] == 10

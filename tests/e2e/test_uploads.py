@@ -15,7 +15,7 @@ from matchhub.connect.client import AgencyCredentials, make_client
 from matchhub.connect.push import Chunk, PushClient, PushError, compact_chunks, ndjson_chunks, push
 from matchhub.identity.kinds import AgencyKind
 from matchhub.uploads.formats import COMPACT, NDJSON
-from matchhub.uploads.models import Snapshot, Upload, snapshot_rows
+from matchhub.uploads.models import Snapshot, Upload, roster_rows, snapshot_rows
 from tests.conftest import Hub, RunningServer
 from tests.e2e.helpers import HANDSHAKE_REFUSED, national_ids, stored, tokens, visible_flags
 
@@ -133,9 +133,7 @@ def test_roster_versions_are_kept(server: RunningServer) -> None:
         states = dict(session.execute(select(Snapshot.id, Snapshot.state)).all())
         counts = dict(
             session.execute(
-                select(snapshot_rows.c.snapshot_id, func.count()).group_by(
-                    snapshot_rows.c.snapshot_id
-                )
+                select(roster_rows.c.snapshot_id, func.count()).group_by(roster_rows.c.snapshot_id)
             ).all()
         )
     assert states == {v1: "superseded", v2: "current"}

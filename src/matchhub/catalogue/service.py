@@ -104,6 +104,12 @@ def assertable_flags(session: Session, kind: AgencyKind, codes: Sequence[str]) -
     return result
 
 
+def granted_codes(session: Session, grantees: Sequence[str], purpose: str) -> set[str]:
+    repo = CatalogueRepository(session)
+    live = {f.code for f in repo.flags()}
+    return {g.flag_code for g in repo.grants(grantees) if g.purpose_code == purpose} & live
+
+
 def granted_flags(
     session: Session, principal: Principal, purpose: str | None, subset: Sequence[str] | None
 ) -> dict[str, Flag]:

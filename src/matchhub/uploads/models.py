@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Table,
 )
@@ -83,5 +84,22 @@ snapshot_rows = Table(
     Base.metadata,
     Column("snapshot_id", Integer, nullable=False),
     Column("token", LargeBinary(16), nullable=False),
+    # Lookups find a token's flags through this index.
     Index("ix_snapshot_rows_token", "token", "snapshot_id"),
+    # The match engine loads whole snapshots. Rows arrive snapshot by snapshot, so on
+    # PostgreSQL a BRIN index finds them at a fraction of a B-tree's ingest cost.
+    Index("ix_snapshot_rows_snapshot", "snapshot_id", postgresql_using="brin"),
+)
+
+# A consumer's roster: the re-keyed token for matching, the ordinal the consumer sent it at, and
+# the sealed wire token (keystore/rekey.py) from which a match job's answer is given back.
+roster_rows = Table(
+    "roster_rows",
+    Base.metadata,
+    Column("snapshot_id", Integer, nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("token", LargeBinary(16), nullable=False),
+    Column("sealed", LargeBinary(48), nullable=False),
+    PrimaryKeyConstraint("snapshot_id", "ordinal"),
+    Index("ix_roster_rows_token", "token", "snapshot_id"),
 )

@@ -10,10 +10,11 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
-from matchhub.uploads.models import Snapshot, Upload, UploadChunk, snapshot_rows
+from matchhub.uploads.models import Snapshot, Upload, UploadChunk, roster_rows, snapshot_rows
 
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _PGCOPY_ROW = struct.Struct(">hiii16s")  # 2 fields; int4 snapshot id; 16-byte token
+_PGCOPY_ROSTER_ROW = struct.Struct(">hiiiii16si48s")  # 4 fields: id, ordinal, token, sealed
 _PGCOPY_TRAILER = struct.pack(">h", -1)
 
 
@@ -92,24 +93,45 @@ class UploadRepository:
                 + [_PGCOPY_ROW.pack(2, 4, snapshot_id, 16, token) for snapshot_id, token in rows]
                 + [_PGCOPY_TRAILER]
             )
-            raw = cast(psycopg.Connection[Any], connection.connection.driver_connection)
-            with (
-                raw.cursor() as cursor,
-                cursor.copy(
-                    "COPY snapshot_rows (snapshot_id, token) FROM STDIN (FORMAT BINARY)"
-                ) as copy,
-            ):
-                copy.write(payload)
+            self._copy("snapshot_rows (snapshot_id, token)", payload)
             return
         connection.execute(
             insert(snapshot_rows),
             [{"snapshot_id": snapshot_id, "token": token} for snapshot_id, token in rows],
         )
 
-    def delete_rows(self, snapshot_id: int) -> int:
-        result = self.session.execute(
-            delete(snapshot_rows).where(snapshot_rows.c.snapshot_id == snapshot_id)
+    def insert_roster_rows(self, rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
+        """Bulk insert of (snapshot id, ordinal, stored token, sealed token)."""
+        if not rows:
+            return
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            payload = b"".join(
+                [_PGCOPY_HEADER]
+                + [
+                    _PGCOPY_ROSTER_ROW.pack(4, 4, snapshot_id, 4, ordinal, 16, token, 48, sealed)
+                    for snapshot_id, ordinal, token, sealed in rows
+                ]
+                + [_PGCOPY_TRAILER]
+            )
+            self._copy("roster_rows (snapshot_id, ordinal, token, sealed)", payload)
+            return
+        connection.execute(
+            insert(roster_rows),
+            [{"snapshot_id": s, "ordinal": o, "token": t, "sealed": x} for s, o, t, x in rows],
         )
+
+    def _copy(self, target: str, payload: bytes) -> None:
+        raw = cast(psycopg.Connection[Any], self.session.connection().connection.driver_connection)
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(payload)
+
+    def delete_rows(self, snapshot: Snapshot) -> int:
+        table = roster_rows if snapshot.kind == "roster" else snapshot_rows
+        result = self.session.execute(delete(table).where(table.c.snapshot_id == snapshot.id))
         return int(getattr(result, "rowcount", 0) or 0)
 
     def count_rows(self, snapshot_id: int) -> int:

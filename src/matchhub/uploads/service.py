@@ -17,7 +17,7 @@ from matchhub.catalogue import service as catalogue
 from matchhub.identity.kinds import PROVIDER_KINDS, Scope
 from matchhub.identity.schemas import Principal
 from matchhub.keystore.models import MatchingKeyVersion
-from matchhub.keystore.rekey import Rekeyer
+from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit.db import after_commit
 from matchhub.kit.errors import Conflict, Forbidden, Gone, NotFound, UnprocessableEntity
 from matchhub.kit.models import utcnow
@@ -31,6 +31,7 @@ from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, Upl
 @dataclass(frozen=True)
 class UploadContext:
     rekeyer: Rekeyer
+    sealer: Sealer
     digests: RunningDigests
     ttl: timedelta
 
@@ -157,10 +158,13 @@ def put_chunk(
     counts: Counter[int] = Counter()
     out: list[tuple[int, bytes]] = []
     rekey = ctx.rekeyer.rekey
+    roster: list[tuple[int, int, bytes, bytes]] = []
     if upload.kind == "roster":
-        roster_id = per_bit[0]
-        out = [(roster_id, rekey(row.token)) for row in rows]
-        counts[roster_id] = len(out)
+        roster_id, seal, first = per_bit[0], ctx.sealer.seal, upload.rows_received
+        roster = [
+            (roster_id, first + i, rekey(row.token), seal(row.token)) for i, row in enumerate(rows)
+        ]
+        counts[roster_id] = len(roster)
     else:
         for row in rows:
             stored_token = rekey(row.token)
@@ -180,6 +184,7 @@ def put_chunk(
             f"chunk {seq} is being received on another request; retry", code="chunk_in_flight"
         ) from None
     repo.insert_rows(out)
+    repo.insert_roster_rows(roster)
     for snapshot in snapshots:
         snapshot.rows += counts[snapshot.id]
     upload.rows_received += len(rows)
@@ -267,7 +272,7 @@ def purge_unreachable(session: Session) -> int:
     repo = UploadRepository(session)
     deleted = 0
     for snapshot in repo.to_purge():
-        deleted += repo.delete_rows(snapshot.id)
+        deleted += repo.delete_rows(snapshot)
         snapshot.state = "purged"
     session.flush()
     return deleted

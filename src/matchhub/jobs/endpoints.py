@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import cast
+
+from fastapi import APIRouter, Path, Request, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from matchhub.identity.auth import MatchCaller
+from matchhub.jobs import service
+from matchhub.jobs.schemas import JobOut, OpenJob
+from matchhub.keystore.rekey import Sealer
+from matchhub.kit.deps import SessionDep
+from matchhub.kit.responses import errors
+
+router = APIRouter(prefix="/v1/match-jobs", tags=["match jobs"])
+
+JobId = Path(pattern=r"^[0-9a-f]{32}$")
+
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobOut,
+    responses=errors(401, 403, 409, 422),
+)
+def open_job(principal: MatchCaller, body: OpenJob, session: SessionDep) -> JobOut:
+    """Run the caller's current roster against every provider's current snapshot at once, in
+    the background, for a stated purpose (optionally a subset of the granted flags)."""
+    return service.describe(service.submit(session, principal, body))
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=errors(401, 403, 404))
+def get_job(principal: MatchCaller, session: SessionDep, job_id: str = JobId) -> JobOut:
+    """State, progress and, once done, the summary: roster size, flagged beneficiaries, counts
+    per flag and per source kind."""
+    return service.describe(service.own_job(session, principal, job_id))
+
+
+@router.get(
+    "/{job_id}/results",
+    responses={
+        **errors(401, 403, 404, 409, 410),
+        200: {
+            "description": "One line per flagged roster member, in roster order.",
+            "content": {
+                NDJSON: {
+                    "schema": {"type": "string"},
+                    "example": '{"token": "<64 hex>", "flags": [{"code": '
+                    '"bank.large_loan", "source": "bank", "as_of": '
+                    '"2026-11-01"}]}',
+                },
+                CSV: {"schema": {"type": "string"}, "example": "token,flag,source,as_of"},
+            },
+        },
+    },
+    response_class=StreamingResponse,
+)
+def get_results(
+    principal: MatchCaller, request: Request, session: SessionDep, job_id: str = JobId
+) -> StreamingResponse:
+    """The flagged tokens with their flags, source kinds and snapshot dates, streamed as NDJSON
+    (default) or CSV (``Accept: text/csv``). Kept for the retention period, then deleted."""
+    job = service.own_job(session, principal, job_id)
+    service.results_ready(job)
+    factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
+    sealer = cast(Sealer, request.app.state.uploads.sealer)
+    as_csv = CSV in request.headers.get("accept", "")
+
+    def lines() -> Iterator[bytes]:
+        # The request's session is closed when the route returns; the stream has its own.
+        with factory() as stream_session:
+            if as_csv:
+                yield b"token,flag,source,as_of\r\n"
+            for token, flags in service.stream_results(stream_session, job, sealer):
+                if as_csv:
+                    buffer = io.StringIO()
+                    writer = csv.writer(buffer)
+                    for flag in flags:
+                        writer.writerow([token, flag["code"], flag["source"], flag["as_of"]])
+                    yield buffer.getvalue().encode()
+                else:
+                    yield (
+                        json.dumps({"token": token, "flags": flags}, separators=(",", ":")).encode()
+                        + b"\n"
+                    )
+
+    return StreamingResponse(lines(), media_type=CSV if as_csv else NDJSON)

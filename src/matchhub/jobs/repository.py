@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+import psycopg
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from matchhub.identity.models import Agency
+from matchhub.jobs.models import MatchJob, match_results
+from matchhub.uploads.models import Snapshot, roster_rows, snapshot_rows
+
+_HEADER = 19  # PGCOPY signature (11) + flags (4) + extension length (4)
+_TRAILER = 2
+
+
+class JobRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, job: MatchJob) -> None:
+        self.session.add(job)
+        self.session.flush()
+
+    def get(self, job_id: str) -> MatchJob | None:
+        return self.session.get(MatchJob, job_id)
+
+    def current_roster(self, agency_id: int) -> Snapshot | None:
+        stmt = select(Snapshot).where(
+            Snapshot.agency_id == agency_id, Snapshot.kind == "roster", Snapshot.state == "current"
+        )
+        return self.session.scalars(stmt).one_or_none()
+
+    def current_sources(self, flag_codes: Sequence[str]) -> list[tuple[Snapshot, str]]:
+        """Every provider's current snapshot of these flags, with the provider's kind."""
+        stmt = (
+            select(Snapshot, Agency.kind)
+            .join(Agency, Agency.id == Snapshot.agency_id)
+            .where(
+                Snapshot.kind == "flag",
+                Snapshot.state == "current",
+                Snapshot.flag_code.in_(list(flag_codes)),
+            )
+            .order_by(Snapshot.id)
+        )
+        return [(snapshot, kind) for snapshot, kind in self.session.execute(stmt).all()]
+
+    def claim(self, worker: str, now: datetime, lease_until: datetime) -> MatchJob | None:
+        """Take the oldest queued job, or a running one whose worker's lease ran out.
+
+        On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several broker processes claim at once
+        without ever taking the same job; SQLite serialises writers, which does the same.
+        """
+        stmt = (
+            select(MatchJob)
+            .where(
+                or_(
+                    MatchJob.state == "queued",
+                    (MatchJob.state == "running") & (MatchJob.lease_until < now),
+                )
+            )
+            .order_by(MatchJob.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        job = self.session.scalars(stmt).one_or_none()
+        if job is None:
+            return None
+        job.state, job.worker, job.lease_until = "running", worker, lease_until
+        job.attempts += 1
+        job.started_at = now
+        job.progress = 0.0
+        self.session.flush()
+        return job
+
+    def renew(self, job_id: str, worker: str, lease_until: datetime, progress: float) -> bool:
+        result = self.session.execute(
+            update(MatchJob)
+            .where(MatchJob.id == job_id, MatchJob.worker == worker, MatchJob.state == "running")
+            .values(lease_until=lease_until, progress=progress)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def owned(self, job_id: str, worker: str) -> MatchJob | None:
+        """The job, locked, if this worker still holds it (a fence against a lost lease)."""
+        stmt = (
+            select(MatchJob)
+            .where(MatchJob.id == job_id, MatchJob.worker == worker, MatchJob.state == "running")
+            .with_for_update()
+        )
+        return self.session.scalars(stmt).one_or_none()
+
+    # tokens for the engine
+
+    def provider_tokens(self, snapshot_id: int) -> bytes:
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            data = self._copy_out(
+                "COPY (SELECT token FROM snapshot_rows WHERE snapshot_id = %s) "
+                "TO STDOUT (FORMAT BINARY)",
+                snapshot_id,
+            )
+            rows = np.frombuffer(data, dtype=np.uint8)[_HEADER:-_TRAILER].reshape(-1, 22)
+            return rows[:, 6:].tobytes()
+        stmt = select(snapshot_rows.c.token).where(snapshot_rows.c.snapshot_id == snapshot_id)
+        return b"".join(bytes(t) for t in self.session.scalars(stmt))
+
+    def roster_tokens(self, snapshot_id: int) -> tuple[np.ndarray, bytes]:
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            data = self._copy_out(
+                "COPY (SELECT ordinal, token FROM roster_rows WHERE snapshot_id = %s) "
+                "TO STDOUT (FORMAT BINARY)",
+                snapshot_id,
+            )
+            rows = np.frombuffer(data, dtype=np.uint8)[_HEADER:-_TRAILER].reshape(-1, 30)
+            ordinals = rows[:, 6:10].copy().view(">i4").astype(np.int32).ravel()
+            return ordinals, rows[:, 14:].tobytes()
+        stmt = select(roster_rows.c.ordinal, roster_rows.c.token).where(
+            roster_rows.c.snapshot_id == snapshot_id
+        )
+        pairs = self.session.execute(stmt).all()
+        return (
+            np.asarray([p[0] for p in pairs], dtype=np.int32),
+            b"".join(bytes(p[1]) for p in pairs),
+        )
+
+    def _copy_out(self, sql: str, snapshot_id: int) -> bytes:
+        raw = cast(psycopg.Connection[Any], self.session.connection().connection.driver_connection)
+        out = bytearray()
+        with raw.cursor() as cursor, cursor.copy(sql, (snapshot_id,)) as copy:
+            for block in copy:
+                out += block
+        if len(out) < _HEADER + _TRAILER:
+            raise RuntimeError("a COPY returned no data")
+        return bytes(out)
+
+    # results
+
+    def write_results(self, job_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        if not rows:
+            return
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            jid = job_id.encode("ascii")
+            head = struct.pack(">hi", 3, len(jid)) + jid
+            parts = [b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)]
+            for ordinal, sources in rows:
+                text = sources.encode("ascii")
+                parts.append(head + struct.pack(">iii", 4, ordinal, len(text)) + text)
+            parts.append(struct.pack(">h", -1))
+            raw = cast(psycopg.Connection[Any], connection.connection.driver_connection)
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(
+                    "COPY match_results (job_id, ordinal, sources) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.write(b"".join(parts))
+            return
+        connection.execute(
+            insert(match_results),
+            [{"job_id": job_id, "ordinal": o, "sources": s} for o, s in rows],
+        )
+
+    def delete_results(self, job_id: str) -> None:
+        self.session.execute(delete(match_results).where(match_results.c.job_id == job_id))
+
+    def results(self, job: MatchJob, batch: int = 5000) -> Iterator[tuple[int, str, bytes]]:
+        """(ordinal, sources, sealed token) in roster order, streamed in batches."""
+        stmt = (
+            select(match_results.c.ordinal, match_results.c.sources, roster_rows.c.sealed)
+            .join(
+                roster_rows,
+                (roster_rows.c.snapshot_id == job.roster_snapshot_id)
+                & (roster_rows.c.ordinal == match_results.c.ordinal),
+            )
+            .where(match_results.c.job_id == job.id)
+            .order_by(match_results.c.ordinal)
+            .execution_options(yield_per=batch)
+        )
+        for ordinal, sources, sealed in self.session.execute(stmt):
+            yield int(ordinal), str(sources), bytes(sealed)
+
+    def expired_results(self, now: datetime) -> Sequence[MatchJob]:
+        stmt = select(MatchJob).where(
+            MatchJob.expires_at < now, MatchJob.results_purged_at.is_(None)
+        )
+        return self.session.scalars(stmt).all()
+
+    def count_results(self, job_id: str) -> int:
+        stmt = (
+            select(func.count()).select_from(match_results).where(match_results.c.job_id == job_id)
+        )
+        return int(self.session.scalar(stmt) or 0)

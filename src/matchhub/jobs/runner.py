@@ -1,0 +1,187 @@
+"""Background workers that claim queued match jobs and run them with the match engine.
+
+A worker holds a lease on the job it runs and renews it from a heartbeat thread; when it
+finishes it writes results, summary and state in one transaction that first checks it still
+holds the job (a fence), so a worker that lost its lease can never publish over another's run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from matchhub.jobs import service
+from matchhub.jobs.models import MatchJob
+from matchhub.jobs.repository import JobRepository
+from matchhub.kit.db import session_scope
+from matchhub.kit.models import utcnow
+from matchhub.matching.engine import MatchEngine
+from matchhub.settings import Settings
+from matchhub.uploads.models import Snapshot
+
+log = structlog.get_logger("matchhub.jobs")
+
+
+class JobRunner:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        engine: MatchEngine,
+        settings: Settings,
+        *,
+        on_state: Callable[[Session, MatchJob, str], None] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.engine = engine
+        self.settings = settings
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.on_state = on_state
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.job_lease_seconds)
+
+    def start(self) -> None:
+        for n in range(self.settings.job_workers):
+            thread = threading.Thread(target=self._loop, name=f"match-job-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:  # the worker must outlive one failed claim; it is logged
+                log.exception("match-job worker error")
+                ran = False
+            if not ran:
+                self._stop.wait(self.settings.job_poll_seconds)
+
+    def run_once(self) -> bool:
+        now = utcnow()
+        with session_scope(self.factory) as session:
+            job = JobRepository(session).claim(self.worker, now, now + self.lease)
+            if job is None:
+                return False
+            job_id, attempts = job.id, job.attempts
+            if attempts > self.settings.job_max_attempts:
+                self._fail(
+                    session,
+                    job,
+                    f"abandoned after {attempts - 1} attempts: the broker "
+                    "stopped while running it each time",
+                )
+                return True
+            self._state(session, job, "running")
+        self._run(job_id)
+        return True
+
+    def _state(self, session: Session, job: MatchJob, state: str) -> None:
+        if self.on_state:
+            self.on_state(session, job, state)
+
+    def _fail(self, session: Session, job: MatchJob, reason: str) -> None:
+        JobRepository(session).delete_results(job.id)
+        job.state, job.reason, job.finished_at = "failed", reason, utcnow()
+        job.worker = job.lease_until = None
+        session.flush()
+        self._state(session, job, "failed")
+
+    def _run(self, job_id: str) -> None:
+        started = time.monotonic()
+        progress = [0.0]
+        done = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(job_id, done, progress), daemon=True
+        )
+        heartbeat.start()
+        try:
+            if self.settings.job_fault_delay_seconds:
+                time.sleep(self.settings.job_fault_delay_seconds)
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is None:
+                    return
+                job.sources = service.plan(session, job)
+                roster_id = job.roster_snapshot_id
+                source_ids = [s["snapshot_id"] for s in job.sources]
+            self._ensure_loaded(roster_id, source_ids)
+            progress[0] = 0.5
+            outcome = self.engine.match(roster_id, source_ids)
+            progress[0] = 0.8
+            with session_scope(self.factory) as session:
+                repo = JobRepository(session)
+                job = repo.owned(job_id, self.worker)
+                if job is None:  # lost the lease: another worker runs it now
+                    return
+                repo.delete_results(job_id)
+                repo.write_results(
+                    job_id,
+                    [(m.ordinal, ",".join(str(i) for i in m.sources)) for m in outcome.matches],
+                )
+                job.summary = service.summarise(job, outcome, time.monotonic() - started)
+                job.state, job.progress, job.finished_at = "succeeded", 1.0, utcnow()
+                job.expires_at = job.finished_at + service.retention(
+                    self.settings.result_retention_days
+                )
+                job.worker = job.lease_until = None
+                session.flush()
+                self._state(session, job, "succeeded")
+        except Exception as exc:
+            log.exception("match job failed", job=job_id)
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is not None:
+                    self._fail(session, job, f"internal error ({type(exc).__name__})")
+        finally:
+            done.set()
+            heartbeat.join()
+            self._evict()
+
+    def _heartbeat(self, job_id: str, done: threading.Event, progress: list[float]) -> None:
+        interval = self.settings.job_lease_seconds / 3
+        while not done.wait(interval):
+            with session_scope(self.factory) as session:
+                JobRepository(session).renew(
+                    job_id, self.worker, utcnow() + self.lease, progress[0]
+                )
+
+    def _ensure_loaded(self, roster_id: int, source_ids: list[int]) -> None:
+        loaded = self.engine.loaded()
+        with session_scope(self.factory) as session:
+            repo = JobRepository(session)
+            if roster_id not in loaded:
+                ordinals, tokens = repo.roster_tokens(roster_id)
+                self.engine.load_roster(roster_id, ordinals, tokens)
+            for snapshot_id in source_ids:
+                if snapshot_id not in loaded:
+                    self.engine.load_provider(snapshot_id, repo.provider_tokens(snapshot_id))
+
+    def _evict(self) -> None:
+        """Drop from memory the snapshots that are no longer current."""
+        loaded = self.engine.loaded()
+        if not loaded:
+            return
+        with session_scope(self.factory) as session:
+            stale = list(
+                session.scalars(
+                    select(Snapshot.id).where(Snapshot.id.in_(loaded), Snapshot.state != "current")
+                )
+            )
+        self.engine.drop(stale)

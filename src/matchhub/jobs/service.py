@@ -1,0 +1,156 @@
+"""Match-job rules: submit, describe, run, results, retention. No HTTP, no commit."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from matchhub.catalogue import service as catalogue
+from matchhub.identity.models import Agency
+from matchhub.identity.schemas import Principal
+from matchhub.jobs.models import MatchJob
+from matchhub.jobs.repository import JobRepository
+from matchhub.jobs.schemas import JobOut, OpenJob
+from matchhub.keystore.rekey import Sealer
+from matchhub.kit.errors import Conflict, Gone, NotFound
+from matchhub.kit.models import utcnow
+from matchhub.matching.engine import MatchOutcome
+
+
+def submit(session: Session, principal: Principal, request: OpenJob) -> MatchJob:
+    granted = catalogue.granted_flags(session, principal, request.purpose, request.flags)
+    repo = JobRepository(session)
+    roster = repo.current_roster(principal.agency_id)
+    if roster is None:
+        raise Conflict("register a roster before running a match job", code="no_roster")
+    job = MatchJob(
+        id=secrets.token_hex(16),
+        agency_id=principal.agency_id,
+        purpose=request.purpose,
+        flags=sorted(granted) if request.flags is not None else None,
+        roster_snapshot_id=roster.id,
+        state="queued",
+        progress=0.0,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    repo.add(job)
+    return job
+
+
+def own_job(session: Session, principal: Principal, job_id: str) -> MatchJob:
+    job = JobRepository(session).get(job_id)
+    # Another agency's job is "not found": no hint that it exists.
+    if job is None or job.agency_id != principal.agency_id:
+        raise NotFound("no such match job", code="job_not_found")
+    return job
+
+
+def describe(job: MatchJob) -> JobOut:
+    return JobOut(
+        id=job.id,
+        state=job.state,
+        purpose=job.purpose,
+        flags=job.flags,
+        roster_version=job.roster_snapshot_id,
+        progress=round(job.progress, 3),
+        reason=job.reason,
+        summary=job.summary,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        results_expire_at=job.expires_at,
+        results_available=job.state == "succeeded" and job.results_purged_at is None,
+    )
+
+
+def results_ready(job: MatchJob) -> None:
+    if job.state in ("queued", "running"):
+        raise Conflict(
+            f"the job is {job.state}; results come when it has succeeded", code="job_not_done"
+        )
+    if job.state == "failed":
+        raise Conflict(f"the job failed: {job.reason}", code="job_failed")
+    if job.results_purged_at is not None:
+        raise Gone("the results have expired; the summary remains", code="results_expired")
+
+
+def stream_results(
+    session: Session, job: MatchJob, sealer: Sealer
+) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """(wire token hex, flags) for each flagged roster member, in roster order."""
+    sources = job.sources or []
+    for _ordinal, indexes, sealed in JobRepository(session).results(job):
+        flags: list[dict[str, str]] = []
+        seen: set[tuple[str, str, str]] = set()
+        for index in indexes.split(","):
+            source = sources[int(index)]
+            entry = (source["flag"], source["source"], source["as_of"])
+            if entry not in seen:
+                seen.add(entry)
+                flags.append({"code": entry[0], "source": entry[1], "as_of": entry[2]})
+        yield sealer.unseal(sealed).hex(), flags
+
+
+# --- the run, called by the runner with a claimed job ----------------------------------------
+
+
+def plan(session: Session, job: MatchJob) -> list[dict[str, Any]]:
+    """The provider snapshots this run reads: every current snapshot of the job's flags (the
+    requested subset, or everything granted for the purpose now)."""
+    agency = session.get(Agency, job.agency_id)
+    if agency is None:  # pragma: no cover (a foreign key)
+        raise NotFound("the job's agency is gone", code="agency_not_found")
+    granted = catalogue.granted_codes(
+        session, [f"kind:{agency.kind}", f"agency:{agency.code}"], job.purpose
+    )
+    flags = sorted(set(job.flags) & granted) if job.flags is not None else sorted(granted)
+    return [
+        {
+            "snapshot_id": snapshot.id,
+            "flag": snapshot.flag_code,
+            "source": kind,
+            "as_of": snapshot.as_of.isoformat(),
+            "rows": snapshot.rows,
+        }
+        for snapshot, kind in JobRepository(session).current_sources(flags)
+    ]
+
+
+def summarise(job: MatchJob, outcome: MatchOutcome, seconds: float) -> dict[str, Any]:
+    sources = job.sources or []
+    per_flag: Counter[str] = Counter()
+    per_source: Counter[str] = Counter()
+    for match in outcome.matches:
+        flags = {sources[i]["flag"] for i in match.sources}
+        kinds = {sources[i]["source"] for i in match.sources}
+        per_flag.update(flags)
+        per_source.update(kinds)
+    return {
+        "roster_version": job.roster_snapshot_id,
+        "roster_size": outcome.roster_size,
+        "flagged_beneficiaries": len(outcome.matches),
+        "per_flag": dict(sorted(per_flag.items())),
+        "per_source": dict(sorted(per_source.items())),
+        "sources": [{k: s[k] for k in ("flag", "source", "as_of", "rows")} for s in sources],
+        "seconds": round(seconds, 3),
+    }
+
+
+def expire_results(session: Session, now: datetime | None = None) -> int:
+    repo = JobRepository(session)
+    jobs = repo.expired_results(now or utcnow())
+    for job in jobs:
+        repo.delete_results(job.id)
+        job.results_purged_at = utcnow()
+    session.flush()
+    return len(jobs)
+
+
+def retention(days: float) -> timedelta:
+    return timedelta(days=days)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LookupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str | None = Field(default=None, description="Required: the stated purpose.")
+    tokens: list[str] = Field(max_length=100_000)
+    key_version: str | None = Field(
+        default=None, description="If given, must be the key version of the caller's roster."
+    )
+
+
+class FlagAnswer(BaseModel):
+    code: str
+    source: str = Field(description="The kind of agency that asserts it.")
+    as_of: date = Field(description="The date of the snapshot.")
+
+
+class LookupResult(BaseModel):
+    token: str
+    on_roster: bool
+    flags: list[FlagAnswer]
+
+
+class LookupResponse(BaseModel):
+    purpose: str
+    roster_version: int | None
+    results: list[LookupResult]

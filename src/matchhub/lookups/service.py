@@ -1,0 +1,75 @@
+"""Lookup rules. A token off the caller's current roster gets ``on_roster: false`` and no flags,
+whatever the providers hold: the broker is not an oracle for the whole population."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy.orm import Session
+
+from matchhub.catalogue import service as catalogue
+from matchhub.identity.schemas import Principal
+from matchhub.keystore.rekey import Rekeyer
+from matchhub.kit.errors import UnprocessableEntity
+from matchhub.lookups.repository import LookupRepository
+from matchhub.lookups.schemas import FlagAnswer, LookupRequest, LookupResponse, LookupResult
+from matchhub.tokens import is_token, looks_like_raw_identifier
+
+
+def check_tokens(tokens: list[str], limit: int) -> None:
+    if len(tokens) > limit:
+        raise UnprocessableEntity(
+            f"at most {limit} tokens a lookup; use a match job for the whole roster",
+            code="too_many_tokens",
+        )
+    for index, token in enumerate(tokens):
+        if not is_token(token):
+            if looks_like_raw_identifier(token):
+                raise UnprocessableEntity(
+                    f"tokens[{index}] looks like a raw identifier; the broker never accepts one",
+                    code="raw_identifier_refused",
+                    details={"index": index},
+                )
+            raise UnprocessableEntity(
+                f"tokens[{index}] is not 64 lowercase hex characters",
+                code="invalid_token",
+                details={"index": index},
+            )
+
+
+def lookup(
+    session: Session, principal: Principal, request: LookupRequest, rekeyer: Rekeyer, limit: int
+) -> LookupResponse:
+    granted = catalogue.granted_flags(session, principal, request.purpose, None)
+    check_tokens(request.tokens, limit)
+    repo = LookupRepository(session)
+    roster = repo.current_roster(principal.agency_id)
+    if request.key_version is not None and (
+        roster is None or roster.key_version != request.key_version
+    ):
+        raise UnprocessableEntity(
+            "key_version is not the key version of your current roster",
+            code="wrong_key_version",
+        )
+    stored = {token: rekeyer.rekey(bytes.fromhex(token)) for token in request.tokens}
+    members = repo.on_roster(roster.id, set(stored.values())) if roster else set()
+    answers: dict[bytes, set[tuple[str, str, str]]] = defaultdict(set)
+    for member, code, kind, as_of in repo.flags(members, granted):
+        answers[member].add((code, kind, as_of.isoformat()))
+    results = []
+    for token in request.tokens:
+        key = stored[token]
+        on = key in members
+        flags = sorted(answers.get(key, ())) if on else []
+        results.append(
+            LookupResult(
+                token=token,
+                on_roster=on,
+                flags=[FlagAnswer(code=c, source=k, as_of=a) for c, k, a in flags],
+            )
+        )
+    return LookupResponse(
+        purpose=str(request.purpose),
+        roster_version=roster.id if roster else None,
+        results=results,
+    )
