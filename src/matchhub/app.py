@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from fastapi import FastAPI
@@ -14,16 +15,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from matchhub import __version__
+from matchhub.audit import service as audit
+from matchhub.audit.endpoints import router as audit_router
+from matchhub.audit.recorder import AuditMiddleware
+from matchhub.audit.service import AuditKeys
 from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.health.endpoints import router as health_router
 from matchhub.identity.endpoints import router as identity_router
 from matchhub.jobs import service as jobs
 from matchhub.jobs.endpoints import router as jobs_router
+from matchhub.jobs.models import MatchJob
 from matchhub.jobs.runner import JobRunner
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit import handlers
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
+from matchhub.kit.models import utcnow
 from matchhub.kit.ratelimit import RateLimiter
 from matchhub.lookups.endpoints import router as lookups_router
 from matchhub.matching.engine import MatchEngine
@@ -43,8 +50,29 @@ Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
 """
 
 
-def janitor_pass(factory: sessionmaker[Session]) -> None:
-    """Expire abandoned uploads and purge rows no reader can see. Idempotent."""
+def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str) -> None:
+    """Every job state change is an audit entry, in the transaction that makes the change."""
+    audit.append(
+        session,
+        keys,
+        kind="job",
+        route=None,
+        body={
+            "job": job.id,
+            "state": state,
+            "attempt": job.attempts,
+            "roster_version": job.roster_snapshot_id,
+            "reason": job.reason,
+        },
+    )
+
+
+def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
+    """Expire abandoned uploads, purge rows no reader can see, delete expired job results,
+    sign a checkpoint when entries have waited long enough. Idempotent."""
+    with session_scope(factory) as session:
+        older = utcnow() - timedelta(seconds=settings.audit_checkpoint_seconds)
+        audit.checkpoint_if_stale(session, keys, older)
     with session_scope(factory) as session:
         uploads.expire_stale(session)
     with session_scope(factory) as session:
@@ -56,7 +84,9 @@ def janitor_pass(factory: sessionmaker[Session]) -> None:
 async def _janitor(app: FastAPI, interval: float) -> None:
     while True:
         try:
-            await run_in_threadpool(janitor_pass, app.state.sessionmaker)
+            await run_in_threadpool(
+                janitor_pass, app.state.sessionmaker, app.state.settings, app.state.audit_keys
+            )
         except Exception:  # the janitor must outlive a failed pass; it is logged
             log.exception("janitor pass failed")
         await asyncio.sleep(interval)
@@ -76,10 +106,18 @@ def create_app(settings: Settings) -> FastAPI:
             digests=RunningDigests(),
             ttl=timedelta(seconds=settings.upload_ttl_seconds),
         )
+        app.state.audit_keys = audit.keys_from(
+            keys, settings.hub_name, settings.audit_checkpoint_every
+        )
         app.state.lookup_limiter = RateLimiter(
             settings.lookup_rate_per_second, settings.lookup_burst
         )
-        runner = JobRunner(app.state.sessionmaker, MatchEngine(), settings)
+        runner = JobRunner(
+            app.state.sessionmaker,
+            MatchEngine(),
+            settings,
+            on_state=partial(audit_job_state, app.state.audit_keys),
+        )
         app.state.job_runner = runner
         runner.start()
         janitor = asyncio.create_task(_janitor(app, settings.janitor_interval_seconds))
@@ -105,10 +143,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     handlers.install(app)
+    app.add_middleware(AuditMiddleware)
     app.include_router(health_router)
     app.include_router(identity_router)
     app.include_router(catalogue_router)
     app.include_router(uploads_router)
     app.include_router(lookups_router)
     app.include_router(jobs_router)
+    app.include_router(audit_router)
     return app

@@ -1,6 +1,7 @@
 """Every domain's ORM models, imported in one place so the metadata is complete (Alembic's
 autogenerate and the models-versus-migrations check read it)."""
 
+from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
 from matchhub.catalogue.models import Flag, Grant, Purpose
 from matchhub.identity.models import Agency, Certificate
 from matchhub.jobs.models import MatchJob, match_results
@@ -10,6 +11,9 @@ from matchhub.uploads.models import Snapshot, Upload, UploadChunk, roster_rows, 
 
 __all__ = [
     "Agency",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditState",
     "Base",
     "Certificate",
     "Flag",
@@ -20,6 +24,7 @@ __all__ = [
     "Snapshot",
     "Upload",
     "UploadChunk",
+    "audit_subjects",
     "match_results",
     "roster_rows",
     "snapshot_rows",

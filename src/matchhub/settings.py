@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(default=3, ge=1)
     result_retention_days: float = Field(default=90.0, gt=0)
+    audit_checkpoint_every: int = Field(
+        default=1000, ge=1, description="Sign a checkpoint every this many entries..."
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60.0, gt=0, description="...or when entries have waited this long."
+    )
     job_fault_delay_seconds: float = Field(
         default=0.0,
         ge=0,

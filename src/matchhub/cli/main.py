@@ -15,10 +15,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from matchhub.audit import service as audit
 from matchhub.catalogue import service as catalogue
 from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.identity import service as identity
+from matchhub.keystore import pki
 from matchhub.keystore import service as keystore
+from matchhub.keystore.material import load_key_material
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.errors import MatchhubError, OperatorError
 from matchhub.kit.migrate import upgrade
@@ -39,6 +42,8 @@ purposes_app = typer.Typer(help="Purposes a consumer may state.", no_args_is_hel
 grants_app = typer.Typer(
     help="Which consumer may see which flag for which purpose.", no_args_is_help=True
 )
+audit_app = typer.Typer(help="Export, verify and checkpoint the audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(flags_app, name="flags")
 app.add_typer(purposes_app, name="purposes")
 app.add_typer(grants_app, name="grants")
@@ -90,6 +95,14 @@ def _session(settings: Settings) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+def _audit(session: Session, settings: Settings, action: str, **details: object) -> None:
+    """Every operator change is an audit entry in the transaction that makes it."""
+    keys = audit.keys_from(
+        load_key_material(settings.paths), settings.hub_name, settings.audit_checkpoint_every
+    )
+    audit.record_admin(session, keys, action, **details)
 
 
 @app.command()
@@ -146,6 +159,14 @@ def agency_add(
             issued = identity.register_agency(
                 session, ca, settings.hub_name, code=code, kind=agency_kind, name=name
             )
+            _audit(
+                session,
+                settings,
+                "agency.add",
+                agency=code,
+                kind=agency_kind.value,
+                certificate=pki.fingerprint(issued.certificate),
+            )
             # Files first, then the commit as the block ends: a failed commit removes them.
             files = keystore.write_agency_files(
                 out_dir, code, issued, settings.paths.ca_cert.read_bytes()
@@ -188,6 +209,7 @@ def agency_revoke(
     settings = _state(ctx).settings()
     with _session(settings) as session:
         identity.revoke_agency(session, code)
+        _audit(session, settings, "agency.revoke", agency=code)
         keystore.publish_crl(session, settings.paths)
     out.print(f"[yellow]revoked[/] {code}")
 
@@ -212,6 +234,7 @@ def keys_matching_key(
     try:
         with _session(settings) as session:
             version_id = keystore.register_matching_key_version(session, version)
+            _audit(session, settings, "keys.matching_key", version=version_id)
             MatchingKey.generate(version_id).to_file(out_file)
             written = True
     except BaseException:
@@ -278,6 +301,15 @@ def flags_add(
     """Publish a new flag."""
     settings = _state(ctx).settings()
     with _session(settings) as session:
+        _audit(
+            session,
+            settings,
+            "flags.add",
+            flag=code,
+            asserted_by=kind,
+            rule=rule,
+            params=json.dumps(_params(param), sort_keys=True),
+        )
         catalogue.add_flag(
             session,
             code=code,
@@ -301,6 +333,15 @@ def flags_set_rule(
     settings = _state(ctx).settings()
     with _session(settings) as session:
         flag = catalogue.update_rule(session, code, rule, _params(param))
+        _audit(
+            session,
+            settings,
+            "flags.set_rule",
+            flag=code,
+            rule=rule,
+            version=flag.version,
+            params=json.dumps(_params(param), sort_keys=True),
+        )
     out.print(f"[green]flag {code}[/] is now at version {flag.version}")
 
 
@@ -312,6 +353,7 @@ def flags_retire(
     settings = _state(ctx).settings()
     with _session(settings) as session:
         catalogue.retire_flag(session, code)
+        _audit(session, settings, "flags.retire", flag=code)
     out.print(f"[yellow]retired[/] {code}")
 
 
@@ -338,6 +380,7 @@ def purposes_add(
     settings = _state(ctx).settings()
     with _session(settings) as session:
         catalogue.add_purpose(session, code, label_en, label_ar, legal_basis)
+        _audit(session, settings, "purposes.add", purpose=code, legal_basis=legal_basis)
     out.print(f"[green]added purpose[/] {code}")
 
 
@@ -363,6 +406,7 @@ def grants_add(
     settings = _state(ctx).settings()
     with _session(settings) as session:
         catalogue.add_grant(session, to, flag, purpose)
+        _audit(session, settings, "grants.add", grantee=to, flag=flag, purpose=purpose)
     out.print(f"[green]granted[/] {flag} to {to} for {purpose}")
 
 
@@ -377,7 +421,58 @@ def grants_revoke(
     settings = _state(ctx).settings()
     with _session(settings) as session:
         catalogue.revoke_grant(session, to, flag, purpose)
+        _audit(session, settings, "grants.revoke", grantee=to, flag=flag, purpose=purpose)
     out.print(f"[yellow]revoked[/] {flag} from {to} for {purpose}")
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the export.")],
+) -> None:
+    """Entries and signed checkpoints to files, for `matchhub audit verify` anywhere."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        keys = audit.keys_from(
+            load_key_material(settings.paths), settings.hub_name, settings.audit_checkpoint_every
+        )
+        count, notes = audit.export(session, keys, out_dir)
+    out.print(
+        f"exported {count} entries and {notes} checkpoints to {out_dir}; the log's "
+        f"verifier key is in {out_dir / 'verifier.key'} (pin your own copy)"
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[Path, typer.Option(help="A folder written by `audit export`.")],
+    key: Annotated[Path, typer.Option(help="The log's verifier key (your own pinned copy).")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint note you saved earlier: the log must still contain that history."
+        ),
+    ] = None,
+) -> None:
+    """Offline: recompute every leaf and root, check every signature and, against a saved
+    checkpoint, that nothing was rolled back or rewritten. Needs no database."""
+    from matchhub.audit.verify import VerificationError, verify_export
+
+    try:
+        report = verify_export(
+            export,
+            key.read_text().strip(),
+            checkpoint.read_text() if checkpoint is not None else None,
+        )
+    except VerificationError as exc:
+        raise OperatorError(f"the audit log does NOT verify: {exc}") from None
+    out.print(
+        f"[green]verified[/] {report.entries} entries, {report.checkpoints} signed "
+        f"checkpoints, root {report.root.hex()}"
+        + ("; consistent with your saved checkpoint" if report.saved_checked else "")
+    )
+    for note in report.notes:
+        out.print(f"note: {note}")
 
 
 @app.command()

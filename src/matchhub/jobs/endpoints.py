@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from matchhub.audit.recorder import AuditNote
 from matchhub.identity.auth import MatchCaller
 from matchhub.jobs import service
 from matchhub.jobs.schemas import JobOut, OpenJob
@@ -31,16 +32,22 @@ CSV = "text/csv"
     response_model=JobOut,
     responses=errors(401, 403, 409, 422),
 )
-def open_job(principal: MatchCaller, body: OpenJob, session: SessionDep) -> JobOut:
+def open_job(principal: MatchCaller, body: OpenJob, session: SessionDep, note: AuditNote) -> JobOut:
     """Run the caller's current roster against every provider's current snapshot at once, in
     the background, for a stated purpose (optionally a subset of the granted flags)."""
-    return service.describe(service.submit(session, principal, body))
+    note.update(purpose=body.purpose, flags=body.flags)
+    job = service.submit(session, principal, body)
+    note.update(job=job.id, roster_version=job.roster_snapshot_id)
+    return service.describe(job)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(401, 403, 404))
-def get_job(principal: MatchCaller, session: SessionDep, job_id: str = JobId) -> JobOut:
+def get_job(
+    principal: MatchCaller, session: SessionDep, note: AuditNote, job_id: str = JobId
+) -> JobOut:
     """State, progress and, once done, the summary: roster size, flagged beneficiaries, counts
     per flag and per source kind."""
+    note["job"] = job_id
     return service.describe(service.own_job(session, principal, job_id))
 
 
@@ -64,12 +71,22 @@ def get_job(principal: MatchCaller, session: SessionDep, job_id: str = JobId) ->
     response_class=StreamingResponse,
 )
 def get_results(
-    principal: MatchCaller, request: Request, session: SessionDep, job_id: str = JobId
+    principal: MatchCaller,
+    request: Request,
+    session: SessionDep,
+    note: AuditNote,
+    job_id: str = JobId,
 ) -> StreamingResponse:
     """The flagged tokens with their flags, source kinds and snapshot dates, streamed as NDJSON
     (default) or CSV (``Accept: text/csv``). Kept for the retention period, then deleted."""
+    note["job"] = job_id
     job = service.own_job(session, principal, job_id)
     service.results_ready(job)
+    note.update(
+        purpose=job.purpose,
+        roster_version=job.roster_snapshot_id,
+        lines_out=(job.summary or {}).get("flagged_beneficiaries"),
+    )
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
     sealer = cast(Sealer, request.app.state.uploads.sealer)
     as_csv = CSV in request.headers.get("accept", "")

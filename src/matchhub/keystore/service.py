@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
+from matchhub.audit import service as audit
 from matchhub.catalogue import service as catalogue
 from matchhub.identity import service as identity
 from matchhub.keystore import pki
-from matchhub.keystore.material import Secret, audit_key_pem
+from matchhub.keystore.material import Secret, audit_key_pem, load_key_material
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.errors import Conflict, OperatorError
@@ -41,7 +42,8 @@ def initialise(settings: Settings, *, demo: bool = False) -> None:
                 "Made by `matchhub demo`: demo keys, never for production.\n"
             )
         url = settings.database_url or f"sqlite:///{(staging / 'matchhub.db').resolve()}"
-        _migrate_fresh(url)
+        keys = audit.keys_from(load_key_material(StatePaths(staging)), settings.hub_name)
+        _migrate_fresh(url, keys, settings)
         if home.exists():
             home.rmdir()
         os.replace(staging, home)
@@ -65,7 +67,7 @@ def _write_material(paths: StatePaths, settings: Settings) -> None:
     pki.write_public(paths.audit_public_key, public)
 
 
-def _migrate_fresh(url: str) -> None:
+def _migrate_fresh(url: str, keys: audit.AuditKeys, settings: Settings) -> None:
     engine = make_engine(url)
     try:
         if inspect(engine).has_table("alembic_version"):
@@ -76,6 +78,14 @@ def _migrate_fresh(url: str) -> None:
         upgrade(engine)
         with session_scope(make_sessionmaker(engine)) as session:
             catalogue.seed_defaults(session)
+            audit.record_admin(
+                session,
+                keys,
+                "hub.init",
+                hub=settings.hub_name,
+                server_names=list(settings.server_names),
+                audit_verifier_key=keys.verifier_key,
+            )
     finally:
         engine.dispose()
 

@@ -19,9 +19,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling would defer BEGIN; emit it ourselves so that
-        # SQLite's locking matches what the code says (see SQLAlchemy's pysqlite notes).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # pysqlite's own transaction handling would defer BEGIN; emit it ourselves. IMMEDIATE:
+        # nearly every transaction writes (each request appends its audit entry), and a
+        # deferred one that reads first cannot upgrade to a writer once another has committed
+        # (SQLITE_BUSY at once, no waiting); taking the write lock up front makes them queue.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

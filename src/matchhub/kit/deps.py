@@ -8,17 +8,37 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from matchhub.audit.recorder import mark_recorded, record_accepted
 from matchhub.keystore.material import KeyMaterial
-from matchhub.kit.db import session_scope
+from matchhub.kit.db import commit, rollback
+from matchhub.kit.errors import MatchhubError, ServiceUnavailable
 from matchhub.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """The request's one transaction: committed after the route returns, before the response
-    is sent (``scope="function"``), rolled back if anything raised."""
+    """The request's one transaction: the route's work and its audit record, committed after
+    the route returns and before the response is sent (``scope="function"``), rolled back if
+    anything raised. No audit record, no commit: the caller gets 503 and nothing was done."""
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
-    with session_scope(factory) as session:
+    session = factory()
+    try:
         yield session
+        try:
+            record_accepted(session, request)
+        except MatchhubError:
+            raise
+        except Exception as exc:
+            raise ServiceUnavailable(
+                "the audit record could not be written; nothing was done",
+                code="audit_unavailable",
+            ) from exc
+        commit(session)
+        mark_recorded(request)
+    except BaseException:
+        rollback(session)
+        raise
+    finally:
+        session.close()
 
 
 def get_settings(request: Request) -> Settings:

@@ -4,6 +4,8 @@ from typing import cast
 
 from fastapi import APIRouter, Request
 
+from matchhub.audit.recorder import AuditNote
+from matchhub.audit.service import AuditKeys
 from matchhub.identity.auth import LookupCaller
 from matchhub.kit.deps import SessionDep, SettingsDep
 from matchhub.kit.errors import TooManyRequests
@@ -23,6 +25,7 @@ def lookup(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    note: AuditNote,
 ) -> LookupResponse:
     """Flags of the given tokens, for roster members only, limited to the flags granted for
     the stated purpose; each with the asserting agency kind and the snapshot date."""
@@ -32,5 +35,15 @@ def lookup(
         raise TooManyRequests(
             "lookup rate exceeded for this agency", headers={"Retry-After": retry_after(wait)}
         )
+    note.update(purpose=body.purpose, tokens_in=len(body.tokens))
     ctx = cast(UploadContext, request.app.state.uploads)
-    return service.lookup(session, principal, body, ctx.rekeyer, settings.lookup_max_tokens)
+    answer = service.lookup(session, principal, body, ctx.rekeyer, settings.lookup_max_tokens)
+    # Who was looked up, as keyed digests: the subject access trail, never the tokens.
+    keys = cast(AuditKeys, request.app.state.audit_keys)
+    note.update(
+        subjects=[keys.subject(token) for token in body.tokens],
+        on_roster=sum(r.on_roster for r in answer.results),
+        flags_out=sum(len(r.flags) for r in answer.results),
+        roster_version=answer.roster_version,
+    )
+    return answer

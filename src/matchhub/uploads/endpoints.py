@@ -5,6 +5,7 @@ from typing import Annotated, cast
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
+from matchhub.audit.recorder import AuditNote
 from matchhub.identity.auth import Uploader
 from matchhub.kit.db import session_scope
 from matchhub.kit.deps import SessionDep, SettingsDep
@@ -59,11 +60,18 @@ def purge_after_commit(request: Request) -> None:
     responses=errors(401, 403, 422),
 )
 def open_upload(
-    principal: Uploader, body: OpenUpload, session: SessionDep, ctx: UploadCtx
+    principal: Uploader, body: OpenUpload, session: SessionDep, ctx: UploadCtx, note: AuditNote
 ) -> UploadOut:
     """Open an upload: a provider's flag snapshot (``kind: flags``, the flags it covers) or the
     consumer's roster (``kind: roster``), under a matching-key version, with its row count."""
+    note.update(
+        upload_kind=body.kind,
+        key_version=body.key_version,
+        flags=body.flags,
+        expected_rows=body.expected_rows,
+    )
     upload = service.open_upload(session, principal, body, ctx)
+    note["upload"] = upload.id
     return service.describe(session, upload, ctx)
 
 
@@ -89,12 +97,16 @@ def put_chunk(
     body: Annotated[bytes, Depends(chunk_body)],
     session: SessionDep,
     ctx: UploadCtx,
+    note: AuditNote,
 ) -> ChunkReceipt:
     """Chunk ``seq`` (0, 1, 2, ... in order). Re-sending a chunk with the same content is
     accepted once; different content under the same number is refused."""
-    return service.put_chunk(
+    note.update(upload=upload_id, seq=seq, bytes_in=len(body))
+    receipt = service.put_chunk(
         session, principal, upload_id, seq, body=body, media_type=media_type(request), ctx=ctx
     )
+    note.update(rows_in=receipt.rows, duplicate=receipt.duplicate)
+    return receipt
 
 
 @router.post(
@@ -110,10 +122,13 @@ def commit_upload(
     ctx: UploadCtx,
     request: Request,
     background: BackgroundTasks,
+    note: AuditNote,
 ) -> UploadOut:
     """Commit: the row count and SHA-256 must match what arrived. The snapshot then atomically
     replaces the agency's previous one for the same flags (or becomes the current roster)."""
+    note.update(upload=upload_id, rows=body.rows)
     upload = service.commit_upload(session, principal, upload_id, body, ctx)
+    note["flags"] = upload.flags
     background.add_task(purge_after_commit, request)
     return service.describe(session, upload, ctx)
 
@@ -134,8 +149,10 @@ def abort_upload(
     ctx: UploadCtx,
     request: Request,
     background: BackgroundTasks,
+    note: AuditNote,
 ) -> UploadOut:
     """Abort an open upload: nothing of it becomes visible, its rows are purged."""
+    note["upload"] = upload_id
     upload = service.abort_upload(session, principal, upload_id, ctx)
     background.add_task(purge_after_commit, request)
     return service.describe(session, upload, ctx)

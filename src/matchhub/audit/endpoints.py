@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Query, Request
+
+from matchhub.audit import service
+from matchhub.audit.recorder import AuditNote
+from matchhub.audit.schemas import (
+    CheckpointOut,
+    ConsistencyOut,
+    EntriesOut,
+    EntryOut,
+    InclusionOut,
+)
+from matchhub.identity.auth import AuditReader
+from matchhub.kit.deps import SessionDep
+from matchhub.kit.errors import UnprocessableEntity
+from matchhub.kit.responses import errors
+from matchhub.tokens import is_token
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+def _keys(request: Request) -> service.AuditKeys:
+    return cast(service.AuditKeys, request.app.state.audit_keys)
+
+
+@router.get("/entries", response_model=EntriesOut, responses=errors(401, 403, 422))
+def list_entries(
+    principal: AuditReader,
+    request: Request,
+    session: SessionDep,
+    note: AuditNote,
+    agency: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    subject: Annotated[
+        str | None,
+        Query(description="A person's wire token: every entry that concerns that person."),
+    ] = None,
+    after: Annotated[int, Query(ge=-1)] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EntriesOut:
+    """Entries of the audit log, oldest first, filtered by agency, route, time or subject."""
+    digest = None
+    if subject is not None:
+        if not is_token(subject):
+            raise UnprocessableEntity("subject must be a 64-hex wire token", code="invalid_token")
+        digest = _keys(request).subject(subject)
+        note["subjects"] = [digest]
+    rows = service.entries(
+        session,
+        agency=agency,
+        route=route,
+        since=since,
+        until=until,
+        subject=digest,
+        after=after,
+        limit=limit,
+    )
+    note["entries_out"] = len(rows)
+    return EntriesOut(
+        entries=[
+            EntryOut(
+                seq=e.seq,
+                created_at=e.created_at,
+                kind=e.kind,
+                agency=e.agency,
+                route=e.route,
+                leaf_hash=bytes(e.leaf_hash).hex(),
+                body=e.body,
+                entry=json.loads(e.body),
+            )
+            for e in rows
+        ],
+        next_after=rows[-1].seq if len(rows) == limit else None,
+    )
+
+
+@router.get("/checkpoint", response_model=CheckpointOut, responses=errors(401, 403))
+def get_checkpoint(principal: AuditReader, request: Request, session: SessionDep) -> CheckpointOut:
+    """The latest signed checkpoint (signed now if the log has grown). Keep it: the next one
+    must be consistent with it (GET /v1/audit/proofs/consistency)."""
+    keys = _keys(request)
+    cp = service.checkpoint(session, keys, fresh=True)
+    return CheckpointOut(
+        origin=keys.origin,
+        size=cp.size,
+        root=bytes(cp.root).hex(),
+        note=cp.note,
+        verifier_key=keys.verifier_key,
+    )
+
+
+@router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(401, 403, 404, 422))
+def inclusion_proof(
+    principal: AuditReader,
+    session: SessionDep,
+    seq: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int, Query(ge=1)],
+) -> InclusionOut:
+    """RFC 9162 inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
+    return InclusionOut(**service.inclusion(session, seq, tree_size))
+
+
+@router.get("/proofs/consistency", response_model=ConsistencyOut, responses=errors(401, 403, 422))
+def consistency_proof(
+    principal: AuditReader,
+    session: SessionDep,
+    old_size: Annotated[int, Query(ge=0)],
+    new_size: Annotated[int, Query(ge=0)],
+) -> ConsistencyOut:
+    """RFC 9162 consistency proof that the tree of ``old_size`` is a prefix of ``new_size``."""
+    return ConsistencyOut(**service.consistency(session, old_size, new_size))

@@ -1,0 +1,271 @@
+"""Appending to the audit log, checkpoints, proofs and export. No HTTP, no commit: an entry
+commits with the action it records, or neither does (fail closed)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from matchhub.audit import merkle
+from matchhub.audit.canonical import canonical
+from matchhub.audit.checkpoint import format_verifier_key, sign_checkpoint
+from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
+from matchhub.keystore.material import KeyMaterial
+from matchhub.kit.errors import NotFound, ServiceUnavailable, UnprocessableEntity
+from matchhub.kit.models import utcnow
+
+STATE_ID = 1
+SUBJECT_DIGEST_BYTES = 16
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    origin: str
+    signer: Ed25519PrivateKey = field(repr=False)
+    subject_key: bytes = field(repr=False)
+    checkpoint_every: int = 1000
+
+    @property
+    def verifier_key(self) -> str:
+        return format_verifier_key(self.origin, self.signer.public_key())
+
+    def subject(self, wire_token_hex: str) -> str:
+        """A keyed digest of a token: an auditor who holds the token can find every access to
+        the person; a copy of the log alone reveals no one."""
+        mac = hmac.new(self.subject_key, bytes.fromhex(wire_token_hex), hashlib.sha256)
+        return mac.digest()[:SUBJECT_DIGEST_BYTES].hex()
+
+
+def origin_for(hub_name: str) -> str:
+    return f"{hub_name}.matchhub/audit"
+
+
+def keys_from(material: KeyMaterial, hub_name: str, checkpoint_every: int = 1000) -> AuditKeys:
+    return AuditKeys(
+        origin=origin_for(hub_name),
+        signer=material.audit_signing_key,
+        subject_key=material.audit_subject_key.value,
+        checkpoint_every=checkpoint_every,
+    )
+
+
+def record_admin(session: Session, keys: AuditKeys, action: str, **details: Any) -> int:
+    """An operator change, in the transaction that makes it."""
+    return append(
+        session,
+        keys,
+        kind="admin",
+        agency=None,
+        route=None,
+        body={"actor": "operator", "action": action, **details},
+    )
+
+
+def _state(session: Session) -> AuditState:
+    stmt = select(AuditState).where(AuditState.id == STATE_ID).with_for_update()
+    state = session.scalars(stmt).one_or_none()
+    if state is None:
+        raise ServiceUnavailable("the audit log is not initialised", code="audit_unavailable")
+    return state
+
+
+def append(
+    session: Session,
+    keys: AuditKeys,
+    *,
+    kind: str,
+    body: dict[str, Any],
+    agency: str | None = None,
+    route: str | None = None,
+    subjects: Sequence[str] = (),
+) -> int:
+    """Append one entry in the caller's transaction; returns its sequence number.
+
+    The state row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so
+    concurrent requests get consecutive sequence numbers and one frontier.
+    """
+    state = _state(session)
+    now = utcnow()
+    seq = state.size
+    entry = {"seq": seq, "time": now.isoformat(timespec="microseconds"), "kind": kind, **body}
+    if agency is not None:
+        entry.setdefault("agency", agency)
+    if route is not None:
+        entry.setdefault("route", route)
+    if subjects:
+        entry["subjects"] = sorted(set(subjects))
+    data = canonical(entry)
+    leaf = merkle.leaf_hash(data)
+    frontier = merkle.CompactRange.from_dict(state.frontier)
+    frontier.append(leaf)
+    session.add(
+        AuditEntry(
+            seq=seq,
+            created_at=now,
+            kind=kind,
+            agency=agency,
+            route=route,
+            body=data.decode(),
+            leaf_hash=leaf,
+        )
+    )
+    session.flush()
+    if subjects:
+        session.execute(
+            insert(audit_subjects), [{"digest": d, "seq": seq} for d in sorted(set(subjects))]
+        )
+    state.size = seq + 1
+    state.frontier = frontier.to_dict()
+    if state.size - state.checkpoint_size >= keys.checkpoint_every:
+        _sign(session, keys, state, frontier)
+    session.flush()
+    return seq
+
+
+def _sign(
+    session: Session, keys: AuditKeys, state: AuditState, frontier: merkle.CompactRange
+) -> AuditCheckpoint:
+    root = frontier.root()
+    note = sign_checkpoint(keys.origin, state.size, root, keys.origin, keys.signer)
+    checkpoint = AuditCheckpoint(size=state.size, root=root, note=note, created_at=utcnow())
+    session.add(checkpoint)
+    state.checkpoint_size = state.size
+    session.flush()
+    return checkpoint
+
+
+def checkpoint(session: Session, keys: AuditKeys, *, fresh: bool = True) -> AuditCheckpoint:
+    """The latest signed checkpoint; with ``fresh``, first sign one if the log has grown."""
+    state = _state(session)
+    if fresh and (state.size > state.checkpoint_size or state.size == 0):
+        existing = session.get(AuditCheckpoint, state.size)
+        if existing is not None:
+            return existing
+        return _sign(session, keys, state, merkle.CompactRange.from_dict(state.frontier))
+    latest = session.get(AuditCheckpoint, state.checkpoint_size)
+    if latest is None:
+        return _sign(session, keys, state, merkle.CompactRange.from_dict(state.frontier))
+    return latest
+
+
+def checkpoint_if_stale(session: Session, keys: AuditKeys, older_than: datetime) -> None:
+    """The janitor's time-based checkpoint: sign when entries have waited long enough."""
+    state = _state(session)
+    if state.size == state.checkpoint_size:
+        return
+    latest = session.get(AuditCheckpoint, state.checkpoint_size)
+    if latest is None or latest.created_at < older_than:
+        _sign(session, keys, state, merkle.CompactRange.from_dict(state.frontier))
+
+
+def size(session: Session) -> int:
+    state = session.get(AuditState, STATE_ID)
+    return state.size if state else 0
+
+
+def leaf_hashes(session: Session, upto: int) -> list[bytes]:
+    stmt = select(AuditEntry.leaf_hash).where(AuditEntry.seq < upto).order_by(AuditEntry.seq)
+    return [bytes(h) for h in session.scalars(stmt)]
+
+
+def _check_size(session: Session, tree_size: int) -> None:
+    if not 0 <= tree_size <= size(session):
+        raise UnprocessableEntity(
+            f"the log has no tree of size {tree_size}", code="invalid_tree_size"
+        )
+
+
+def inclusion(session: Session, seq: int, tree_size: int) -> dict[str, Any]:
+    _check_size(session, tree_size)
+    if not 0 <= seq < tree_size:
+        raise NotFound(f"no entry {seq} in a tree of size {tree_size}", code="entry_not_found")
+    hashes = leaf_hashes(session, tree_size)
+    return {
+        "seq": seq,
+        "tree_size": tree_size,
+        "leaf_hash": hashes[seq].hex(),
+        "root": merkle.root(hashes).hex(),
+        "proof": [h.hex() for h in merkle.inclusion_proof(seq, hashes)],
+    }
+
+
+def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
+    _check_size(session, new_size)
+    if not 0 <= old_size <= new_size:
+        raise UnprocessableEntity("the old size must not exceed the new", code="invalid_tree_size")
+    hashes = leaf_hashes(session, new_size)
+    return {
+        "old_size": old_size,
+        "new_size": new_size,
+        "old_root": merkle.root(hashes[:old_size]).hex(),
+        "new_root": merkle.root(hashes).hex(),
+        "proof": [h.hex() for h in merkle.consistency_proof(old_size, hashes)],
+    }
+
+
+def entries(
+    session: Session,
+    *,
+    agency: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    subject: str | None = None,
+    after: int = -1,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    stmt = select(AuditEntry).where(AuditEntry.seq > after)
+    if agency:
+        stmt = stmt.where(AuditEntry.agency == agency)
+    if route:
+        stmt = stmt.where(AuditEntry.route == route)
+    if since:
+        stmt = stmt.where(AuditEntry.created_at >= since)
+    if until:
+        stmt = stmt.where(AuditEntry.created_at < until)
+    if subject:
+        stmt = stmt.where(
+            AuditEntry.seq.in_(
+                select(audit_subjects.c.seq).where(audit_subjects.c.digest == subject)
+            )
+        )
+    return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
+
+
+def export(session: Session, keys: AuditKeys, out: Path) -> tuple[int, int]:
+    """Entries and checkpoints to files an auditor verifies offline (``matchhub audit
+    verify``). A fresh checkpoint is signed first, so every exported entry is covered."""
+    checkpoint(session, keys, fresh=True)
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with (out / "entries.jsonl").open("w", encoding="utf-8") as f:
+        stmt = select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=5000)
+        for entry in session.scalars(stmt):
+            f.write(
+                json.dumps(
+                    {
+                        "seq": entry.seq,
+                        "leaf_hash": bytes(entry.leaf_hash).hex(),
+                        "body": entry.body,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+            count += 1
+    notes = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)))
+    with (out / "checkpoints.jsonl").open("w", encoding="utf-8") as f:
+        for cp in notes:
+            f.write(json.dumps({"size": cp.size, "note": cp.note}) + "\n")
+    (out / "verifier.key").write_text(keys.verifier_key + "\n")
+    return count, len(notes)
