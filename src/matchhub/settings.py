@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(
         default=60.0, gt=0, description="...or when entries have waited this long."
     )
+    audit_enabled: bool = Field(
+        default=True,
+        description="Only the benchmarks switch this off, to measure what the audit log costs. "
+        "Refused outside development.",
+    )
     job_fault_delay_seconds: float = Field(
         default=0.0,
         ge=0,
@@ -72,6 +77,8 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.client_cert_source == "proxy" and not self.trusted_proxy_fingerprints:
             raise ValueError("client_cert_source=proxy needs trusted_proxy_fingerprints")
+        if self.environment is Environment.production and not self.audit_enabled:
+            raise ValueError("the audit log cannot be switched off in production")
         if self.environment is Environment.production and self.job_fault_delay_seconds:
             raise ValueError("job_fault_delay_seconds is for tests; refusing it in production")
         if self.environment is Environment.production and (self.home / "DEMO").exists():

@@ -32,3 +32,10 @@ def test_production_refuses_a_demo_state_folder(tmp_path: Path) -> None:
 def test_proxy_mode_needs_a_trusted_proxy_certificate(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="trusted_proxy_fingerprints"):
         Settings(home=tmp_path, client_cert_source="proxy")
+
+
+def test_production_refuses_test_only_switches(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="audit log cannot be switched off"):
+        Settings(home=tmp_path, environment=Environment.production, audit_enabled=False)
+    with pytest.raises(ValidationError, match="for tests"):
+        Settings(home=tmp_path, environment=Environment.production, job_fault_delay_seconds=1)

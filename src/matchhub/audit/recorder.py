@@ -81,7 +81,13 @@ def _entry(scope: Scope, status: int, error: str | None) -> dict[str, Any]:
     }
 
 
+def _enabled(scope: Scope) -> bool:
+    return bool(scope["app"].state.settings.audit_enabled)
+
+
 def _append(session: Session, scope: Scope, status: int, error: str | None) -> None:
+    if not _enabled(scope):
+        return
     keys = cast(service.AuditKeys, scope["app"].state.audit_keys)
     entry = _entry(scope, status, error)
     service.append(
@@ -126,7 +132,7 @@ class AuditMiddleware:
     async def __call__(
         self, scope: Scope, receive: Callable[..., Any], send: Callable[[Message], Awaitable[None]]
     ) -> None:
-        if scope["type"] != "http" or scope["path"] in UNAUDITED_PATHS:
+        if scope["type"] != "http" or scope["path"] in UNAUDITED_PATHS or not _enabled(scope):
             await self.app(scope, receive, send)
             return
         replaced = False
