@@ -24,7 +24,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: setup
-	bash scripts/ensure-postgres
+	bash scripts/ensure-services
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest --cov=matchhub --cov-report=term:skip-covered

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from cryptography import x509
+from sqlalchemy import func, select, text
 
 from matchhub.identity.models import Agency
+from matchhub.keystore import pki
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.tokens import MatchingKey
 from tests.conftest import Hub
@@ -241,3 +243,17 @@ def test_catalogue_commands(hub: Hub) -> None:
     assert "bank.mortgage_holder" in listing
     assert run(home, "flags", "retire", "bank.mortgage_holder", env=env).returncode == 0
     assert "bank.mortgage_holder" not in run(home, "flags", "list", env=env).stdout
+
+
+def test_proxy_certificate_is_issued_and_audited(hub: Hub, tmp_path: Path) -> None:
+    result = run(
+        hub.settings.home, "proxy-cert", "edge-1", "--out", str(tmp_path / "edge"), env=_db_env(hub)
+    )
+    assert result.returncode == 0, result.stderr
+    cert = (tmp_path / "edge" / "edge-1.pem").read_bytes()
+    certificate = x509.load_pem_x509_certificate(cert)
+    assert pki.fingerprint(certificate) in result.stdout.replace("\n", "")
+    assert pki.agency_uri_of(certificate) == pki.proxy_uri("matchhub", "edge-1")
+    with hub.session() as session:
+        bodies = session.execute(text("SELECT body FROM audit_entries")).scalars().all()
+    assert any('"action":"proxy.issue"' in b for b in bodies)

@@ -475,6 +475,35 @@ def audit_verify(
         out.print(f"note: {note}")
 
 
+@app.command("proxy-cert")
+def proxy_cert(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The proxy's name, e.g. edge-1.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the certificate and key.")],
+) -> None:
+    """A client certificate for an mTLS-terminating proxy (nginx) to present to the broker.
+
+    Set MATCHHUB_CLIENT_CERT_SOURCE=proxy and add the printed fingerprint to
+    MATCHHUB_TRUSTED_PROXY_FINGERPRINTS: only connections presenting it may forward a client
+    certificate. See deploy/nginx.conf.
+    """
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        ca = keystore.load_ca(settings.paths)
+        issued = pki.issue_client(
+            ca,
+            settings.hub_name,
+            name,
+            f"{name} (mTLS proxy)",
+            uri=pki.proxy_uri(settings.hub_name, name),
+        )
+        print_fp = pki.fingerprint(issued.certificate)
+        _audit(session, settings, "proxy.issue", proxy=name, certificate=print_fp)
+        keystore.write_agency_files(out_dir, name, issued, settings.paths.ca_cert.read_bytes())
+    out.print(f"wrote {out_dir}/{name}.pem and {name}-key.pem; fingerprint:")
+    out.print(print_fp, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def serve(
     ctx: typer.Context,

@@ -45,6 +45,10 @@ def agency_uri(hub: str, code: str) -> str:
     return f"{URI_PREFIX}{hub}:agency:{code}"
 
 
+def proxy_uri(hub: str, name: str) -> str:
+    return f"{URI_PREFIX}{hub}:proxy:{name}"
+
+
 def agency_code_from_uri(hub: str, uri: str) -> str | None:
     prefix = f"{URI_PREFIX}{hub}:agency:"
     return uri[len(prefix) :] if uri.startswith(prefix) else None
@@ -166,8 +170,10 @@ def issue_client(
     now: datetime | None = None,
     validity: timedelta = CLIENT_VALIDITY,
     usage: Iterable[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    uri: str | None = None,
 ) -> Issued:
-    """An agency's client certificate. ``usage`` exists so the test PKI can make wrong ones."""
+    """An agency's client certificate. ``usage`` exists so the test PKI can make wrong ones;
+    ``uri`` names something other than an agency (the mTLS proxy, :func:`proxy_uri`)."""
     now = now or datetime.now(UTC)
     key = new_key()
     subject = x509.Name(
@@ -179,7 +185,9 @@ def issue_client(
     cert = (
         _leaf_builder(ca, subject, key, now - BACKDATE, now + validity)
         .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(agency_uri(hub, code))]),
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(uri or agency_uri(hub, code))]
+            ),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
