@@ -1,0 +1,1 @@
+"""Synthetic data: a plausible population, every agency's extract, and the ground truth."""
