@@ -8,6 +8,7 @@ SIGKILL mid-upload resumes to the same snapshot as an unbroken push.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import signal
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from matchhub.audit.checkpoint import sign_checkpoint, verify_checkpoint
 from matchhub.connect.cli import FAULT_KILL_AFTER_CHUNKS
 from matchhub.keystore import pki
+from matchhub.keystore.material import load_key_material
 from matchhub.runner import free_port
 from matchhub.tokens import MatchingKey
 from tests.connect.conftest import CODES, CONNECTORS, KINDS, Agencies, Broker, connect, truth
@@ -41,7 +44,7 @@ def test_the_whole_population_equals_the_ground_truth(
         assert report["rejected"] == counts["rejected"]
         assert report["flagged"] == counts["flagged"]
         assert report["rows_sent"] == report["rows_to_send"] > 0
-        assert report["witness"].startswith("not checked")
+        assert report["witness"].startswith("checked: the signed audit log grew")
 
     flagged, roster = truth(population)
     assert broker.flags() == broker.expected(flagged)
@@ -343,3 +346,33 @@ def test_rules_come_from_the_broker_and_can_be_saved_for_a_dry_run(
     assert dry.report["flagged"] == {"bank.large_loan": 0}
     assert dry.report["rules"] == f"from {rules_file}"
     assert dry.report["state"].startswith("dry run")
+
+
+def test_the_witness_catches_a_broker_showing_an_older_log(
+    agencies: Agencies, broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a push the connector remembers the log's checkpoint; a broker that later shows a
+    log smaller than that (a rollback) is refused before anything is sent."""
+    extract = tmp_path / "loans.csv"
+    extract.write_text(
+        "customer_nid,principal_outstanding_iqd,accrued_interest_iqd\n123456789012,60000000,0\n",
+        encoding="utf-8",
+    )
+    first = agencies.push(capsys, "bank", extract)
+    assert first.status == 0, first.text
+    state = agencies.work / "state" / f"{CODES['bank']}.audit" / "audit-witness.json"
+    saved = json.loads(state.read_text())
+    # What the connector would hold had it seen the log at a later, larger size: a checkpoint
+    # signed with the hub's real key. The broker's real log is now "behind" it.
+    hub = agencies.hub
+    signer = load_key_material(hub.paths).audit_signing_key
+    key = (state.parent / "audit-verifier.key").read_text().strip()
+    origin = verify_checkpoint(saved["note"], key).origin
+    later = sign_checkpoint(origin, 10**6, b"\x01" * 32, origin, signer)
+    root = base64.b64encode(b"\x01" * 32).decode()
+    state.write_text(json.dumps({**saved, "note": later, "size": 10**6, "root": root}))
+    uploads_before = broker.uploads()
+    second = agencies.push(capsys, "bank", extract, name="second")
+    assert second.status == 1
+    assert "rollback" in second.text
+    assert broker.uploads() == uploads_before

@@ -150,10 +150,13 @@ def test_checkpoints_proofs_and_a_witness(server: RunningServer, tmp_path: Path)
             )
         bad = client.get("/v1/audit/proofs/inclusion", params={"seq": 0, "tree_size": 10**9})
         assert bad.json()["error"]["code"] == "invalid_tree_size"
-        # A provider may not read the log.
         molsa = hub.add_agency("molsa", AgencyKind.welfare)
     with make_client(server.url, molsa) as client:
-        assert client.get("/v1/audit/checkpoint").json()["error"]["code"] == "scope_denied"
+        # Any agency may witness the log; only auditors read its entries and inclusion proofs.
+        assert client.get("/v1/audit/checkpoint").status_code == 200
+        assert client.get("/v1/audit/entries").json()["error"]["code"] == "scope_denied"
+        inclusion = client.get("/v1/audit/proofs/inclusion", params={"seq": 0, "tree_size": 1})
+        assert inclusion.json()["error"]["code"] == "scope_denied"
 
 
 def _cli(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:

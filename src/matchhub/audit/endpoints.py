@@ -15,7 +15,7 @@ from matchhub.audit.schemas import (
     EntryOut,
     InclusionOut,
 )
-from matchhub.identity.auth import AuditReader
+from matchhub.identity.auth import AuditReader, AuditWitness
 from matchhub.kit.deps import SessionDep
 from matchhub.kit.errors import UnprocessableEntity
 from matchhub.kit.responses import errors
@@ -82,7 +82,7 @@ def list_entries(
 
 
 @router.get("/checkpoint", response_model=CheckpointOut, responses=errors(401, 403))
-def get_checkpoint(principal: AuditReader, request: Request, session: SessionDep) -> CheckpointOut:
+def get_checkpoint(principal: AuditWitness, request: Request, session: SessionDep) -> CheckpointOut:
     """The latest signed checkpoint (signed now if the log has grown). Keep it: the next one
     must be consistent with it (GET /v1/audit/proofs/consistency)."""
     keys = _keys(request)
@@ -109,7 +109,7 @@ def inclusion_proof(
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut, responses=errors(401, 403, 422))
 def consistency_proof(
-    principal: AuditReader,
+    principal: AuditWitness,
     session: SessionDep,
     old_size: Annotated[int, Query(ge=0)],
     new_size: Annotated[int, Query(ge=0)],

@@ -26,6 +26,7 @@ from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.errors import MatchhubError, OperatorError
 from matchhub.kit.migrate import upgrade
 from matchhub.settings import Settings
+from matchhub.synth.cli import synth_app
 
 VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -44,6 +45,7 @@ grants_app = typer.Typer(
 )
 audit_app = typer.Typer(help="Export, verify and checkpoint the audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(synth_app, name="synth", help="Synthetic population and agency extracts.")
 app.add_typer(flags_app, name="flags")
 app.add_typer(purposes_app, name="purposes")
 app.add_typer(grants_app, name="grants")

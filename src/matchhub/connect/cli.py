@@ -69,7 +69,7 @@ from matchhub.connect.extract import (
 )
 from matchhub.connect.push import FORMATS, Chunk, PushClient, PushError, PushResult
 from matchhub.connect.state import PushState, StateError, StateFile, inputs_digest
-from matchhub.connect.witness import AuditApiPending, Witness, WitnessOutcome
+from matchhub.connect.witness import ApiWitness, Witness, WitnessError, WitnessOutcome
 from matchhub.tokens import InvalidMatchingKey, MatchingKey, Tokeniser
 
 __all__ = ["ConnectError", "app", "main", "make_witness", "run"]
@@ -99,11 +99,10 @@ class WireFormat(StrEnum):
     ndjson = "ndjson"
 
 
-def make_witness() -> Witness:
-    """The audit witness of every push. The hook point for checking the broker's signed audit
-    checkpoint; a placeholder until the broker has an audit API (see `matchhub.connect.witness`).
-    """
-    return AuditApiPending()
+def make_witness(state_dir: Path, code: str) -> Witness:
+    """The audit witness of every push: the broker's signed checkpoint before and after, each
+    consistent with the last one this agency accepted (kept in the state folder)."""
+    return ApiWitness(state_dir / f"{code}.audit")
 
 
 # --- options -------------------------------------------------------------------------------------
@@ -538,7 +537,7 @@ class _Upload:
         self.key, self.report = key, report
         self.spec = plan.definition
         self.state = StateFile(state_dir, str(session.whoami["code"]), self.spec.kind.value)
-        self.witness = make_witness()
+        self.witness = make_witness(state_dir, str(session.whoami["code"]))
         report.key_version = key.version
 
     def run(self, wire_format: WireFormat, chunk_rows: int, as_of: date | None, show: bool) -> None:
@@ -782,7 +781,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except ConnectError as exc:
+    except (ConnectError, WitnessError) as exc:
         err.print(f"error: {exc}")
         return 1
     except KeyboardInterrupt:

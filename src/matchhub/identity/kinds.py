@@ -44,9 +44,12 @@ class Scope(StrEnum):
     lookup = "lookup"
     match = "match"
     audit_read = "audit:read"
+    audit_witness = "audit:witness"
 
 
-_COMMON = frozenset({Scope.identity_read, Scope.catalogue_read})
+# Every agency may witness the audit log (signed checkpoints and consistency proofs reveal
+# sizes and hashes only); reading its entries is for auditors.
+_COMMON = frozenset({Scope.identity_read, Scope.catalogue_read, Scope.audit_witness})
 
 KIND_SCOPES: dict[AgencyKind, frozenset[Scope]] = {
     **{kind: _COMMON | {Scope.upload} for kind in PROVIDER_KINDS},
