@@ -25,6 +25,7 @@ from matchhub.kit.errors import NotFound, ServiceUnavailable, UnprocessableEntit
 from matchhub.kit.models import utcnow
 
 STATE_ID = 1
+RESERVED = frozenset({"seq", "time", "kind", "subjects"})
 SUBJECT_DIGEST_BYTES = 16
 
 
@@ -97,7 +98,10 @@ def append(
     state = _state(session)
     now = utcnow()
     seq = state.size
-    entry = {"seq": seq, "time": now.isoformat(timespec="microseconds"), "kind": kind, **body}
+    clash = RESERVED & body.keys()
+    if clash:
+        raise ValueError(f"audit entry fields {sorted(clash)} are the log's own")
+    entry = {**body, "seq": seq, "time": now.isoformat(timespec="microseconds"), "kind": kind}
     if agency is not None:
         entry.setdefault("agency", agency)
     if route is not None:

@@ -166,7 +166,7 @@ def agency_add(
                 settings,
                 "agency.add",
                 agency=code,
-                kind=agency_kind.value,
+                agency_kind=agency_kind.value,
                 certificate=pki.fingerprint(issued.certificate),
             )
             # Files first, then the commit as the block ends: a failed commit removes them.
@@ -527,15 +527,19 @@ def serve(
 
 @app.command()
 def demo(
-    ctx: typer.Context,
     home: Annotated[Path, typer.Option(help="A fresh folder for the demo's state.")] = Path(
         "var/demo"
     ),
+    people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 2026,
 ) -> None:
-    """The whole story end to end on the embedded SQLite default."""
+    """The whole story end to end on the embedded SQLite default: init, agencies, key
+    ceremony, synthetic data, every connector over mTLS, a match job, lookups, audit verify."""
     from matchhub.demo import run_demo
 
-    run_demo(home, out)
+    result = run_demo(home, out, people=people, seed=seed)
+    if not result.matches_truth:
+        raise OperatorError("the broker's answer differs from the synthetic ground truth")
 
 
 @app.command()

@@ -101,7 +101,7 @@ def put_chunk(
 ) -> ChunkReceipt:
     """Chunk ``seq`` (0, 1, 2, ... in order). Re-sending a chunk with the same content is
     accepted once; different content under the same number is refused."""
-    note.update(upload=upload_id, seq=seq, bytes_in=len(body))
+    note.update(upload=upload_id, chunk=seq, bytes_in=len(body))
     receipt = service.put_chunk(
         session, principal, upload_id, seq, body=body, media_type=media_type(request), ctx=ctx
     )
