@@ -427,6 +427,28 @@ def grants_revoke(
     out.print(f"[yellow]revoked[/] {flag} from {to} for {purpose}")
 
 
+@keys_app.command("retire")
+def keys_retire(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The matching-key version to retire.")],
+) -> None:
+    """Complete a key rotation: uploads under VERSION are refused from now on, and every
+    snapshot, roster and job result stored under it is discarded and purged."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        counts = keystore.retire_matching_key_version(session, version)
+        _audit(session, settings, "keys.retire", version=version, **counts)
+    with _session(settings) as session:
+        from matchhub.uploads.service import purge_unreachable
+
+        rows = purge_unreachable(session)
+    out.print(
+        f"[yellow]retired[/] matching-key version {version}: {counts['snapshots']} "
+        f"snapshots, {counts['uploads']} open uploads and {counts['job_results']} job "
+        f"results discarded; {rows:,} rows purged"
+    )
+
+
 @audit_app.command("export")
 def audit_export(
     ctx: typer.Context,

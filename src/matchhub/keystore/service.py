@@ -18,8 +18,9 @@ from matchhub.keystore import pki
 from matchhub.keystore.material import Secret, audit_key_pem, load_key_material
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
-from matchhub.kit.errors import Conflict, OperatorError
+from matchhub.kit.errors import Conflict, NotFound, OperatorError
 from matchhub.kit.migrate import upgrade
+from matchhub.kit.models import utcnow
 from matchhub.settings import Settings, StatePaths
 
 
@@ -112,6 +113,64 @@ def register_matching_key_version(session: Session, version: str | None = None) 
     session.add(MatchingKeyVersion(version=version))
     session.flush()
     return version
+
+
+def retire_matching_key_version(session: Session, version: str) -> dict[str, int]:
+    """Complete a rotation: refuse new uploads under ``version`` and discard everything stored
+    under it (snapshots, rosters, open uploads, the results of jobs that ran on such a roster).
+    The rows go with the next purge. The last active version cannot be retired."""
+    from matchhub.jobs.models import MatchJob  # noqa: PLC0415 (keystore sits below jobs)
+    from matchhub.jobs.repository import JobRepository  # noqa: PLC0415
+    from matchhub.uploads.models import Snapshot, Upload  # noqa: PLC0415
+
+    row = session.get(MatchingKeyVersion, version)
+    if row is None:
+        raise NotFound(f"no matching-key version {version!r}", code="unknown_key_version")
+    if row.state != "active":
+        raise Conflict(
+            f"matching-key version {version!r} is already retired", code="key_version_retired"
+        )
+    active = session.scalar(
+        select(func.count())
+        .select_from(MatchingKeyVersion)
+        .where(MatchingKeyVersion.state == "active")
+    )
+    if (active or 0) <= 1:
+        raise Conflict(
+            "this is the only active matching-key version; make its successor first "
+            "(matchhub keys matching-key)",
+            code="last_key_version",
+        )
+    now = utcnow()
+    row.state, row.retired_at = "retired", now
+    snapshots = list(
+        session.scalars(
+            select(Snapshot).where(
+                Snapshot.key_version == version,
+                Snapshot.state.in_(("pending", "current", "superseded")),
+            )
+        )
+    )
+    for snapshot in snapshots:
+        snapshot.state = "discarded"
+    uploads = list(
+        session.scalars(select(Upload).where(Upload.key_version == version, Upload.state == "open"))
+    )
+    for upload in uploads:
+        upload.state, upload.finished_at = "aborted", now
+    rosters = [s.id for s in snapshots if s.kind == "roster"]
+    jobs = list(
+        session.scalars(
+            select(MatchJob).where(
+                MatchJob.roster_snapshot_id.in_(rosters), MatchJob.results_purged_at.is_(None)
+            )
+        )
+    )
+    for job in jobs:
+        JobRepository(session).delete_results(job.id)
+        job.results_purged_at = now
+    session.flush()
+    return {"snapshots": len(snapshots), "uploads": len(uploads), "job_results": len(jobs)}
 
 
 def write_agency_files(out: Path, code: str, issued: pki.Issued, ca_pem: bytes) -> list[Path]:
