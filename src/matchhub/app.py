@@ -34,6 +34,8 @@ from matchhub.kit.models import utcnow
 from matchhub.kit.ratelimit import RateLimiter
 from matchhub.lookups.endpoints import router as lookups_router
 from matchhub.matching.engine import MatchEngine
+from matchhub.metrics.endpoints import Metrics, MetricsMiddleware
+from matchhub.metrics.endpoints import router as metrics_router
 from matchhub.settings import Settings
 from matchhub.uploads import service as uploads
 from matchhub.uploads.digests import RunningDigests
@@ -109,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.audit_keys = audit.keys_from(
             keys, settings.hub_name, settings.audit_checkpoint_every
         )
+        app.state.metrics = Metrics(lambda: app.state.sessionmaker)
         app.state.lookup_limiter = RateLimiter(
             settings.lookup_rate_per_second, settings.lookup_burst
         )
@@ -144,7 +147,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     handlers.install(app)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(identity_router)
     app.include_router(catalogue_router)
     app.include_router(uploads_router)

@@ -116,3 +116,17 @@ def test_health_endpoints(server: RunningServer) -> None:
     ready = _get(server, creds, "/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "keys": "ok"}
+
+
+def test_metrics_count_routes_not_paths(server: RunningServer) -> None:
+    creds = server.hub.add_agency("molsa", AgencyKind.welfare)
+    with make_client(server.url, creds) as client:
+        for _ in range(3):
+            assert client.get("/v1/whoami").status_code == 200
+        client.get("/v1/match-jobs/" + "ab" * 16)
+        text = client.get("/metrics").text
+    assert 'matchhub_http_requests_total{method="GET",route="/v1/whoami",status="200"} 3.0' in text
+    assert 'route="/v1/match-jobs/{job_id}",status="404"' in text
+    assert "ab" * 16 not in text
+    assert "matchhub_audit_entries " in text
+    assert 'matchhub_jobs{state="queued"} 0.0' in text

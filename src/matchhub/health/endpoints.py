@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 router = APIRouter(tags=["health"])
 
-UNSCOPED_ROUTES = frozenset({"/healthz", "/readyz"})
+UNSCOPED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @router.get("/healthz")

@@ -1,0 +1,1 @@
+"""Prometheus metrics: counts and timings only, never a token, identifier or agency record."""

@@ -1,0 +1,121 @@
+"""``GET /metrics``: request counts and latencies per route template, and a few gauges read
+from the database at scrape time (audit log size, open uploads, jobs by state, current
+snapshots). Like the health endpoints it has no scope (it says nothing about anyone), but it
+is still behind mutual TLS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any, cast
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from matchhub.audit.models import AuditState
+from matchhub.jobs.models import MatchJob
+from matchhub.uploads.models import Snapshot, Upload
+
+router = APIRouter(tags=["health"])
+
+
+class _DatabaseGauges(Collector):
+    def __init__(self, factory: Callable[[], sessionmaker[Session]]) -> None:
+        self.factory = factory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.factory()() as session:
+            audit = session.scalar(select(AuditState.size)) or 0
+            uploads = session.scalar(
+                select(func.count()).select_from(Upload).where(Upload.state == "open")
+            )
+            jobs = dict(
+                session.execute(select(MatchJob.state, func.count()).group_by(MatchJob.state)).all()
+            )
+            snapshots = dict(
+                session.execute(
+                    select(Snapshot.kind, func.count())
+                    .where(Snapshot.state == "current")
+                    .group_by(Snapshot.kind)
+                ).all()
+            )
+        yield GaugeMetricFamily("matchhub_audit_entries", "Entries in the audit log", value=audit)
+        yield GaugeMetricFamily("matchhub_open_uploads", "Uploads open now", value=uploads or 0)
+        job_gauge = GaugeMetricFamily("matchhub_jobs", "Match jobs by state", labels=["state"])
+        for state in ("queued", "running", "succeeded", "failed"):
+            job_gauge.add_metric([state], jobs.get(state, 0))
+        yield job_gauge
+        snap = GaugeMetricFamily(
+            "matchhub_current_snapshots", "Current snapshots by kind", labels=["kind"]
+        )
+        for kind in ("flag", "roster"):
+            snap.add_metric([kind], snapshots.get(kind, 0))
+        yield snap
+
+
+class Metrics:
+    """One registry per app: no global state, so tests and several apps never collide."""
+
+    def __init__(self, factory: Callable[[], sessionmaker[Session]]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "matchhub_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "matchhub_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.registry.register(_DatabaseGauges(factory))
+
+
+Scope = MutableMapping[str, Any]
+
+
+class MetricsMiddleware:
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def counted(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            metrics = cast(Metrics | None, getattr(scope["app"].state, "metrics", None))
+            if metrics is not None:
+                # The route template, never the raw path: a path could carry anything.
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+                metrics.latency.labels(scope["method"], route).observe(
+                    time.perf_counter() - started
+                )
+
+
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+)
+def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    registry = cast(Metrics, request.app.state.metrics).registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
