@@ -15,6 +15,7 @@ from matchhub.identity.auth import MatchCaller
 from matchhub.jobs import service
 from matchhub.jobs.schemas import JobOut, OpenJob
 from matchhub.keystore.rekey import Sealer
+from matchhub.kit.db import after_commit
 from matchhub.kit.deps import SessionDep
 from matchhub.kit.responses import errors
 
@@ -32,12 +33,15 @@ CSV = "text/csv"
     response_model=JobOut,
     responses=errors(401, 403, 409, 422),
 )
-def open_job(principal: MatchCaller, body: OpenJob, session: SessionDep, note: AuditNote) -> JobOut:
+def open_job(
+    principal: MatchCaller, body: OpenJob, session: SessionDep, note: AuditNote, request: Request
+) -> JobOut:
     """Run the caller's current roster against every provider's current snapshot at once, in
     the background, for a stated purpose (optionally a subset of the granted flags)."""
     note.update(purpose=body.purpose, flags=body.flags)
     job = service.submit(session, principal, body)
     note.update(job=job.id, roster_version=job.roster_snapshot_id)
+    after_commit(session, request.app.state.job_runner.notify)
     return service.describe(job)
 
 

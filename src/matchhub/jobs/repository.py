@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -141,30 +140,29 @@ class JobRepository:
 
     # results
 
-    def write_results(self, job_id: str, rows: Sequence[tuple[int, str]]) -> None:
-        if not rows:
+    def write_results(self, job_id: str, ordinals: Sequence[int], sources: Sequence[str]) -> None:
+        """Bulk insert of the flagged ordinals and their source indexes (COPY on PostgreSQL)."""
+        if not ordinals:
             return
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            jid = job_id.encode("ascii")
-            head = struct.pack(">hi", 3, len(jid)) + jid
-            parts = [b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)]
-            for ordinal, sources in rows:
-                text = sources.encode("ascii")
-                parts.append(head + struct.pack(">iii", 4, ordinal, len(text)) + text)
-            parts.append(struct.pack(">h", -1))
+            # Text COPY: ids, integers and "0,3" lists never need quoting or escaping.
+            payload = "".join(
+                f"{job_id}\t{o}\t{t}\n" for o, t in zip(ordinals, sources, strict=True)
+            ).encode("ascii")
             raw = cast(psycopg.Connection[Any], connection.connection.driver_connection)
             with (
                 raw.cursor() as cursor,
-                cursor.copy(
-                    "COPY match_results (job_id, ordinal, sources) FROM STDIN (FORMAT BINARY)"
-                ) as copy,
+                cursor.copy("COPY match_results (job_id, ordinal, sources) FROM STDIN") as copy,
             ):
-                copy.write(b"".join(parts))
+                copy.write(payload)
             return
         connection.execute(
             insert(match_results),
-            [{"job_id": job_id, "ordinal": o, "sources": s} for o, s in rows],
+            [
+                {"job_id": job_id, "ordinal": o, "sources": t}
+                for o, t in zip(ordinals, sources, strict=True)
+            ],
         )
 
     def delete_results(self, job_id: str) -> None:

@@ -24,7 +24,7 @@ from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
-from matchhub.matching.engine import MatchEngine
+from matchhub.matching.engine import MatchEngine, Source
 from matchhub.settings import Settings
 from matchhub.uploads.models import Snapshot
 
@@ -46,7 +46,12 @@ class JobRunner:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_state = on_state
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def notify(self) -> None:
+        """A job was queued: claim it now rather than at the next poll."""
+        self._wake.set()
 
     @property
     def lease(self) -> timedelta:
@@ -60,6 +65,7 @@ class JobRunner:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout=30)
 
@@ -71,7 +77,8 @@ class JobRunner:
                 log.exception("match-job worker error")
                 ran = False
             if not ran:
-                self._stop.wait(self.settings.job_poll_seconds)
+                self._wake.wait(self.settings.job_poll_seconds)
+                self._wake.clear()
 
     def run_once(self) -> bool:
         now = utcnow()
@@ -120,10 +127,10 @@ class JobRunner:
                     return
                 job.sources = service.plan(session, job)
                 roster_id = job.roster_snapshot_id
-                source_ids = [s["snapshot_id"] for s in job.sources]
-            self._ensure_loaded(roster_id, source_ids)
+                sources = [Source(s["snapshot_id"], s["flag"], s["source"]) for s in job.sources]
+            self._ensure_loaded(roster_id, [s.snapshot_id for s in sources])
             progress[0] = 0.5
-            outcome = self.engine.match(roster_id, source_ids)
+            outcome = self.engine.match(roster_id, sources)
             progress[0] = 0.8
             with session_scope(self.factory) as session:
                 repo = JobRepository(session)
@@ -131,10 +138,7 @@ class JobRunner:
                 if job is None:  # lost the lease: another worker runs it now
                     return
                 repo.delete_results(job_id)
-                repo.write_results(
-                    job_id,
-                    [(m.ordinal, ",".join(str(i) for i in m.sources)) for m in outcome.matches],
-                )
+                repo.write_results(job_id, outcome.ordinals, outcome.sources)
                 job.summary = service.summarise(job, outcome, time.monotonic() - started)
                 job.state, job.progress, job.finished_at = "succeeded", 1.0, utcnow()
                 job.expires_at = job.finished_at + service.retention(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,21 +122,15 @@ def plan(session: Session, job: MatchJob) -> list[dict[str, Any]]:
 
 
 def summarise(job: MatchJob, outcome: MatchOutcome, seconds: float) -> dict[str, Any]:
-    sources = job.sources or []
-    per_flag: Counter[str] = Counter()
-    per_source: Counter[str] = Counter()
-    for match in outcome.matches:
-        flags = {sources[i]["flag"] for i in match.sources}
-        kinds = {sources[i]["source"] for i in match.sources}
-        per_flag.update(flags)
-        per_source.update(kinds)
     return {
         "roster_version": job.roster_snapshot_id,
         "roster_size": outcome.roster_size,
-        "flagged_beneficiaries": len(outcome.matches),
-        "per_flag": dict(sorted(per_flag.items())),
-        "per_source": dict(sorted(per_source.items())),
-        "sources": [{k: s[k] for k in ("flag", "source", "as_of", "rows")} for s in sources],
+        "flagged_beneficiaries": outcome.flagged,
+        "per_flag": dict(sorted(outcome.per_flag.items())),
+        "per_source": dict(sorted(outcome.per_source.items())),
+        "sources": [
+            {k: s[k] for k in ("flag", "source", "as_of", "rows")} for s in job.sources or []
+        ],
         "seconds": round(seconds, 3),
     }
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -35,15 +35,25 @@ def token_bytes(value: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class Match:
-    ordinal: int  # the roster row the consumer sent this token at
-    sources: tuple[int, ...]  # indexes into the job's list of provider snapshots
+class Source:
+    snapshot_id: int
+    flag: str
+    kind: str  # the kind of agency that asserts the flag
 
 
-@dataclass(frozen=True)
+@dataclass
 class MatchOutcome:
+    """Columns, not objects: one row per flagged roster member, in roster order."""
+
     roster_size: int  # distinct tokens on the roster
-    matches: list[Match]
+    ordinals: list[int]  # the roster row the consumer sent each flagged token at
+    sources: list[str]  # for each, the indexes of the sources holding it, as "0,3"
+    per_flag: dict[str, int] = field(default_factory=dict)  # flagged beneficiaries per flag
+    per_source: dict[str, int] = field(default_factory=dict)  # ... per asserting agency kind
+
+    @property
+    def flagged(self) -> int:
+        return len(self.ordinals)
 
 
 class MatchEngine:
@@ -108,37 +118,57 @@ class MatchEngine:
                 self._db.execute("DELETE FROM roster WHERE snapshot_id = ?", [snapshot_id])
             self._loaded.difference_update(ids)
 
-    def match(self, roster_id: int, sources: Sequence[int]) -> MatchOutcome:
-        """Every roster token found in any of ``sources`` (provider snapshot ids), with the
-        indexes of the sources that hold it."""
-        missing = ({roster_id} | set(sources)) - self.loaded()
+    def match(self, roster_id: int, sources: Sequence[Source]) -> MatchOutcome:
+        """Every roster token found in any of ``sources``, with the indexes of the sources that
+        hold it, and the counts per flag and per source kind: one join, all in the engine."""
+        missing = ({roster_id} | {s.snapshot_id for s in sources}) - self.loaded()
         if missing:
             raise KeyError(f"snapshots not loaded: {sorted(missing)}")
         cursor = self._db.cursor()
-        cursor.register(
-            "sources",
-            {
-                "idx": np.arange(len(sources), dtype=np.int32),
-                "snapshot_id": np.asarray(sources, dtype=np.int32),
-            },
-        )
-        size = cursor.execute(
-            "SELECT count(*) FROM roster WHERE snapshot_id = ?", [roster_id]
-        ).fetchone()
-        rows = cursor.execute(
-            """
-            SELECT r.ordinal, list(DISTINCT s.idx ORDER BY s.idx)
-            FROM roster r
-            JOIN provider p ON p.k = r.k
-            JOIN sources s ON s.snapshot_id = p.snapshot_id
-            WHERE r.snapshot_id = ?
-            GROUP BY r.ordinal
-            ORDER BY r.ordinal
-            """,
-            [roster_id],
-        ).fetchall()
-        cursor.unregister("sources")
+        try:
+            cursor.register(
+                "sources",
+                {
+                    "idx": np.arange(len(sources), dtype=np.int32),
+                    "snapshot_id": np.asarray([s.snapshot_id for s in sources], dtype=np.int32),
+                    "flag": np.asarray([s.flag for s in sources], dtype=object),
+                    "kind": np.asarray([s.kind for s in sources], dtype=object),
+                },
+            )
+            size = cursor.execute(
+                "SELECT count(*) FROM roster WHERE snapshot_id = ?", [roster_id]
+            ).fetchone()
+            cursor.execute(
+                """
+                CREATE TEMP TABLE hits AS
+                SELECT DISTINCT r.ordinal, s.idx, s.flag, s.kind
+                FROM roster r
+                JOIN provider p ON p.k = r.k
+                JOIN sources s ON s.snapshot_id = p.snapshot_id
+                WHERE r.snapshot_id = ?
+                """,
+                [roster_id],
+            )
+            columns = cursor.execute(
+                """
+                SELECT ordinal, array_to_string(list_sort(list(idx)), ',') AS sources
+                FROM hits GROUP BY ordinal ORDER BY ordinal
+                """
+            ).fetchnumpy()
+            per_flag = cursor.execute(
+                "SELECT flag, count(DISTINCT ordinal) FROM hits GROUP BY flag ORDER BY flag"
+            ).fetchall()
+            per_source = cursor.execute(
+                "SELECT kind, count(DISTINCT ordinal) FROM hits GROUP BY kind ORDER BY kind"
+            ).fetchall()
+            cursor.execute("DROP TABLE hits")
+            cursor.unregister("sources")
+        finally:
+            cursor.close()
         return MatchOutcome(
             roster_size=int(size[0]) if size else 0,
-            matches=[Match(int(ordinal), tuple(int(i) for i in idx)) for ordinal, idx in rows],
+            ordinals=[int(o) for o in columns["ordinal"]],
+            sources=[str(t) for t in columns["sources"]],
+            per_flag={str(f): int(n) for f, n in per_flag},
+            per_source={str(k): int(n) for k, n in per_source},
         )
