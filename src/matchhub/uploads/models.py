@@ -79,6 +79,11 @@ class Snapshot(Base):
 
 # The rows themselves, kept as a plain table (no ORM identity, no primary key): written in bulk
 # (COPY on PostgreSQL), read by set-based queries only. ``token`` is the re-keyed token.
+#
+# On PostgreSQL the table is partitioned by snapshot, one partition a snapshot: a pending
+# snapshot's rows are COPYed into a table of their own with no index (as fast as COPY goes), the
+# commit attaches it, which builds its indexes in one sorted pass, and replacing a snapshot
+# drops its partition instead of deleting millions of rows. SQLite keeps one table.
 snapshot_rows = Table(
     "snapshot_rows",
     Base.metadata,
@@ -89,7 +94,13 @@ snapshot_rows = Table(
     # The match engine loads whole snapshots. Rows arrive snapshot by snapshot, so on
     # PostgreSQL a BRIN index finds them at a fraction of a B-tree's ingest cost.
     Index("ix_snapshot_rows_snapshot", "snapshot_id", postgresql_using="brin"),
+    postgresql_partition_by="LIST (snapshot_id)",
 )
+
+
+def partition_name(snapshot_id: int) -> str:
+    return f"snapshot_rows_{int(snapshot_id)}"
+
 
 # A consumer's roster: the re-keyed token for matching, the ordinal the consumer sent it at, and
 # the sealed wire token (keystore/rekey.py) from which a match job's answer is given back.

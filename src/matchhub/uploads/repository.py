@@ -6,11 +6,18 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
-from matchhub.uploads.models import Snapshot, Upload, UploadChunk, roster_rows, snapshot_rows
+from matchhub.uploads.models import (
+    Snapshot,
+    Upload,
+    UploadChunk,
+    partition_name,
+    roster_rows,
+    snapshot_rows,
+)
 
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _PGCOPY_ROW = struct.Struct(">hiii16s")  # 2 fields; int4 snapshot id; 16-byte token
@@ -82,18 +89,47 @@ class UploadRepository:
 
     # rows
 
+    @property
+    def partitioned(self) -> bool:
+        return self.session.connection().dialect.name == "postgresql"
+
+    def create_partition(self, snapshot_id: int) -> None:
+        """PostgreSQL: the pending snapshot's own table, not yet attached, with no index. Its
+        CHECK constraint lets the commit's ATTACH skip a validation scan."""
+        if self.partitioned:
+            name, sid = partition_name(snapshot_id), int(snapshot_id)
+            self.session.execute(
+                text(
+                    f"CREATE TABLE {name} (LIKE snapshot_rows INCLUDING DEFAULTS, "
+                    f"CONSTRAINT {name}_snapshot CHECK (snapshot_id = {sid}))"
+                )
+            )
+
+    def attach_partition(self, snapshot_id: int) -> None:
+        """PostgreSQL: make the snapshot's rows part of the table; builds its indexes."""
+        if self.partitioned:
+            name, sid = partition_name(snapshot_id), int(snapshot_id)
+            self.session.execute(
+                text(f"ALTER TABLE snapshot_rows ATTACH PARTITION {name} FOR VALUES IN ({sid})")
+            )
+
     def insert_rows(self, rows: Sequence[tuple[int, bytes]]) -> None:
-        """Bulk insert of (snapshot id, stored token): binary COPY on PostgreSQL."""
+        """Bulk insert of (snapshot id, stored token): on PostgreSQL a binary COPY into each
+        pending snapshot's own partition table."""
         if not rows:
             return
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            payload = b"".join(
-                [_PGCOPY_HEADER]
-                + [_PGCOPY_ROW.pack(2, 4, snapshot_id, 16, token) for snapshot_id, token in rows]
-                + [_PGCOPY_TRAILER]
-            )
-            self._copy("snapshot_rows (snapshot_id, token)", payload)
+            by_snapshot: dict[int, list[bytes]] = {}
+            for snapshot_id, token in rows:
+                by_snapshot.setdefault(snapshot_id, []).append(token)
+            for snapshot_id, tokens in by_snapshot.items():
+                payload = b"".join(
+                    [_PGCOPY_HEADER]
+                    + [_PGCOPY_ROW.pack(2, 4, snapshot_id, 16, token) for token in tokens]
+                    + [_PGCOPY_TRAILER]
+                )
+                self._copy(f"{partition_name(snapshot_id)} (snapshot_id, token)", payload)
             return
         connection.execute(
             insert(snapshot_rows),
@@ -130,6 +166,9 @@ class UploadRepository:
             copy.write(payload)
 
     def delete_rows(self, snapshot: Snapshot) -> int:
+        if snapshot.kind == "flag" and self.partitioned:
+            self.session.execute(text(f"DROP TABLE IF EXISTS {partition_name(snapshot.id)}"))
+            return snapshot.rows
         table = roster_rows if snapshot.kind == "roster" else snapshot_rows
         result = self.session.execute(delete(table).where(table.c.snapshot_id == snapshot.id))
         return int(getattr(result, "rowcount", 0) or 0)

@@ -77,18 +77,19 @@ def open_upload(
     repo.add(upload)
     codes: list[str | None] = [*request.flags] or [None]
     for flag_code in codes:
-        repo.add(
-            Snapshot(
-                upload_id=upload.id,
-                agency_id=principal.agency_id,
-                kind="flag" if flag_code else "roster",
-                flag_code=flag_code,
-                key_version=request.key_version,
-                state="pending",
-                as_of=upload.as_of,
-                rows=0,
-            )
+        snapshot = Snapshot(
+            upload_id=upload.id,
+            agency_id=principal.agency_id,
+            kind="flag" if flag_code else "roster",
+            flag_code=flag_code,
+            key_version=request.key_version,
+            state="pending",
+            as_of=upload.as_of,
+            rows=0,
         )
+        repo.add(snapshot)
+        if flag_code:
+            repo.create_partition(snapshot.id)
     return upload
 
 
@@ -231,6 +232,9 @@ def commit_upload(
         previous = repo.current(upload.agency_id, "roster", [None])
     else:
         previous = repo.current(upload.agency_id, "flag", upload.flags)
+    for snapshot in mine:
+        if snapshot.kind == "flag":
+            repo.attach_partition(snapshot.id)
     repo.set_state([s.id for s in previous], "superseded")
     repo.set_state([s.id for s in mine], "current", committed_at=now)
     upload.state = "committed"
