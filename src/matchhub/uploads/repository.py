@@ -5,6 +5,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+import numpy as np
 import psycopg
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -20,7 +21,16 @@ from matchhub.uploads.models import (
 )
 
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_PGCOPY_ROW = struct.Struct(">hiii16s")  # 2 fields; int4 snapshot id; 16-byte token
+# One row of binary COPY: 2 fields; an int4 snapshot id; a 16-byte token.
+_PGCOPY_ROW_DTYPE = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("id_length", ">i4"),
+        ("snapshot_id", ">i4"),
+        ("token_length", ">i4"),
+        ("token", "V16"),
+    ]
+)
 _PGCOPY_ROSTER_ROW = struct.Struct(">hiiiii16si48s")  # 4 fields: id, ordinal, token, sealed
 _PGCOPY_TRAILER = struct.pack(">h", -1)
 
@@ -113,27 +123,23 @@ class UploadRepository:
                 text(f"ALTER TABLE snapshot_rows ATTACH PARTITION {name} FOR VALUES IN ({sid})")
             )
 
-    def insert_rows(self, rows: Sequence[tuple[int, bytes]]) -> None:
-        """Bulk insert of (snapshot id, stored token): on PostgreSQL a binary COPY into each
-        pending snapshot's own partition table."""
-        if not rows:
+    def insert_rows(self, snapshot_id: int, stored: bytes) -> None:
+        """Bulk insert of one snapshot's stored tokens (16 bytes each): on PostgreSQL one
+        binary COPY into the pending snapshot's own partition table, built without a loop."""
+        if not stored:
             return
+        tokens = np.frombuffer(stored, dtype="V16")
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            by_snapshot: dict[int, list[bytes]] = {}
-            for snapshot_id, token in rows:
-                by_snapshot.setdefault(snapshot_id, []).append(token)
-            for snapshot_id, tokens in by_snapshot.items():
-                payload = b"".join(
-                    [_PGCOPY_HEADER]
-                    + [_PGCOPY_ROW.pack(2, 4, snapshot_id, 16, token) for token in tokens]
-                    + [_PGCOPY_TRAILER]
-                )
-                self._copy(f"{partition_name(snapshot_id)} (snapshot_id, token)", payload)
+            rows = np.empty(len(tokens), dtype=_PGCOPY_ROW_DTYPE)
+            rows["fields"], rows["id_length"], rows["snapshot_id"] = 2, 4, snapshot_id
+            rows["token_length"], rows["token"] = 16, tokens
+            payload = _PGCOPY_HEADER + rows.tobytes() + _PGCOPY_TRAILER
+            self._copy(f"{partition_name(snapshot_id)} (snapshot_id, token)", payload)
             return
         connection.execute(
             insert(snapshot_rows),
-            [{"snapshot_id": snapshot_id, "token": token} for snapshot_id, token in rows],
+            [{"snapshot_id": snapshot_id, "token": t.tobytes()} for t in tokens],
         )
 
     def insert_roster_rows(self, rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:

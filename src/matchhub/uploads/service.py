@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -154,28 +155,25 @@ def put_chunk(
             f"this chunk would bring the upload past the {upload.expected_rows} rows declared",
             code="too_many_rows",
         )
-    snapshots = repo.snapshots_of(upload_id)
-    per_bit = [s.id for s in snapshots]  # snapshots are made in the order of upload.flags
+    snapshots = repo.snapshots_of(upload_id)  # made in the order of upload.flags
+    rekeyed = ctx.rekeyer.rekey_many(rows.tokens)
     counts: Counter[int] = Counter()
-    out: list[tuple[int, bytes]] = []
-    rekey = ctx.rekeyer.rekey
     roster: list[tuple[int, int, bytes, bytes]] = []
+    per_snapshot: list[tuple[int, bytes]] = []
     if upload.kind == "roster":
-        roster_id, seal, first = per_bit[0], ctx.sealer.seal, upload.rows_received
+        roster_id, seal, first = snapshots[0].id, ctx.sealer.seal, upload.rows_received
+        wire = rows.tokens
         roster = [
-            (roster_id, first + i, rekey(row.token), seal(row.token)) for i, row in enumerate(rows)
+            (roster_id, first + i, rekeyed[16 * i : 16 * i + 16], seal(wire[32 * i : 32 * i + 32]))
+            for i in range(len(rows))
         ]
         counts[roster_id] = len(roster)
     else:
-        for row in rows:
-            stored_token = rekey(row.token)
-            mask, bit = row.flags, 0
-            while mask:
-                if mask & 1:
-                    out.append((per_bit[bit], stored_token))
-                    counts[per_bit[bit]] += 1
-                mask >>= 1
-                bit += 1
+        table = np.frombuffer(rekeyed, dtype="V16")
+        for bit, snapshot in enumerate(snapshots):
+            chosen = table[(rows.masks >> np.uint64(bit)) & np.uint64(1) == 1]
+            per_snapshot.append((snapshot.id, chosen.tobytes()))
+            counts[snapshot.id] = len(chosen)
     try:
         repo.add(
             UploadChunk(upload_id=upload_id, seq=seq, sha256=digest, rows=len(rows), size=len(body))
@@ -184,7 +182,8 @@ def put_chunk(
         raise Conflict(
             f"chunk {seq} is being received on another request; retry", code="chunk_in_flight"
         ) from None
-    repo.insert_rows(out)
+    for snapshot_id, tokens in per_snapshot:
+        repo.insert_rows(snapshot_id, tokens)
     repo.insert_roster_rows(roster)
     for snapshot in snapshots:
         snapshot.rows += counts[snapshot.id]
