@@ -1,0 +1,187 @@
+"""Figure 6: the whole path on the same identifiers. matchhub: a provider hashes its IDs and
+pushes them, the ministry hashes and pushes its roster, runs a match job and downloads the
+result; each repeat on a fresh hub. openmined-psi (ECDH-PSI, the ``bench`` extra): the ministry
+as client learns the intersection with the provider as server, both in this process (no
+network, which favours it)."""
+
+from __future__ import annotations
+
+import time
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from benchmarks.config import Context
+from benchmarks.data import PathData, push_tokens
+from benchmarks.hub import BenchHub
+from benchmarks.measure import Comparison, Figure
+from benchmarks.queries import run_job
+from matchhub.connect.client import make_client
+from matchhub.identity.kinds import AgencyKind
+from matchhub.tokens import MatchingKey, Tokeniser
+
+FLAG = "bank.large_loan"
+STAGES = ("hash_partner", "push_partner", "hash_roster", "push_roster", "match", "results")
+
+
+def hash_ids(tokeniser: Tokeniser, ids: list[str]) -> np.ndarray:
+    digest = b"".join(map(tokeniser.token_bytes, ids))
+    return np.frombuffer(digest, dtype=np.uint8).reshape(len(ids), 32)
+
+
+def matchhub_once(ctx: Context, data: PathData, label: str) -> tuple[dict[str, float], float]:
+    """Stage seconds of one whole path on a fresh hub, and the broker's peak RSS (MiB)."""
+    s = ctx.sizes
+    times: dict[str, float] = {}
+    with BenchHub(label, ctx.root, ctx.admin_url, ctx.profile_dir) as hub:
+        bank = hub.agency("rafidain", AgencyKind.bank)
+        ministry = hub.agency("molsa", AgencyKind.welfare)
+        key = MatchingKey.generate(hub.matching_key_version())
+        with hub.broker() as broker:
+            tokeniser = Tokeniser(key, "iq.ncn")
+            mark = time.perf_counter()
+
+            def lap(stage: str) -> None:
+                nonlocal mark
+                now = time.perf_counter()
+                times[stage], mark = now - mark, now
+
+            partner = hash_ids(tokeniser, data.partner_ids)
+            lap("hash_partner")
+            with make_client(broker.url, bank) as client:
+                push_tokens(
+                    client,
+                    key_version=key.version,
+                    tokens=partner,
+                    flags=[FLAG],
+                    chunk_rows=s.chunk_rows,
+                )
+            lap("push_partner")
+            roster = hash_ids(tokeniser, data.roster_ids)
+            lap("hash_roster")
+            with make_client(broker.url, ministry) as client:
+                push_tokens(
+                    client,
+                    key_version=key.version,
+                    tokens=roster,
+                    flags=[],
+                    chunk_rows=s.chunk_rows,
+                )
+                lap("push_roster")
+                job = run_job(client, s.job_timeout, poll=0.05)
+                lap("match")
+                lines = 0
+                with client.stream("GET", f"/v1/match-jobs/{job.job['id']}/results") as response:
+                    response.raise_for_status()
+                    for line in response.iter_lines():
+                        lines += bool(line)
+                lap("results")
+        flagged = (job.job.get("summary") or {}).get("flagged_beneficiaries")
+        if flagged != data.expected or lines != data.expected:
+            raise RuntimeError(f"matchhub found {flagged} ({lines} lines), not {data.expected}")
+    return times, broker.peak_mib or 0.0
+
+
+def _psi() -> ModuleType | str:
+    try:
+        import private_set_intersection.python as psi  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: PLC0415
+    except ImportError as exc:
+        return (
+            f"openmined-psi is not installed ({exc}); `pip install openmined-psi` "
+            "(the bench extra) to measure it"
+        )
+    module: ModuleType = psi
+    return module
+
+
+def psi_once(psi: Any, data: PathData, fpr: float = 1e-9) -> tuple[dict[str, float], int, int]:
+    """Stage seconds, intersection size and bytes that would travel, for one ECDH-PSI run with
+    the ministry as client and the provider as server, revealing the intersection."""
+    client = psi.client.CreateWithNewKey(True)
+    server = psi.server.CreateWithNewKey(True)
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    setup = server.CreateSetupMessage(
+        fpr, len(data.roster_ids), data.partner_ids, psi.DataStructure.GCS
+    )
+    times["server_setup"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    request = client.CreateRequest(data.roster_ids)
+    times["client_request"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    response = server.ProcessRequest(request)
+    times["server_response"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    found = client.GetIntersection(setup, response)
+    times["client_intersection"] = time.perf_counter() - mark
+    wire = setup.ByteSize() + request.ByteSize() + response.ByteSize()
+    return times, len(found), wire
+
+
+def run(ctx: Context) -> Figure:
+    data = ctx.path
+    figure = Figure("whole_path", "Whole path: hash, push, match (wall seconds)")
+    figure.sizes = {
+        "roster_ids": len(data.roster_ids),
+        "partner_ids": len(data.partner_ids),
+        "intersection": data.expected,
+        "psi_runs": ctx.psi_repeat,
+    }
+    total = figure.add_series(
+        "matchhub", "matchhub: hash + push + match + results", "s", higher_is_better=False
+    )
+    stages = {
+        stage: figure.add_series(
+            stage, f"  of which {stage.replace('_', ' ')}", "s", higher_is_better=False
+        )
+        for stage in STAGES
+    }
+    for n in range(ctx.repeat):
+        times, peak = matchhub_once(ctx, data, f"path{n}")
+        total.add(sum(times.values()))
+        for stage, seconds in times.items():
+            stages[stage].add(seconds)
+        figure.broker_peak_rss_mib.append(peak)
+        ctx.say(f"whole path {n + 1}/{ctx.repeat}: matchhub {total.samples[-1]:.2f} s")
+    psi = _psi() if ctx.psi_repeat else "--psi-repeat 0"
+    if isinstance(psi, str):
+        figure.notes.append(f"openmined-psi skipped: {psi}")
+        ctx.say(f"[yellow]openmined-psi skipped: {psi}")
+        return figure
+    baseline = figure.add_series(
+        "baseline", "openmined-psi ECDH-PSI (in-process, no network)", "s", higher_is_better=False
+    )
+    psi_stages = {
+        stage: figure.add_series(
+            f"psi_{stage}", f"  of which {stage.replace('_', ' ')}", "s", higher_is_better=False
+        )
+        for stage in ("server_setup", "client_request", "server_response", "client_intersection")
+    }
+    cpu = figure.add_series("psi_cpu", "  openmined-psi CPU seconds", "s", higher_is_better=False)
+    for n in range(ctx.psi_repeat):
+        ctx.say(f"openmined-psi {n + 1}/{ctx.psi_repeat} (slow: about 150 s at 100k x 1M here)")
+        cpu_before = time.process_time()
+        times, found, wire = psi_once(psi, data)
+        cpu.add(time.process_time() - cpu_before)
+        if found != data.expected:
+            raise RuntimeError(f"openmined-psi found {found}, expected {data.expected}")
+        baseline.add(sum(times.values()))
+        for stage, seconds in times.items():
+            psi_stages[stage].add(seconds)
+        figure.extra["psi_message_bytes"] = wire
+        ctx.say(f"openmined-psi {n + 1}/{ctx.psi_repeat}: {baseline.samples[-1]:.1f} s")
+    figure.extra["psi_version"] = getattr(psi, "__version__", None)
+    figure.comparisons.append(
+        Comparison(
+            "openmined-psi / matchhub (times faster)",
+            figure.ratio("baseline", "matchhub"),
+            ">= 100",
+            100.0,
+        )
+    )
+    figure.notes.append(
+        "matchhub's stages run one after another in one process (in a deployment the provider "
+        "and the ministry hash and push in parallel, on their own machines)."
+    )
+    return figure
