@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     document["seconds"] = round(time.time() - started, 1)
     document["cpu_steal_percent"] = steal_percent(ticks, cpu_ticks())
+    # Each broker imports matchhub when it starts: a tree that changed mid-run mixes versions.
+    document["source_at_end"] = source_version()
     document["databases"] = list(hub.CREATED)
     screen = Console()
     render(document, screen if screen.is_terminal else Console(width=132))

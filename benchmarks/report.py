@@ -34,6 +34,11 @@ def render(document: dict[str, Any], console: Console) -> None:
         f"{' (src modified)' if document.get('source', {}).get('src_modified') else ''}; "
         f"command: {document['command']}"
     )
+    if document.get("source_at_end") not in (None, document.get("source")):
+        console.print(
+            f"[red]the source changed during the run ({document['source']} → "
+            f"{document['source_at_end']}): figures may come from different versions[/red]"
+        )
     figures = Table(title="Figures (median, min–max over the repeats)", title_justify="left")
     for column in ("figure", "measurement", "median", "min – max", "unit", "n"):
         figures.add_column(column, justify="right" if column in ("median", "n") else "left")

@@ -53,7 +53,7 @@ def test_quick_runner_on_postgresql_writes_well_formed_json(tmp_path: Path) -> N
     assert document["machine"]["usable_cores"] >= 1
     assert document["machine"]["memory_gib"] > 0
     assert document["machine"]["postgresql"]
-    assert set(document["source"]) == {"commit", "src_modified"}
+    assert set(document["source"]) == set(document["source_at_end"]) == {"commit", "src_modified"}
     assert document["sizes"]["ingest_rows"] == 2_000
     assert list(document["figures"]) == ["ingest", "lookups"]
     for name, figure in document["figures"].items():
