@@ -26,6 +26,7 @@ def _rows(toks: dict[str, str], ids: list[str], flags: list[str]) -> list[tuple[
     return [(toks[i], flags) for i in ids]
 
 
+@pytest.mark.settings(purge_grace_seconds=0)
 def test_snapshots_replace_atomically_and_retries_are_idempotent(server: RunningServer) -> None:
     hub = server.hub
     key = hub.matching_key()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Annotated, cast
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
@@ -11,6 +12,7 @@ from matchhub.kit.db import session_scope
 from matchhub.kit.deps import SessionDep, SettingsDep
 from matchhub.kit.errors import PayloadTooLarge
 from matchhub.kit.responses import errors
+from matchhub.settings import Settings
 from matchhub.uploads import formats, service
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 from matchhub.uploads.service import UploadContext
@@ -48,6 +50,10 @@ def media_type(request: Request) -> str:
 
 
 def purge_after_commit(request: Request) -> None:
+    # On PostgreSQL a statement takes its data snapshot before it looks up the table's
+    # partitions: one that began just before a commit still sees the replaced snapshot as
+    # current, so its partition must not be dropped under it. Wait out such statements.
+    time.sleep(cast(Settings, request.app.state.settings).purge_grace_seconds)
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
     with session_scope(factory) as session:
         service.purge_unreachable(session)

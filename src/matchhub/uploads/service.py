@@ -269,12 +269,14 @@ def expire_stale(session: Session, now: datetime | None = None) -> list[str]:
     return [u.id for u in expired]
 
 
-def purge_unreachable(session: Session) -> int:
+def purge_unreachable(session: Session, *, replaced: bool = True) -> int:
     """Delete the rows no reader can see (replaced or discarded snapshots). Run after commits
     and by the janitor; safe to repeat and to interrupt."""
     repo = UploadRepository(session)
     deleted = 0
     for snapshot in repo.to_purge():
+        if snapshot.state == "superseded" and not replaced:
+            continue
         deleted += repo.delete_rows(snapshot)
         snapshot.state = "purged"
     session.flush()
