@@ -221,29 +221,28 @@ def steal_percent(start: tuple[int, int], end: tuple[int, int]) -> float | None:
     return round(100 * (end[1] - start[1]) / total, 2) if total > 0 else None
 
 
-def source_version() -> dict[str, Any]:
-    """The commit the measured broker came from, and whether src/ differed from it."""
+def _git(*args: str) -> str:
     repo = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        ["git", *args],  # noqa: S607 (git from PATH, fixed arguments)
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout.strip()
+
+
+def source_version() -> dict[str, Any]:
+    """What the brokers run: the last commit that touched src/, and whether src/ differs from
+    it (HEAD itself may move on with README or benchmark commits that change no broker code)."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from PATH, fixed args)
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],  # noqa: S607
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        return {
+            "commit": _git("log", "-1", "--format=%h", "--", "src"),
+            "src_modified": bool(_git("status", "--porcelain", "--", "src")),
+        }
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "src_modified": None}
-    return {"commit": commit, "src_modified": bool(changed)}
 
 
 # --- the machine -----------------------------------------------------------------------------
