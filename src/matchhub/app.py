@@ -19,6 +19,7 @@ from matchhub.audit import service as audit
 from matchhub.audit.endpoints import router as audit_router
 from matchhub.audit.recorder import AuditMiddleware
 from matchhub.audit.service import AuditKeys
+from matchhub.audit.writer import AuditWriter
 from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.health.endpoints import router as health_router
 from matchhub.identity.endpoints import router as identity_router
@@ -112,6 +113,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.audit_keys = audit.keys_from(
             keys, settings.hub_name, settings.audit_checkpoint_every
         )
+        writer = AuditWriter(app.state.sessionmaker, app.state.audit_keys)
+        app.state.audit_writer = writer
+        writer.start()
         app.state.metrics = Metrics(lambda: app.state.sessionmaker)
         app.state.lookup_limiter = RateLimiter(
             settings.lookup_rate_per_second, settings.lookup_burst
@@ -132,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await janitor
             await run_in_threadpool(runner.stop)
+            await run_in_threadpool(writer.stop)
             engine.dispose()
 
     app = FastAPI(

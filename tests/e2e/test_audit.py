@@ -346,8 +346,22 @@ def test_audit_failure_fails_closed(server: RunningServer) -> None:
         assert response.json()["error"]["code"] == "audit_unavailable"
         refused = client.get("/v1/nowhere")
         assert refused.status_code == 503
+        # A read-only route's entry goes through the group-commit writer: no entry, no answer.
+        read = client.get("/v1/whoami")
+        assert read.status_code == 503
+        assert read.json()["error"]["code"] == "audit_unavailable"
+        assert "rafidain" not in read.text
     with hub.session() as session:
         assert session.query(Upload).count() == 0
+        session.execute(
+            text(
+                "DROP TRIGGER disk_full"
+                + (" ON audit_entries" if hub.settings.database_url else "")
+            )
+        )
+    # The writer outlives a failed batch.
+    with make_client(server.url, bank) as client:
+        assert client.get("/v1/whoami").status_code == 200
 
 
 def test_concurrent_appends_stay_one_chain(server: RunningServer, tmp_path: Path) -> None:

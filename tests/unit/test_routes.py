@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi.routing import RouteContext, iter_route_contexts
 
 from matchhub.app import create_app
+from matchhub.audit.recorder import read_only
 from matchhub.health.endpoints import UNSCOPED_ROUTES
 from matchhub.identity.auth import route_scope
 from matchhub.identity.kinds import Scope
@@ -47,3 +48,25 @@ def test_every_scoped_route_declares_its_auth_errors() -> None:
         if _scope(r) is not None and not {401, 403} <= set(getattr(r, "responses", None) or {})
     ]
     assert missing == []
+
+
+def _read_only(route: RouteContext) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and any(d.call is read_only for d in dependant.dependencies)
+
+
+def test_read_only_routes_are_reads() -> None:
+    """A read-only route's transaction is never committed and its audit entry is written by
+    the group-commit writer; the set is deliberate, and none of it may change state."""
+    marked = {(m, r.path) for r in _routes() if _read_only(r) for m in r.methods or []}
+    assert marked == {
+        ("GET", "/v1/whoami"),
+        ("GET", "/v1/flags"),
+        ("POST", "/v1/lookups"),
+        ("GET", "/v1/match-jobs/{job_id}"),
+        ("GET", "/v1/match-jobs/{job_id}/results"),
+        ("GET", "/v1/uploads/{upload_id}"),
+        ("GET", "/v1/audit/entries"),
+        ("GET", "/v1/audit/proofs/inclusion"),
+        ("GET", "/v1/audit/proofs/consistency"),
+    }

@@ -7,7 +7,7 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Query, Request
 
 from matchhub.audit import service
-from matchhub.audit.recorder import AuditNote
+from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.audit.schemas import (
     CheckpointOut,
     ConsistencyOut,
@@ -28,7 +28,12 @@ def _keys(request: Request) -> service.AuditKeys:
     return cast(service.AuditKeys, request.app.state.audit_keys)
 
 
-@router.get("/entries", response_model=EntriesOut, responses=errors(401, 403, 422))
+@router.get(
+    "/entries",
+    response_model=EntriesOut,
+    responses=errors(401, 403, 422),
+    dependencies=[ReadOnly],
+)
 def list_entries(
     principal: AuditReader,
     request: Request,
@@ -96,7 +101,12 @@ def get_checkpoint(principal: AuditWitness, request: Request, session: SessionDe
     )
 
 
-@router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(401, 403, 404, 422))
+@router.get(
+    "/proofs/inclusion",
+    response_model=InclusionOut,
+    responses=errors(401, 403, 404, 422),
+    dependencies=[ReadOnly],
+)
 def inclusion_proof(
     principal: AuditReader,
     session: SessionDep,
@@ -107,7 +117,12 @@ def inclusion_proof(
     return InclusionOut(**service.inclusion(session, seq, tree_size))
 
 
-@router.get("/proofs/consistency", response_model=ConsistencyOut, responses=errors(401, 403, 422))
+@router.get(
+    "/proofs/consistency",
+    response_model=ConsistencyOut,
+    responses=errors(401, 403, 422),
+    dependencies=[ReadOnly],
+)
 def consistency_proof(
     principal: AuditWitness,
     session: SessionDep,

@@ -1,12 +1,13 @@
 """Every API request, accepted or refused, becomes one audit entry.
 
-Accepted requests are recorded by the request's own transaction, just before it commits
-(:func:`record_accepted`, called from the session dependency), so the action and its record
-commit together; if the record cannot be written the action is rolled back and the caller gets
-``503 audit_unavailable`` (fail closed). Requests that did not get that far (refused by
-authentication, authorisation, validation, routing or rate limits) are recorded by
-:class:`AuditMiddleware` in a transaction of their own before the response leaves; if that
-fails, the response is replaced by a 503.
+Accepted requests that change something are recorded by the request's own transaction, just
+before it commits (:func:`record_accepted`, called from the session dependency), so the action
+and its record commit together; if the record cannot be written the action is rolled back and
+the caller gets ``503 audit_unavailable`` (fail closed). Accepted requests of routes marked
+read-only (:data:`ReadOnly`: lookups, ``whoami``) and requests that did not get that far (refused
+by authentication, authorisation, validation, routing or rate limits) are appended by the
+:class:`~matchhub.audit.writer.AuditWriter`, which commits waiting entries together; the
+response waits for that commit, and is replaced by a 503 if it fails.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ from typing import Annotated, Any, cast
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit import service
+from matchhub.audit.writer import AuditWriter
 from matchhub.identity.peer import tls_extension_certificate
 from matchhub.identity.schemas import Principal
 from matchhub.keystore.pki import fingerprint
-from matchhub.kit.db import session_scope
 
 log = structlog.get_logger("matchhub.audit")
 
 UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _NOTE = "audit_note"
 _DONE = "audit_done"
+_READ_ONLY = "audit_read_only"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,7 +41,7 @@ def _state(scope: Scope) -> dict[str, Any]:
     return cast(dict[str, Any], scope.setdefault("state", {}))
 
 
-def audit_note(request: Request) -> dict[str, Any]:
+async def audit_note(request: Request) -> dict[str, Any]:
     """What a route adds to its audit entry (purpose, counts, ids, subject digests)."""
     return cast(dict[str, Any], _state(request.scope).setdefault(_NOTE, {}))
 
@@ -47,7 +49,20 @@ def audit_note(request: Request) -> dict[str, Any]:
 AuditNote = Annotated[dict[str, Any], Depends(audit_note)]
 
 
-def _entry(scope: Scope, status: int, error: str | None) -> dict[str, Any]:
+async def read_only(request: Request) -> None:
+    """Marks a route that changes nothing. Its transaction is rolled back, never committed, and
+    its audit entry goes through the group-commit writer before the response is sent."""
+    _state(request.scope)[_READ_ONLY] = True
+
+
+ReadOnly = Depends(read_only)
+
+
+def is_read_only(request: Request) -> bool:
+    return bool(_state(request.scope).get(_READ_ONLY))
+
+
+def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry:
     state = _state(scope)
     principal: Principal | None = state.get("principal")
     route = scope.get("route")
@@ -73,12 +88,13 @@ def _entry(scope: Scope, status: int, error: str | None) -> dict[str, Any]:
         except ValueError:
             cert = None
         body["certificate"] = fingerprint(cert) if cert is not None else None
-    return {
-        "body": body,
-        "subjects": subjects,
-        "agency": principal.code if principal else None,
-        "route": body["route"],
-    }
+    return service.PendingEntry(
+        kind="request",
+        body=body,
+        agency=principal.code if principal else None,
+        route=body["route"],
+        subjects=subjects,
+    )
 
 
 def _enabled(scope: Scope) -> bool:
@@ -89,34 +105,39 @@ def _append(session: Session, scope: Scope, status: int, error: str | None) -> N
     if not _enabled(scope):
         return
     keys = cast(service.AuditKeys, scope["app"].state.audit_keys)
-    entry = _entry(scope, status, error)
-    service.append(
-        session,
-        keys,
-        kind="request",
-        body=entry["body"],
-        agency=entry["agency"],
-        route=entry["route"],
-        subjects=entry["subjects"],
-    )
+    service.append_many(session, keys, [_entry(scope, status, error)])
+
+
+def _status(request: Request) -> int:
+    route = request.scope.get("route")
+    return int(getattr(route, "status_code", None) or 200)
 
 
 def record_accepted(session: Session, request: Request) -> None:
     """Append the entry in the request's own transaction; after the commit, call
     :func:`mark_recorded` so the middleware does not record the request twice."""
-    route = request.scope.get("route")
-    _append(session, request.scope, int(getattr(route, "status_code", None) or 200), None)
+    _append(session, request.scope, _status(request), None)
+
+
+def record_through_writer(request: Request) -> None:
+    """A read-only route's entry, appended by the group-commit writer; returns once it has
+    committed, raises if it did not."""
+    _write(request.scope, _status(request), None)
 
 
 def mark_recorded(request: Request) -> None:
     _state(request.scope)[_DONE] = True
 
 
-def _record_refused(scope: Scope, status: int, error: str | None) -> None:
-    factory = cast(sessionmaker[Session], scope["app"].state.sessionmaker)
-    with session_scope(factory) as session:
-        _append(session, scope, status, error)
+def _write(scope: Scope, status: int, error: str | None) -> None:
+    if _enabled(scope):
+        writer = cast(AuditWriter, scope["app"].state.audit_writer)
+        writer.record(_entry(scope, status, error))
     _state(scope)[_DONE] = True
+
+
+def _record_refused(scope: Scope, status: int, error: str | None) -> None:
+    _write(scope, status, error)
 
 
 _UNAVAILABLE = (

@@ -80,6 +80,17 @@ def _state(session: Session) -> AuditState:
     return state
 
 
+@dataclass(frozen=True)
+class PendingEntry:
+    """One entry to append: what the caller says; the log adds seq, time and kind."""
+
+    kind: str
+    body: dict[str, Any]
+    agency: str | None = None
+    route: str | None = None
+    subjects: Sequence[str] = ()
+
+
 def append(
     session: Session,
     keys: AuditKeys,
@@ -90,50 +101,77 @@ def append(
     route: str | None = None,
     subjects: Sequence[str] = (),
 ) -> int:
-    """Append one entry in the caller's transaction; returns its sequence number.
+    """Append one entry in the caller's transaction; returns its sequence number."""
+    return append_many(session, keys, [PendingEntry(kind, body, agency, route, subjects)])[0]
+
+
+def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntry]) -> list[int]:
+    """Append entries in order, in the caller's transaction; returns their sequence numbers.
 
     The state row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so
-    concurrent requests get consecutive sequence numbers and one frontier.
+    concurrent appenders get consecutive sequence numbers and one frontier. A checkpoint is
+    signed whenever ``checkpoint_every`` entries have passed since the last one.
     """
+    for pending in entries:
+        clash = RESERVED & pending.body.keys()
+        if clash:
+            raise ValueError(f"audit entry fields {sorted(clash)} are the log's own")
     state = _state(session)
-    now = utcnow()
-    seq = state.size
-    clash = RESERVED & body.keys()
-    if clash:
-        raise ValueError(f"audit entry fields {sorted(clash)} are the log's own")
-    entry = {**body, "seq": seq, "time": now.isoformat(timespec="microseconds"), "kind": kind}
-    if agency is not None:
-        entry.setdefault("agency", agency)
-    if route is not None:
-        entry.setdefault("route", route)
-    if subjects:
-        entry["subjects"] = sorted(set(subjects))
-    data = canonical(entry)
-    leaf = merkle.leaf_hash(data)
     frontier = merkle.CompactRange.from_dict(state.frontier)
-    frontier.append(leaf)
-    session.add(
-        AuditEntry(
-            seq=seq,
-            created_at=now,
-            kind=kind,
-            agency=agency,
-            route=route,
-            body=data.decode(),
-            leaf_hash=leaf,
+    rows: list[dict[str, Any]] = []
+    subject_rows: list[dict[str, Any]] = []
+    seqs: list[int] = []
+    for pending in entries:
+        now = utcnow()
+        seq = state.size
+        entry = {
+            **pending.body,
+            "seq": seq,
+            "time": now.isoformat(timespec="microseconds"),
+            "kind": pending.kind,
+        }
+        if pending.agency is not None:
+            entry.setdefault("agency", pending.agency)
+        if pending.route is not None:
+            entry.setdefault("route", pending.route)
+        digests = sorted(set(pending.subjects))
+        if digests:
+            entry["subjects"] = digests
+        data = canonical(entry)
+        leaf = merkle.leaf_hash(data)
+        frontier.append(leaf)
+        rows.append(
+            {
+                "seq": seq,
+                "created_at": now,
+                "kind": pending.kind,
+                "agency": pending.agency,
+                "route": pending.route,
+                "body": data.decode(),
+                "leaf_hash": leaf,
+            }
         )
-    )
-    session.flush()
-    if subjects:
-        session.execute(
-            insert(audit_subjects), [{"digest": d, "seq": seq} for d in sorted(set(subjects))]
-        )
-    state.size = seq + 1
+        subject_rows.extend({"digest": d, "seq": seq} for d in digests)
+        seqs.append(seq)
+        state.size = seq + 1
+        if state.size - state.checkpoint_size >= keys.checkpoint_every:
+            # The entries up to here go in first: a checkpoint never covers a missing leaf.
+            _insert(session, rows, subject_rows)
+            rows, subject_rows = [], []
+            _sign(session, keys, state, frontier)
+    _insert(session, rows, subject_rows)
     state.frontier = frontier.to_dict()
-    if state.size - state.checkpoint_size >= keys.checkpoint_every:
-        _sign(session, keys, state, frontier)
     session.flush()
-    return seq
+    return seqs
+
+
+def _insert(
+    session: Session, rows: list[dict[str, Any]], subject_rows: list[dict[str, Any]]
+) -> None:
+    if rows:
+        session.execute(insert(AuditEntry), rows)
+    if subject_rows:
+        session.execute(insert(audit_subjects), subject_rows)
 
 
 def _sign(

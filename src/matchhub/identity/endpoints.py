@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from matchhub.audit.recorder import ReadOnly
 from matchhub.identity.auth import IdentityReader
 from matchhub.identity.schemas import WhoAmI
 from matchhub.kit.responses import AUTH_ERRORS
@@ -9,7 +10,7 @@ from matchhub.kit.responses import AUTH_ERRORS
 router = APIRouter(prefix="/v1", tags=["identity"])
 
 
-@router.get("/whoami", response_model=WhoAmI, responses=AUTH_ERRORS)
+@router.get("/whoami", response_model=WhoAmI, responses=AUTH_ERRORS, dependencies=[ReadOnly])
 def whoami(principal: IdentityReader) -> WhoAmI:
     """The calling agency, as identified by its client certificate, with its scopes."""
     return WhoAmI(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from matchhub.audit.recorder import AuditNote
+from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.identity.auth import MatchCaller
 from matchhub.jobs import service
 from matchhub.jobs.schemas import JobOut, OpenJob
@@ -45,7 +45,12 @@ def open_job(
     return service.describe(job)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=errors(401, 403, 404))
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses=errors(401, 403, 404),
+    dependencies=[ReadOnly],
+)
 def get_job(
     principal: MatchCaller, session: SessionDep, note: AuditNote, job_id: str = JobId
 ) -> JobOut:
@@ -73,6 +78,7 @@ def get_job(
         },
     },
     response_class=StreamingResponse,
+    dependencies=[ReadOnly],
 )
 def get_results(
     principal: MatchCaller,

@@ -4,7 +4,7 @@ from typing import cast
 
 from fastapi import APIRouter, Request
 
-from matchhub.audit.recorder import AuditNote
+from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.audit.service import AuditKeys
 from matchhub.identity.auth import LookupCaller
 from matchhub.kit.deps import SessionDep, SettingsDep
@@ -18,7 +18,12 @@ from matchhub.uploads.service import UploadContext
 router = APIRouter(prefix="/v1", tags=["lookups"])
 
 
-@router.post("/lookups", response_model=LookupResponse, responses=errors(401, 403, 422, 429))
+@router.post(
+    "/lookups",
+    response_model=LookupResponse,
+    responses=errors(401, 403, 422, 429),
+    dependencies=[ReadOnly],
+)
 def lookup(
     principal: LookupCaller,
     body: LookupRequest,

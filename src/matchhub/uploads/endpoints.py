@@ -6,7 +6,7 @@ from typing import Annotated, cast
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from matchhub.audit.recorder import AuditNote
+from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.identity.auth import Uploader
 from matchhub.kit.db import session_scope
 from matchhub.kit.deps import SessionDep, SettingsDep
@@ -139,7 +139,12 @@ def commit_upload(
     return service.describe(session, upload, ctx)
 
 
-@router.get("/{upload_id}", response_model=UploadOut, responses=errors(401, 403, 404))
+@router.get(
+    "/{upload_id}",
+    response_model=UploadOut,
+    responses=errors(401, 403, 404),
+    dependencies=[ReadOnly],
+)
 def get_upload(
     principal: Uploader, upload_id: UploadId, session: SessionDep, ctx: UploadCtx
 ) -> UploadOut:
