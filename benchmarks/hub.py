@@ -216,7 +216,7 @@ class BenchHub:
 
 def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     """py-spy, if installed, samples the broker into a collapsed-stack file (``--profile``)."""
-    py_spy = shutil.which("py-spy")
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if py_spy is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)

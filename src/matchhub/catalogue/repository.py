@@ -2,10 +2,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from matchhub.catalogue.models import Flag, Grant, Purpose
+
+_GRANTED_CODES = (
+    select(Grant.flag_code)
+    .distinct()
+    .join(Flag, Flag.code == Grant.flag_code)
+    .where(
+        Grant.grantee.in_(bindparam("grantees", expanding=True)),
+        Grant.purpose_code == bindparam("purpose"),
+        Flag.retired_at.is_(None),
+    )
+    .order_by(Grant.flag_code)
+)
 
 
 class CatalogueRepository:
@@ -36,6 +48,12 @@ class CatalogueRepository:
         if grantees is not None:
             stmt = stmt.where(Grant.grantee.in_(list(grantees)))
         return self.session.scalars(stmt).all()
+
+    def granted_codes(self, grantees: Iterable[str], purpose: str) -> list[str]:
+        """Codes of the live (not retired) flags granted to any of ``grantees`` for
+        ``purpose``, sorted."""
+        params = {"grantees": list(grantees), "purpose": purpose}
+        return list(self.session.scalars(_GRANTED_CODES, params))
 
     def grant(self, grantee: str, flag_code: str, purpose_code: str) -> Grant | None:
         stmt = select(Grant).where(

@@ -105,36 +105,33 @@ def assertable_flags(session: Session, kind: AgencyKind, codes: Sequence[str]) -
 
 
 def granted_codes(session: Session, grantees: Sequence[str], purpose: str) -> set[str]:
-    repo = CatalogueRepository(session)
-    live = {f.code for f in repo.flags()}
-    return {g.flag_code for g in repo.grants(grantees) if g.purpose_code == purpose} & live
+    """Live flags granted to any of ``grantees`` for ``purpose``."""
+    return set(CatalogueRepository(session).granted_codes(grantees, purpose))
 
 
 def granted_flags(
     session: Session, principal: Principal, purpose: str | None, subset: Sequence[str] | None
-) -> dict[str, Flag]:
-    """The flags ``principal`` may see for ``purpose``; a requested subset must lie inside."""
+) -> list[str]:
+    """The codes of the flags ``principal`` may see for ``purpose``, sorted; a requested subset
+    must lie inside. One query when all is well; the refusals look further to say why."""
     if not purpose:
         raise UnprocessableEntity("every request names its purpose", code="purpose_required")
     repo = CatalogueRepository(session)
-    if repo.purpose(purpose) is None:
-        raise UnprocessableEntity(f"unknown purpose {purpose!r}", code="unknown_purpose")
-    granted = {
-        g.flag_code for g in repo.grants(grantees_of(principal)) if g.purpose_code == purpose
-    }
+    granted = repo.granted_codes(grantees_of(principal), purpose)
     if not granted:
+        if repo.purpose(purpose) is None:
+            raise UnprocessableEntity(f"unknown purpose {purpose!r}", code="unknown_purpose")
         raise Forbidden(
             f"purpose {purpose!r} is not granted to {principal.code}", code="purpose_not_granted"
         )
-    flags = {f.code: f for f in repo.flags() if f.code in granted}
     if subset is None:
-        return flags
-    outside = sorted(set(subset) - set(flags))
+        return granted
+    outside = sorted(set(subset) - set(granted))
     if outside:
         raise Forbidden(
             f"flags not granted for {purpose!r}: {', '.join(outside)}", code="flag_not_granted"
         )
-    return {code: flags[code] for code in subset}
+    return sorted(set(subset))
 
 
 # --- operator changes -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ Two sources, chosen by ``Settings.client_cert_source``:
 from __future__ import annotations
 
 import hmac
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,7 +37,13 @@ def tls_extension_certificate(scope: dict[str, Any] | Any) -> x509.Certificate |
     chain = tls.get("client_cert_chain") or []
     if not chain:
         return None
-    return x509.load_pem_x509_certificate(chain[0].encode("ascii"))
+    return _parse_pem(chain[0])
+
+
+@lru_cache(maxsize=4096)
+def _parse_pem(pem: str) -> x509.Certificate:
+    """Parsed once per distinct certificate, not once per request on a keep-alive connection."""
+    return x509.load_pem_x509_certificate(pem.encode("ascii"))
 
 
 def client_certificate(request: Request, settings: Settings) -> x509.Certificate | None:
@@ -56,8 +63,8 @@ def client_certificate(request: Request, settings: Settings) -> x509.Certificate
     if not forwarded:
         return None
     try:
-        return x509.load_pem_x509_certificate(unquote(forwarded).encode("ascii"))
-    except ValueError as exc:
+        return _parse_pem(unquote(forwarded))
+    except (ValueError, UnicodeEncodeError) as exc:
         raise Unauthenticated(
             "the forwarded client certificate is not PEM", code="certificate_invalid"
         ) from exc

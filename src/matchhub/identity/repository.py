@@ -1,24 +1,56 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from matchhub.identity.models import Agency, Certificate
+
+
+@dataclass(frozen=True)
+class Credential:
+    fingerprint: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    agency_id: int
+    code: str
+    kind: str
+    name: str
+    agency_revoked_at: datetime | None
+
+
+_CREDENTIAL = (
+    select(
+        Certificate.fingerprint,
+        Certificate.serial,
+        Certificate.not_before,
+        Certificate.not_after,
+        Certificate.revoked_at,
+        Agency.id.label("agency_id"),
+        Agency.code,
+        Agency.kind,
+        Agency.name,
+        Agency.revoked_at.label("agency_revoked_at"),
+    )
+    .join(Agency, Agency.id == Certificate.agency_id)
+    .where(Certificate.fingerprint == bindparam("fingerprint"))
+)
 
 
 class IdentityRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def certificate_by_fingerprint(self, fingerprint: str) -> Certificate | None:
-        stmt = (
-            select(Certificate)
-            .options(joinedload(Certificate.agency))
-            .where(Certificate.fingerprint == fingerprint)
-        )
-        return self.session.scalars(stmt).one_or_none()
+    def credential(self, fingerprint: str) -> Credential | None:
+        """What authentication needs of a certificate and its agency, as one row (no ORM
+        objects: this runs on every request)."""
+        row = self.session.execute(_CREDENTIAL, {"fingerprint": fingerprint}).one_or_none()
+        return Credential(**row._mapping) if row is not None else None
 
     def agency_by_code(self, code: str) -> Agency | None:
         return self.session.scalars(select(Agency).where(Agency.code == code)).one_or_none()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from cryptography import x509
 from sqlalchemy.orm import Session
@@ -21,36 +23,53 @@ from matchhub.kit.models import utcnow
 AGENCY_CODE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 
 
+@dataclass(frozen=True)
+class _CertificateFacts:
+    fingerprint: str
+    client_auth: bool
+    agency_uri: str | None
+
+
+@lru_cache(maxsize=4096)
+def _facts(certificate: x509.Certificate) -> _CertificateFacts:
+    """What a certificate says of itself; it never changes, so it is worked out once."""
+    return _CertificateFacts(
+        pki.fingerprint(certificate),
+        pki.has_client_auth(certificate),
+        pki.agency_uri_of(certificate),
+    )
+
+
 def authenticate(session: Session, certificate: x509.Certificate | None, hub: str) -> Principal:
     """Certificate → registered agency. The TLS layer has already verified the chain and the
     CRL; this adds the registry, which a revocation reaches on the very next request."""
     if certificate is None:
         raise Unauthenticated("a client certificate is required", code="certificate_required")
-    row = IdentityRepository(session).certificate_by_fingerprint(pki.fingerprint(certificate))
+    facts = _facts(certificate)
+    row = IdentityRepository(session).credential(facts.fingerprint)
     if row is None:
         raise Unauthenticated(
             "this certificate is not registered with the hub", code="certificate_unknown"
         )
-    agency = row.agency
-    if row.revoked_at is not None or agency.revoked_at is not None:
+    if row.revoked_at is not None or row.agency_revoked_at is not None:
         raise Unauthenticated("this certificate has been revoked", code="certificate_revoked")
     now = datetime.now(UTC)
     if not (row.not_before <= now <= row.not_after):
         raise Unauthenticated("this certificate is not valid now", code="certificate_expired")
-    if not pki.has_client_auth(certificate):
+    if not facts.client_auth:
         raise Unauthenticated(
             "the certificate is not for client authentication", code="certificate_wrong_usage"
         )
-    if pki.agency_uri_of(certificate) != pki.agency_uri(hub, agency.code):
+    if facts.agency_uri != pki.agency_uri(hub, row.code):
         raise Unauthenticated(
             "the certificate's agency name does not match the registry", code="certificate_unknown"
         )
-    kind = AgencyKind(agency.kind)
+    kind = AgencyKind(row.kind)
     return Principal(
-        agency_id=agency.id,
-        code=agency.code,
+        agency_id=row.agency_id,
+        code=row.code,
         kind=kind,
-        name=agency.name,
+        name=row.name,
         scopes=KIND_SCOPES[kind],
         certificate_fingerprint=row.fingerprint,
         certificate_serial=row.serial,

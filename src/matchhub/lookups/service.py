@@ -51,11 +51,15 @@ def lookup(
             "key_version is not the key version of your current roster",
             code="wrong_key_version",
         )
-    stored = {token: rekeyer.rekey(bytes.fromhex(token)) for token in request.tokens}
-    members = repo.on_roster(roster.id, set(stored.values())) if roster else set()
+    keyed = rekeyer.rekey_many(bytes.fromhex("".join(request.tokens)))
+    stored = {token: keyed[16 * i : 16 * i + 16] for i, token in enumerate(request.tokens)}
+    members: set[bytes] = set()
     answers: dict[bytes, set[tuple[str, str, str]]] = defaultdict(set)
-    for member, code, kind, as_of in repo.flags(members, granted):
-        answers[member].add((code, kind, as_of.isoformat()))
+    if roster is not None and stored:
+        for member, code, kind, as_of in repo.answers(roster.id, set(stored.values()), granted):
+            members.add(member)
+            if code is not None and kind is not None and as_of is not None:
+                answers[member].add((code, kind, as_of.isoformat()))
     results = []
     for token in request.tokens:
         key = stored[token]
