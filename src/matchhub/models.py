@@ -4,7 +4,7 @@ autogenerate and the models-versus-migrations check read it)."""
 from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
 from matchhub.catalogue.models import Flag, Grant, Purpose
 from matchhub.identity.models import Agency, Certificate
-from matchhub.jobs.models import MatchJob, match_results
+from matchhub.jobs.models import MatchJob, match_result_chunks
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.kit.models import Base
 from matchhub.uploads.models import Snapshot, Upload, UploadChunk, roster_rows, snapshot_rows
@@ -25,7 +25,7 @@ __all__ = [
     "Upload",
     "UploadChunk",
     "audit_subjects",
-    "match_results",
+    "match_result_chunks",
     "roster_rows",
     "snapshot_rows",
 ]

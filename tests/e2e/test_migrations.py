@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from matchhub.kit.db import make_engine
 from matchhub.kit.migrate import downgrade, render_item, upgrade
@@ -41,5 +41,36 @@ def test_downgrade_to_base_and_up_again(database_url: str | None, tmp_path: Path
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade(engine)
         assert set(inspect(engine).get_table_names()) == tables
+    finally:
+        engine.dispose()
+
+
+def test_results_move_into_chunks_and_back(database_url: str | None, tmp_path: Path) -> None:
+    """0006 keeps every stored result: one row a beneficiary in, chunks out, and back down."""
+    engine = make_engine(_url(database_url, tmp_path))
+    rows = [{"job_id": "a" * 32, "ordinal": 7 * n, "sources": f"{n % 3},5"} for n in range(70_000)]
+    rows += [{"job_id": "b" * 32, "ordinal": 3, "sources": "0"}]
+    old = text(
+        "INSERT INTO match_results (job_id, ordinal, sources) VALUES (:job_id, :ordinal, :sources)"
+    )
+    read_old = text("SELECT job_id, ordinal, sources FROM match_results ORDER BY job_id, ordinal")
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as connection:
+            connection.execute(old, rows)
+        upgrade(engine, "0006")
+        with engine.connect() as connection:
+            chunks = connection.execute(
+                text("SELECT job_id, chunk, rows FROM match_result_chunks ORDER BY job_id, chunk")
+            ).all()
+        assert [tuple(c) for c in chunks] == [
+            ("a" * 32, 0, 65_536),
+            ("a" * 32, 1, 4_464),
+            ("b" * 32, 0, 1),
+        ]
+        downgrade(engine, "0005")
+        with engine.connect() as connection:
+            back = [dict(r._mapping) for r in connection.execute(read_old)]
+        assert back == sorted(rows, key=lambda r: (r["job_id"], r["ordinal"]))
     finally:
         engine.dispose()

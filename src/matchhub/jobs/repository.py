@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
-from matchhub.jobs.models import MatchJob, match_results
+from matchhub.jobs.models import RESULT_CHUNK_ROWS, MatchJob, match_result_chunks
 from matchhub.uploads.models import Snapshot, roster_rows, snapshot_rows
 
 _HEADER = 19  # PGCOPY signature (11) + flags (4) + extension length (4)
@@ -140,49 +140,59 @@ class JobRepository:
 
     # results
 
-    def write_results(self, job_id: str, ordinals: Sequence[int], sources: Sequence[str]) -> None:
-        """Bulk insert of the flagged ordinals and their source indexes (COPY on PostgreSQL)."""
-        if not ordinals:
-            return
-        connection = self.session.connection()
-        if connection.dialect.name == "postgresql":
-            # Text COPY: ids, integers and "0,3" lists never need quoting or escaping.
-            payload = "".join(
-                f"{job_id}\t{o}\t{t}\n" for o, t in zip(ordinals, sources, strict=True)
-            ).encode("ascii")
-            raw = cast(psycopg.Connection[Any], connection.connection.driver_connection)
-            with (
-                raw.cursor() as cursor,
-                cursor.copy("COPY match_results (job_id, ordinal, sources) FROM STDIN") as copy,
-            ):
-                copy.write(payload)
-            return
-        connection.execute(
-            insert(match_results),
-            [
-                {"job_id": job_id, "ordinal": o, "sources": t}
-                for o, t in zip(ordinals, sources, strict=True)
-            ],
-        )
+    def write_results(self, job_id: str, ordinals: np.ndarray, sources: np.ndarray) -> None:
+        """The flagged ordinals (ascending) and their source indexes, a chunk a row."""
+        if len(ordinals) != len(sources):
+            raise ValueError("one source list per ordinal")
+        rows = []
+        for n, start in enumerate(range(0, len(ordinals), RESULT_CHUNK_ROWS)):
+            part = slice(start, start + RESULT_CHUNK_ROWS)
+            rows.append(
+                {
+                    "job_id": job_id,
+                    "chunk": n,
+                    "rows": len(ordinals[part]),
+                    "ordinals": np.asarray(ordinals[part], "<i4").tobytes(),
+                    "sources": "\n".join(sources[part]),
+                }
+            )
+        if rows:
+            self.session.execute(insert(match_result_chunks), rows)
 
     def delete_results(self, job_id: str) -> None:
-        self.session.execute(delete(match_results).where(match_results.c.job_id == job_id))
-
-    def results(self, job: MatchJob, batch: int = 5000) -> Iterator[tuple[int, str, bytes]]:
-        """(ordinal, sources, sealed token) in roster order, streamed in batches."""
-        stmt = (
-            select(match_results.c.ordinal, match_results.c.sources, roster_rows.c.sealed)
-            .join(
-                roster_rows,
-                (roster_rows.c.snapshot_id == job.roster_snapshot_id)
-                & (roster_rows.c.ordinal == match_results.c.ordinal),
-            )
-            .where(match_results.c.job_id == job.id)
-            .order_by(match_results.c.ordinal)
-            .execution_options(yield_per=batch)
+        self.session.execute(
+            delete(match_result_chunks).where(match_result_chunks.c.job_id == job_id)
         )
-        for ordinal, sources, sealed in self.session.execute(stmt):
-            yield int(ordinal), str(sources), bytes(sealed)
+
+    def results(self, job: MatchJob, batch: int = 1000) -> Iterator[tuple[int, str, bytes]]:
+        """(ordinal, sources, sealed token) in roster order: a chunk at a time, and the sealed
+        tokens ``batch`` ordinals at a time, so memory follows the batch, not the roster."""
+        chunks = (
+            select(match_result_chunks.c.chunk)
+            .where(match_result_chunks.c.job_id == job.id)
+            .order_by(match_result_chunks.c.chunk)
+        )
+        for chunk in list(self.session.scalars(chunks)):
+            row = self.session.execute(
+                select(match_result_chunks.c.ordinals, match_result_chunks.c.sources).where(
+                    match_result_chunks.c.job_id == job.id, match_result_chunks.c.chunk == chunk
+                )
+            ).one()
+            ordinals = np.frombuffer(row.ordinals, dtype="<i4").tolist()
+            lists = row.sources.split("\n") if ordinals else []
+            for start in range(0, len(ordinals), batch):
+                wanted = ordinals[start : start + batch]
+                sealed = {
+                    int(o): bytes(t)
+                    for o, t in self.session.execute(
+                        select(roster_rows.c.ordinal, roster_rows.c.sealed).where(
+                            roster_rows.c.snapshot_id == job.roster_snapshot_id,
+                            roster_rows.c.ordinal.in_(wanted),
+                        )
+                    )
+                }
+                for ordinal, sources in zip(wanted, lists[start : start + batch], strict=True):
+                    yield ordinal, sources, sealed[ordinal]
 
     def expired_results(self, now: datetime) -> Sequence[MatchJob]:
         stmt = select(MatchJob).where(
@@ -191,7 +201,7 @@ class JobRepository:
         return self.session.scalars(stmt).all()
 
     def count_results(self, job_id: str) -> int:
-        stmt = (
-            select(func.count()).select_from(match_results).where(match_results.c.job_id == job_id)
+        stmt = select(func.coalesce(func.sum(match_result_chunks.c.rows), 0)).where(
+            match_result_chunks.c.job_id == job_id
         )
         return int(self.session.scalar(stmt) or 0)

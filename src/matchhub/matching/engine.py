@@ -43,11 +43,11 @@ class Source:
 
 @dataclass
 class MatchOutcome:
-    """Columns, not objects: one row per flagged roster member, in roster order."""
+    """Columns, not objects: one entry per flagged roster member, in roster order."""
 
     roster_size: int  # distinct tokens on the roster
-    ordinals: list[int]  # the roster row the consumer sent each flagged token at
-    sources: list[str]  # for each, the indexes of the sources holding it, as "0,3"
+    ordinals: np.ndarray  # int32: the roster row the consumer sent each flagged token at
+    sources: np.ndarray  # object (str): for each, the indexes of the sources holding it, "0,3"
     per_flag: dict[str, int] = field(default_factory=dict)  # flagged beneficiaries per flag
     per_source: dict[str, int] = field(default_factory=dict)  # ... per asserting agency kind
 
@@ -120,55 +120,72 @@ class MatchEngine:
 
     def match(self, roster_id: int, sources: Sequence[Source]) -> MatchOutcome:
         """Every roster token found in any of ``sources``, with the indexes of the sources that
-        hold it, and the counts per flag and per source kind: one join, all in the engine."""
+        hold it, and the counts per flag and per source kind.
+
+        One join and one aggregate in the engine: each flagged ordinal gets a bitmask of the
+        sources holding it (64 sources a word, as many words as needed). The counts and the
+        "0,3" lists come from the distinct masks (a handful, however many beneficiaries share
+        each), so nothing in Python runs once per row."""
         missing = ({roster_id} | {s.snapshot_id for s in sources}) - self.loaded()
         if missing:
             raise KeyError(f"snapshots not loaded: {sorted(missing)}")
+        words = max(1, -(-len(sources) // 64))
+        index = np.arange(len(sources))
+        bits = {  # source i is bit i % 64 of word i // 64
+            f"b{w}": np.where(index // 64 == w, np.left_shift(1, index % 64), 0).astype(np.uint64)
+            for w in range(words)
+        }
+        masks = ", ".join(f"bit_or(s.b{w}) AS m{w}" for w in range(words))
+        query = f"""
+            SELECT r.ordinal, {masks}
+            FROM roster r
+            JOIN provider p ON p.k = r.k
+            JOIN sources s ON s.snapshot_id = p.snapshot_id
+            WHERE r.snapshot_id = ?
+            GROUP BY r.ordinal
+            ORDER BY r.ordinal
+        """  # noqa: S608 (the only text put in is the mask columns, named by integers)
         cursor = self._db.cursor()
         try:
             cursor.register(
                 "sources",
                 {
-                    "idx": np.arange(len(sources), dtype=np.int32),
                     "snapshot_id": np.asarray([s.snapshot_id for s in sources], dtype=np.int32),
-                    "flag": np.asarray([s.flag for s in sources], dtype=object),
-                    "kind": np.asarray([s.kind for s in sources], dtype=object),
+                    **bits,
                 },
             )
             size = cursor.execute(
                 "SELECT count(*) FROM roster WHERE snapshot_id = ?", [roster_id]
             ).fetchone()
-            cursor.execute(
-                """
-                CREATE TEMP TABLE hits AS
-                SELECT DISTINCT r.ordinal, s.idx, s.flag, s.kind
-                FROM roster r
-                JOIN provider p ON p.k = r.k
-                JOIN sources s ON s.snapshot_id = p.snapshot_id
-                WHERE r.snapshot_id = ?
-                """,
-                [roster_id],
-            )
-            columns = cursor.execute(
-                """
-                SELECT ordinal, array_to_string(list_sort(list(idx)), ',') AS sources
-                FROM hits GROUP BY ordinal ORDER BY ordinal
-                """
-            ).fetchnumpy()
-            per_flag = cursor.execute(
-                "SELECT flag, count(DISTINCT ordinal) FROM hits GROUP BY flag ORDER BY flag"
-            ).fetchall()
-            per_source = cursor.execute(
-                "SELECT kind, count(DISTINCT ordinal) FROM hits GROUP BY kind ORDER BY kind"
-            ).fetchall()
-            cursor.execute("DROP TABLE hits")
+            columns = cursor.execute(query, [roster_id]).fetchnumpy()
             cursor.unregister("sources")
         finally:
             cursor.close()
+        ordinals = np.asarray(columns["ordinal"], dtype=np.int32)
+        mask = np.stack([np.asarray(columns[f"m{w}"], dtype=np.uint64) for w in range(words)], 1)
+        keys = (
+            mask[:, 0]
+            if words == 1
+            else mask.view(np.dtype([(f"w{w}", np.uint64) for w in range(words)])).ravel()
+        )
+        distinct, which, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        labels: list[str] = []
+        per_flag: dict[str, int] = {}
+        per_source: dict[str, int] = {}
+        for key, count in zip(distinct, counts, strict=True):
+            row = [int(key)] if words == 1 else [int(w) for w in key]
+            held = [i for i in range(len(sources)) if row[i // 64] >> (i % 64) & 1]
+            labels.append(",".join(map(str, held)))
+            for flag in {sources[i].flag for i in held}:
+                per_flag[flag] = per_flag.get(flag, 0) + int(count)
+            for kind in {sources[i].kind for i in held}:
+                per_source[kind] = per_source.get(kind, 0) + int(count)
         return MatchOutcome(
             roster_size=int(size[0]) if size else 0,
-            ordinals=[int(o) for o in columns["ordinal"]],
-            sources=[str(t) for t in columns["sources"]],
-            per_flag={str(f): int(n) for f, n in per_flag},
-            per_source={str(k): int(n) for k, n in per_source},
+            ordinals=ordinals,
+            sources=np.asarray(labels, dtype=object)[np.ravel(which)]
+            if labels
+            else np.empty(0, dtype=object),
+            per_flag=dict(sorted(per_flag.items())),
+            per_source=dict(sorted(per_source.items())),
         )
