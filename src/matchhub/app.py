@@ -30,6 +30,7 @@ from matchhub.jobs.runner import JobRunner
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit import handlers
+from matchhub.kit.admission import AdmissionMiddleware
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.ratelimit import RateLimiter
@@ -44,6 +45,8 @@ from matchhub.uploads.endpoints import router as uploads_router
 from matchhub.uploads.service import UploadContext
 
 log = structlog.get_logger("matchhub")
+
+BACKGROUND_CONNECTIONS = 8
 
 DESCRIPTION = """\
 matchhub brokers inter-agency data matching for social protection. Partner agencies push
@@ -99,7 +102,13 @@ async def _janitor(app: FastAPI, interval: float) -> None:
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.sqlalchemy_url)
+        # One connection per admitted request, and some for the job runner, the audit writer
+        # and the janitor (kit/admission.py).
+        engine = make_engine(
+            settings.sqlalchemy_url,
+            pool_size=settings.request_concurrency,
+            max_overflow=BACKGROUND_CONNECTIONS,
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         keys = load_key_material(settings.paths)
@@ -153,6 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     handlers.install(app)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(AdmissionMiddleware, limit=settings.request_concurrency)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
     app.include_router(metrics_router)

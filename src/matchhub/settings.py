@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         description="How long a replaced snapshot's rows outlive the commit that replaced it, "
         "so a query that started before the commit finishes on them.",
     )
+    request_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Requests inside the app at once, per process; the database pool holds as "
+        "many connections (plus a few for background work), the rest wait their turn.",
+    )
     lookup_max_tokens: int = Field(default=1000, ge=1, le=100_000)
     lookup_rate_per_second: float = Field(
         default=50.0, gt=0, description="Lookup requests per second per agency (sustained)."

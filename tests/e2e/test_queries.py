@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -129,6 +130,35 @@ def test_lookups_answer_granted_flags_of_roster_members_only(server: RunningServ
     assert any(world.truth[raw] for raw in world.ids[45:50])
     dates = {f["as_of"] for raw in world.roster for f in answers[raw]["flags"]}
     assert len(dates) == 1  # the snapshot date of the pushes (today)
+
+
+@pytest.mark.settings(request_concurrency=2, lookup_burst=1000, job_workers=0)
+def test_a_burst_of_more_clients_than_connections_is_answered(server: RunningServer) -> None:
+    """48 concurrent lookups against a pool of 2 + 8 connections: admission control lets two in
+    at a time, so none waits on the pool while holding a request thread (which would stall all
+    of them until the pool's 30 s timeout) and every one is answered, quickly and correctly."""
+    world = _world(server)
+    expected = _lookup(world, world.roster[:5])
+    body = {"purpose": PURPOSE, "tokens": [world.toks[raw] for raw in world.roster[:5]]}
+    results: list[tuple[int, float, Any]] = []
+
+    def one() -> None:
+        with world.client("molsa") as client:
+            started = time.monotonic()
+            response = client.post("/v1/lookups", json=body)
+            results.append((response.status_code, time.monotonic() - started, response.json()))
+
+    threads = [threading.Thread(target=one) for _ in range(48)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [status for status, _, _ in results] == [200] * 48
+    assert max(seconds for _, seconds, _ in results) < 20
+    for _, _, answer in results:
+        assert {r["token"]: r for r in answer["results"]} == {
+            world.toks[raw]: expected[raw] for raw in world.roster[:5]
+        }
 
 
 def test_a_flag_not_granted_for_the_purpose_never_appears(server: RunningServer) -> None:
