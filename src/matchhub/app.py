@@ -82,8 +82,7 @@ def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: Audit
     with session_scope(factory) as session:
         uploads.expire_stale(session)
     with session_scope(factory) as session:
-        # Replaced snapshots are purged by their commit, after the grace period.
-        uploads.purge_unreachable(session, replaced=False)
+        uploads.purge_unreachable(session)
     with session_scope(factory) as session:
         jobs.expire_results(session)
 

@@ -43,12 +43,6 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=60, description="An open upload untouched this long expires."
     )
     janitor_interval_seconds: float = Field(default=60.0, gt=0)
-    purge_grace_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="How long a replaced snapshot's rows outlive the commit that replaced it, "
-        "so a query that started before the commit finishes on them.",
-    )
     request_concurrency: int = Field(
         default=32,
         ge=1,

@@ -12,10 +12,12 @@ from matchhub.kit.db import session_scope
 from matchhub.kit.deps import SessionDep, SettingsDep
 from matchhub.kit.errors import PayloadTooLarge
 from matchhub.kit.responses import errors
-from matchhub.settings import Settings
 from matchhub.uploads import formats, service
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 from matchhub.uploads.service import UploadContext
+
+PURGE_PATIENCE_SECONDS = 30.0
+PURGE_RETRY_SECONDS = 0.2
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -50,13 +52,18 @@ def media_type(request: Request) -> str:
 
 
 def purge_after_commit(request: Request) -> None:
-    # On PostgreSQL a statement takes its data snapshot before it looks up the table's
-    # partitions: one that began just before a commit still sees the replaced snapshot as
-    # current, so its partition must not be dropped under it. Wait out such statements.
-    time.sleep(cast(Settings, request.app.state.settings).purge_grace_seconds)
+    """After the response: purge what the commit replaced or discarded, retrying while a
+    transaction older than the replacement is still open (uploads/service.py); whatever is
+    still waiting after PURGE_PATIENCE_SECONDS is left to the janitor."""
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
-    with session_scope(factory) as session:
-        service.purge_unreachable(session)
+    deadline = time.monotonic() + PURGE_PATIENCE_SECONDS
+    while True:
+        with session_scope(factory) as session:
+            service.purge_unreachable(session)
+            waiting = service.purges_waiting(session)
+        if not waiting or time.monotonic() > deadline:
+            return
+        time.sleep(PURGE_RETRY_SECONDS)
 
 
 @router.post(

@@ -75,6 +75,9 @@ class Snapshot(Base):
     rows: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When a purge pass first saw this snapshot replaced (database clock, so after the commit
+    # that replaced it): its rows go once no transaction older than this is still running.
+    replaced_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 # The rows themselves, kept as a plain table (no ORM identity, no primary key): written in bulk

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
+from matchhub.kit.models import utcnow
 from matchhub.uploads.models import (
     Snapshot,
     Upload,
@@ -96,6 +97,28 @@ class UploadRepository:
             | ((Snapshot.state == "superseded") & (Snapshot.kind == "flag"))
         )
         return self.session.scalars(stmt).all()
+
+    def clock(self) -> datetime:
+        """Now, by the database's clock where it has one (PostgreSQL), else this process's."""
+        if self.partitioned:
+            return cast(datetime, self.session.scalar(select(func.clock_timestamp())))
+        return utcnow()
+
+    def oldest_other_transaction(self) -> datetime | None:
+        """PostgreSQL: when the oldest transaction still open on this database (other than this
+        one) began; None when there is none, and always on SQLite, whose readers keep their
+        own snapshot of deleted rows (WAL) and never lose a table under them."""
+        if not self.partitioned:
+            return None
+        return cast(
+            datetime | None,
+            self.session.scalar(
+                text(
+                    "SELECT min(xact_start) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ),
+        )
 
     # rows
 

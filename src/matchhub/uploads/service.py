@@ -269,18 +269,37 @@ def expire_stale(session: Session, now: datetime | None = None) -> list[str]:
     return [u.id for u in expired]
 
 
-def purge_unreachable(session: Session, *, replaced: bool = True) -> int:
-    """Delete the rows no reader can see (replaced or discarded snapshots). Run after commits
-    and by the janitor; safe to repeat and to interrupt."""
+def purge_unreachable(session: Session) -> int:
+    """Delete the rows no reader can see: those of discarded snapshots (never visible) and of
+    replaced ones once every transaction that could still take them for current has ended.
+
+    On PostgreSQL a statement takes its data snapshot before it looks up the table's
+    partitions, so one that began just before a replacing commit still reads the replaced
+    snapshot, and dropping its partition under it would fail it. A replaced snapshot is
+    therefore stamped, by the database clock, when a pass first sees it replaced (necessarily
+    after the commit), and purged once no other transaction older than that stamp is open.
+    Run after commits and by the janitor; safe to repeat and to interrupt."""
     repo = UploadRepository(session)
+    candidates = repo.to_purge()
+    # Read after the candidates, so a replacement they show has committed before `seen`.
+    seen = repo.clock()
+    oldest = repo.oldest_other_transaction()
     deleted = 0
-    for snapshot in repo.to_purge():
-        if snapshot.state == "superseded" and not replaced:
-            continue
+    for snapshot in candidates:
+        if snapshot.state == "superseded":
+            if snapshot.replaced_seen_at is None:
+                snapshot.replaced_seen_at = seen
+            if oldest is not None and oldest <= snapshot.replaced_seen_at:
+                continue  # a transaction from before the replacement may still read it
         deleted += repo.delete_rows(snapshot)
         snapshot.state = "purged"
     session.flush()
     return deleted
+
+
+def purges_waiting(session: Session) -> int:
+    """Snapshots whose rows are still to be purged."""
+    return len(UploadRepository(session).to_purge())
 
 
 def describe(session: Session, upload: Upload, ctx: UploadContext) -> UploadOut:
