@@ -108,8 +108,17 @@ def create_app(settings: Settings) -> FastAPI:
             pool_size=settings.request_concurrency,
             max_overflow=BACKGROUND_CONNECTIONS,
         )
+        # Read-only routes' sessions: autocommit connections the database keeps read-only
+        # (kit/db.py), as many as requests may be admitted.
+        reader = make_engine(
+            settings.sqlalchemy_url,
+            read_only=True,
+            pool_size=settings.request_concurrency,
+            max_overflow=0,
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = make_sessionmaker(reader)
         keys = load_key_material(settings.paths)
         app.state.keys = keys
         app.state.uploads = UploadContext(
@@ -124,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         writer = AuditWriter(app.state.sessionmaker, app.state.audit_keys)
         app.state.audit_writer = writer
         writer.start()
-        app.state.metrics = Metrics(lambda: app.state.sessionmaker)
+        app.state.metrics = Metrics(lambda: app.state.read_sessionmaker)
         app.state.lookup_limiter = RateLimiter(
             settings.lookup_rate_per_second, settings.lookup_burst
         )
@@ -145,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await janitor
             await run_in_threadpool(runner.stop)
             await run_in_threadpool(writer.stop)
+            reader.dispose()
             engine.dispose()
 
     app = FastAPI(

@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from matchhub.app import create_app
 from matchhub.keystore.material import load_key_material
@@ -49,8 +49,9 @@ def _with_tls_extension(app: ASGIApp, peer_pem: str | None) -> ASGIApp:
     return wrapped
 
 
-class MutualTLSH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the verified client certificate in every request's scope.
+class MutualTLSProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools, the C parser), plus the verified client
+    certificate in every request's scope.
 
     asyncio calls ``connection_made`` after the TLS handshake has completed, so the peer
     certificate is final here; it is bound to this connection's app once.
@@ -118,7 +119,7 @@ def build_server(settings: Settings, *, port: int | None = None) -> uvicorn.Serv
         create_app(settings),
         host=settings.host,
         port=settings.port if port is None else port,
-        http=MutualTLSH11Protocol,
+        http=MutualTLSProtocol,
         ssl_context_factory=lambda _config, _default: tls.context,
         proxy_headers=False,
         server_header=False,

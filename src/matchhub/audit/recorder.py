@@ -18,7 +18,6 @@ from typing import Annotated, Any, cast
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit import service
 from matchhub.audit.writer import AuditWriter
@@ -31,7 +30,6 @@ log = structlog.get_logger("matchhub.audit")
 UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _NOTE = "audit_note"
 _DONE = "audit_done"
-_READ_ONLY = "audit_read_only"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,17 +47,25 @@ async def audit_note(request: Request) -> dict[str, Any]:
 AuditNote = Annotated[dict[str, Any], Depends(audit_note)]
 
 
-async def read_only(request: Request) -> None:
-    """Marks a route that changes nothing. Its transaction is rolled back, never committed, and
-    its audit entry goes through the group-commit writer before the response is sent."""
-    _state(request.scope)[_READ_ONLY] = True
+async def read_only() -> None:
+    """Marks a route that changes nothing. Its session reads through the read-only engine (the
+    database refuses a write there; kit/db.py), and its audit entry goes through the
+    group-commit writer before the response is sent."""
 
 
 ReadOnly = Depends(read_only)
 
 
 def is_read_only(request: Request) -> bool:
-    return bool(_state(request.scope).get(_READ_ONLY))
+    """Whether the request's route is marked :data:`ReadOnly`, read from the route itself, so
+    it is known before any of the route's dependencies has run."""
+    route = request.scope.get("route")
+    return route is not None and marked_read_only(route)
+
+
+def marked_read_only(route: Any) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and any(d.call is read_only for d in dependant.dependencies)
 
 
 def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry:
@@ -119,25 +125,21 @@ def record_accepted(session: Session, request: Request) -> None:
     _append(session, request.scope, _status(request), None)
 
 
-def record_through_writer(request: Request) -> None:
+async def record_through_writer(request: Request) -> None:
     """A read-only route's entry, appended by the group-commit writer; returns once it has
     committed, raises if it did not."""
-    _write(request.scope, _status(request), None)
+    await _write(request.scope, _status(request), None)
 
 
 def mark_recorded(request: Request) -> None:
     _state(request.scope)[_DONE] = True
 
 
-def _write(scope: Scope, status: int, error: str | None) -> None:
+async def _write(scope: Scope, status: int, error: str | None) -> None:
     if _enabled(scope):
         writer = cast(AuditWriter, scope["app"].state.audit_writer)
-        writer.record(_entry(scope, status, error))
+        await writer.record(_entry(scope, status, error))
     _state(scope)[_DONE] = True
-
-
-def _record_refused(scope: Scope, status: int, error: str | None) -> None:
-    _write(scope, status, error)
 
 
 _UNAVAILABLE = (
@@ -165,9 +167,7 @@ class AuditMiddleware:
             if message["type"] == "http.response.start" and not _state(scope).get(_DONE):
                 status = int(message["status"])
                 try:
-                    await run_in_threadpool(
-                        _record_refused, scope, status, _state(scope).get("error_code")
-                    )
+                    await _write(scope, status, _state(scope).get("error_code"))
                 except Exception:  # fail closed: no record, no answer
                     log.exception("could not audit a refused request; answering 503")
                     replaced = True
@@ -187,7 +187,7 @@ class AuditMiddleware:
         except Exception:
             if not _state(scope).get(_DONE):
                 try:
-                    await run_in_threadpool(_record_refused, scope, 500, "internal_error")
+                    await _write(scope, 500, "internal_error")
                 except Exception:  # the 500 itself tells the client nothing was done
                     log.exception("could not audit a failed request")
             raise

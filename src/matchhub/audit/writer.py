@@ -8,11 +8,13 @@ one transaction: under load, tens of requests share a lock and a commit.
 
 The guarantee is the one the request transaction gives: :meth:`AuditWriter.record` returns only
 once the entry has committed, and raises if it did not (the caller answers 503 and sends
-nothing). A batch commits or fails as a whole; every waiter learns which.
+nothing). A batch commits or fails as a whole; every waiter learns which. The request waits on
+the event loop, not in a thread: a waiting request holds no worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from concurrent.futures import Future
@@ -66,13 +68,15 @@ class AuditWriter:
         self._queue.put(None)
         self._thread.join(timeout=WAIT_SECONDS)
 
-    def record(self, entry: service.PendingEntry, timeout: float = WAIT_SECONDS) -> int:
-        """Append ``entry``; returns its sequence number once it has committed."""
+    async def record(self, entry: service.PendingEntry, timeout: float = WAIT_SECONDS) -> int:
+        """Append ``entry``; returns its sequence number once it has committed. A waiter that
+        gives up (timeout, cancellation) before its batch starts is left out of the log, as its
+        request is answered with an error."""
         if self._stopped:
             raise AuditWriterStopped("the audit writer has stopped")
         waiting = _Waiting(entry)
         self._queue.put(waiting)
-        return waiting.done.result(timeout=timeout)
+        return await asyncio.wait_for(asyncio.wrap_future(waiting.done), timeout)
 
     def _run(self) -> None:
         try:
@@ -107,6 +111,9 @@ class AuditWriter:
                 return
 
     def _append(self, batch: list[_Waiting]) -> None:
+        batch = [w for w in batch if w.done.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             with session_scope(self._factory) as session:
                 seqs = service.append_many(session, self._keys, [w.entry for w in batch])

@@ -53,7 +53,7 @@ class CatalogueRepository:
         """Codes of the live (not retired) flags granted to any of ``grantees`` for
         ``purpose``, sorted."""
         params = {"grantees": list(grantees), "purpose": purpose}
-        return list(self.session.scalars(_GRANTED_CODES, params))
+        return list(self.session.connection().execute(_GRANTED_CODES, params).scalars())
 
     def grant(self, grantee: str, flag_code: str, purpose_code: str) -> Grant | None:
         stmt = select(Grant).where(

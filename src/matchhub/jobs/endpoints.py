@@ -98,7 +98,7 @@ def get_results(
         roster_version=job.roster_snapshot_id,
         lines_out=(job.summary or {}).get("flagged_beneficiaries"),
     )
-    factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
+    factory = cast(sessionmaker[Session], request.app.state.read_sessionmaker)
     sealer = cast(Sealer, request.app.state.uploads.sealer)
     as_csv = CSV in request.headers.get("accept", "")
 

@@ -3,6 +3,13 @@
 The request owns the transaction: services only ``flush``; :func:`session_scope` commits once at
 the boundary and rolls back on any exception, so an action and its audit record commit together
 or not at all.
+
+Routes that change nothing (lookups, ``whoami``, the GETs) use a second, read-only engine: its
+connections run each statement on its own (autocommit: no ``BEGIN`` and ``ROLLBACK`` round trips
+on the hot path) and the database itself refuses a write on them (PostgreSQL
+``default_transaction_read_only``, SQLite ``PRAGMA query_only``). Under PostgreSQL's READ
+COMMITTED each statement takes its own snapshot whether or not it runs inside a transaction, so
+dropping the transaction around a read loses no consistency a reader had.
 """
 
 from __future__ import annotations
@@ -15,16 +22,23 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if read_only:
+            # No BEGIN at all: each read is its own statement and never takes the write lock.
+            event.listen(engine, "connect", _sqlite_query_only)
+            return engine
         # pysqlite's own transaction handling would defer BEGIN; emit it ourselves. IMMEDIATE:
         # nearly every transaction writes (each request appends its audit entry), and a
         # deferred one that reads first cannot upgrade to a writer once another has committed
         # (SQLITE_BUSY at once, no waiting); taking the write lock up front makes them queue.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    if read_only:
+        kwargs["isolation_level"] = "AUTOCOMMIT"
+        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -35,6 +49,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
 

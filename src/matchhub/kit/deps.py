@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated, Any, cast
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
 
+from anyio import CancelScope
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit.recorder import (
     is_read_only,
@@ -20,25 +22,54 @@ from matchhub.kit.errors import MatchhubError, ServiceUnavailable
 from matchhub.settings import Settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's one transaction: the route's work and its audit record, committed after
     the route returns and before the response is sent (``scope="function"``), rolled back if
     anything raised. No audit record, no commit: the caller gets 503 and nothing was done.
 
-    A route marked :data:`~matchhub.audit.recorder.ReadOnly` has its transaction rolled back
-    (so a write there could never commit) and its record appended by the group-commit writer;
-    the answer still waits for the record."""
-    factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
+    A route marked :data:`~matchhub.audit.recorder.ReadOnly` reads through the read-only
+    engine (the database refuses a write there; kit/db.py), and its record is appended by the
+    group-commit writer; the answer still waits for the record.
+
+    Making a session does no I/O, so it happens here on the event loop; the database work of
+    the end (commit, or returning the connection) takes one hop to the thread pool, shielded
+    so a cancelled request still gives its connection back."""
+    read_only = is_read_only(request)
+    state = request.app.state
+    factory = cast(
+        sessionmaker[Session], state.read_sessionmaker if read_only else state.sessionmaker
+    )
     session = factory()
     try:
         yield session
-        if is_read_only(request):
-            # close() ends the transaction without committing and, unlike rollback(), leaves
-            # loaded objects readable (a results stream reads its job after this).
-            session.close()
-            _audited(record_through_writer, request)
-            return
-        _audited(record_accepted, session, request)
+    except BaseException:
+        with CancelScope(shield=True):
+            await run_in_threadpool(_discard, session)
+        raise
+    if read_only:
+        with CancelScope(shield=True):
+            # close() ends any work without committing and, unlike rollback(), leaves loaded
+            # objects readable (a results stream reads its job after this).
+            await run_in_threadpool(session.close)
+        try:
+            await record_through_writer(request)
+        except MatchhubError:
+            raise
+        except Exception as exc:
+            raise _audit_unavailable() from exc
+        return
+    with CancelScope(shield=True):
+        await run_in_threadpool(_commit_audited, session, request)
+
+
+def _commit_audited(session: Session, request: Request) -> None:
+    try:
+        try:
+            record_accepted(session, request)
+        except MatchhubError:
+            raise
+        except Exception as exc:
+            raise _audit_unavailable() from exc
         commit(session)
         mark_recorded(request)
     except BaseException:
@@ -48,16 +79,17 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def _audited(record: Callable[..., None], *args: Any) -> None:
+def _discard(session: Session) -> None:
     try:
-        record(*args)
-    except MatchhubError:
-        raise
-    except Exception as exc:
-        raise ServiceUnavailable(
-            "the audit record could not be written; nothing was done",
-            code="audit_unavailable",
-        ) from exc
+        rollback(session)
+    finally:
+        session.close()
+
+
+def _audit_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the audit record could not be written; nothing was done", code="audit_unavailable"
+    )
 
 
 async def get_settings(request: Request) -> Settings:

@@ -1,20 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
 from matchhub.uploads.models import Snapshot, roster_rows, snapshot_rows
 
 # Built once with bound parameters: building a statement costs more than running it here.
-_CURRENT_ROSTER = select(Snapshot.id, Snapshot.key_version).where(
-    Snapshot.agency_id == bindparam("agency_id"),
-    Snapshot.kind == "roster",
-    Snapshot.state == "current",
-)
 _FLAGGED = (
     select(snapshot_rows.c.token, Snapshot.flag_code, Agency.kind, Snapshot.as_of)
     .join(Snapshot, Snapshot.id == snapshot_rows.c.snapshot_id)
@@ -27,32 +23,65 @@ _FLAGGED = (
     )
     .subquery()
 )
+_ROSTER = Snapshot.__table__.alias("roster")
+# The caller's current roster is the left side, so its row comes back (once, with NULLs) even
+# when none of the tokens is on it: membership, flags and the roster's version in one trip.
 _ANSWERS = (
-    select(roster_rows.c.token, _FLAGGED.c.flag_code, _FLAGGED.c.kind, _FLAGGED.c.as_of)
+    select(
+        _ROSTER.c.id,
+        _ROSTER.c.key_version,
+        roster_rows.c.token,
+        _FLAGGED.c.flag_code,
+        _FLAGGED.c.kind,
+        _FLAGGED.c.as_of,
+    )
+    .select_from(_ROSTER)
+    .outerjoin(
+        roster_rows,
+        and_(
+            roster_rows.c.snapshot_id == _ROSTER.c.id,
+            roster_rows.c.token.in_(bindparam("tokens", expanding=True)),
+        ),
+    )
     .outerjoin(_FLAGGED, _FLAGGED.c.token == roster_rows.c.token)
     .where(
-        roster_rows.c.snapshot_id == bindparam("roster_id"),
-        roster_rows.c.token.in_(bindparam("tokens", expanding=True)),
+        _ROSTER.c.agency_id == bindparam("agency_id"),
+        _ROSTER.c.kind == "roster",
+        _ROSTER.c.state == "current",
     )
 )
 
 
+@dataclass(frozen=True)
+class Answers:
+    """What the lookup learns in one statement."""
+
+    roster_id: int | None  # None: the caller has no current roster
+    key_version: str | None
+    members: frozenset[bytes]  # the stored tokens among those asked that are on the roster
+    flags: list[tuple[bytes, str, str, date]]  # (member, flag code, asserting kind, as of)
+
+
 class LookupRepository:
-    """Two statements a lookup, as Core rows: this is the case worker's hot path."""
+    """One statement a lookup, as Core rows: this is the case worker's hot path."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def current_roster(self, agency_id: int) -> Row[int, str] | None:
-        """(id, key_version) of the agency's current roster."""
-        return self.session.execute(_CURRENT_ROSTER, {"agency_id": agency_id}).one_or_none()
-
     def answers(
-        self, roster_id: int, tokens: Collection[bytes], flag_codes: Collection[str]
-    ) -> list[tuple[bytes, str | None, str | None, date | None]]:
-        """One row per (roster member among ``tokens``, flag asserted of it by a current
-        snapshot of one of ``flag_codes``), with the asserting kind and the snapshot date; a
-        member with no such flag comes once with ``None`` in those places. Tokens off the
-        roster do not come at all."""
-        params = {"roster_id": roster_id, "tokens": list(tokens), "flags": list(flag_codes)}
-        return [(bytes(t), f, k, d) for t, f, k, d in self.session.execute(_ANSWERS, params)]
+        self, agency_id: int, tokens: Collection[bytes], flag_codes: Collection[str]
+    ) -> Answers:
+        """The agency's current roster, which of ``tokens`` (stored form) are on it, and each
+        flag asserted of a member by a current snapshot of one of ``flag_codes``, with the
+        asserting kind and the snapshot date. Tokens off the roster get nothing."""
+        params = {"agency_id": agency_id, "tokens": list(tokens), "flags": list(flag_codes)}
+        rows = self.session.connection().execute(_ANSWERS, params).all()
+        if not rows:
+            return Answers(None, None, frozenset(), [])
+        members = frozenset(bytes(r.token) for r in rows if r.token is not None)
+        flags = [
+            (bytes(r.token), r.flag_code, r.kind, r.as_of)
+            for r in rows
+            if r.token is not None and r.flag_code is not None
+        ]
+        return Answers(rows[0].id, rows[0].key_version, members, flags)

@@ -42,29 +42,22 @@ def lookup(
 ) -> LookupResponse:
     granted = catalogue.granted_flags(session, principal, request.purpose, None)
     check_tokens(request.tokens, limit)
-    repo = LookupRepository(session)
-    roster = repo.current_roster(principal.agency_id)
-    if request.key_version is not None and (
-        roster is None or roster.key_version != request.key_version
-    ):
+    keyed = rekeyer.rekey_many(bytes.fromhex("".join(request.tokens)))
+    stored = {token: keyed[16 * i : 16 * i + 16] for i, token in enumerate(request.tokens)}
+    found = LookupRepository(session).answers(principal.agency_id, set(stored.values()), granted)
+    if request.key_version is not None and found.key_version != request.key_version:
         raise UnprocessableEntity(
             "key_version is not the key version of your current roster",
             code="wrong_key_version",
         )
-    keyed = rekeyer.rekey_many(bytes.fromhex("".join(request.tokens)))
-    stored = {token: keyed[16 * i : 16 * i + 16] for i, token in enumerate(request.tokens)}
-    members: set[bytes] = set()
-    answers: dict[bytes, set[tuple[str, str, str]]] = defaultdict(set)
-    if roster is not None and stored:
-        for member, code, kind, as_of in repo.answers(roster.id, set(stored.values()), granted):
-            members.add(member)
-            if code is not None and kind is not None and as_of is not None:
-                answers[member].add((code, kind, as_of.isoformat()))
+    flags_of: dict[bytes, set[tuple[str, str, str]]] = defaultdict(set)
+    for member, code, kind, as_of in found.flags:
+        flags_of[member].add((code, kind, as_of.isoformat()))
     results = []
     for token in request.tokens:
         key = stored[token]
-        on = key in members
-        flags = sorted(answers.get(key, ())) if on else []
+        on = key in found.members
+        flags = sorted(flags_of.get(key, ())) if on else []
         results.append(
             LookupResult(
                 token=token,
@@ -73,7 +66,5 @@ def lookup(
             )
         )
     return LookupResponse(
-        purpose=str(request.purpose),
-        roster_version=roster.id if roster else None,
-        results=results,
+        purpose=str(request.purpose), roster_version=found.roster_id, results=results
     )
