@@ -35,6 +35,8 @@ from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.ratelimit import RateLimiter
 from matchhub.lookups.endpoints import router as lookups_router
+from matchhub.lookups.keeper import ViewKeeper
+from matchhub.lookups.repository import ViewRepository
 from matchhub.matching.engine import MatchEngine
 from matchhub.metrics.endpoints import Metrics, MetricsMiddleware
 from matchhub.metrics.endpoints import router as metrics_router
@@ -47,6 +49,7 @@ from matchhub.uploads.service import UploadContext
 log = structlog.get_logger("matchhub")
 
 BACKGROUND_CONNECTIONS = 8
+BACKGROUND_READERS = 2
 
 DESCRIPTION = """\
 matchhub brokers inter-agency data matching for social protection. Partner agencies push
@@ -109,12 +112,13 @@ def create_app(settings: Settings) -> FastAPI:
             max_overflow=BACKGROUND_CONNECTIONS,
         )
         # Read-only routes' sessions: autocommit connections the database keeps read-only
-        # (kit/db.py), as many as requests may be admitted.
+        # (kit/db.py), as many as requests may be admitted, and two for the lookup view's
+        # loads and the metrics gauges.
         reader = make_engine(
             settings.sqlalchemy_url,
             read_only=True,
             pool_size=settings.request_concurrency,
-            max_overflow=0,
+            max_overflow=BACKGROUND_READERS,
         )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -130,9 +134,21 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.audit_keys = audit.keys_from(
             keys, settings.hub_name, settings.audit_checkpoint_every
         )
-        writer = AuditWriter(app.state.sessionmaker, app.state.audit_keys)
+        views = ViewKeeper(
+            reader,
+            max_rows=settings.lookup_view_max_rows,
+            poll_seconds=settings.lookup_view_poll_seconds,
+        )
+        app.state.lookup_views = views
+        writer = AuditWriter(
+            app.state.sessionmaker,
+            app.state.audit_keys,
+            generation=lambda session: ViewRepository(session).generation(hold=True),
+            on_stale=views.outdated,
+        )
         app.state.audit_writer = writer
         writer.start()
+        views.start()
         app.state.metrics = Metrics(lambda: app.state.read_sessionmaker)
         app.state.lookup_limiter = RateLimiter(
             settings.lookup_rate_per_second, settings.lookup_burst
@@ -153,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await janitor
             await run_in_threadpool(runner.stop)
+            await run_in_threadpool(views.stop)
             await run_in_threadpool(writer.stop)
             reader.dispose()
             engine.dispose()
@@ -167,6 +184,10 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # FastAPI's own OpenTelemetry hooks stay off, whatever the environment says: matchhub
+        # exports counts of its own (/metrics) and nothing else, and the hooks' request data
+        # includes bodies, which hold wire tokens. (They also cost a twentieth of a lookup.)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
     handlers.install(app)

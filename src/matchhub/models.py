@@ -7,6 +7,7 @@ from matchhub.identity.models import Agency, Certificate
 from matchhub.jobs.models import MatchJob, match_result_chunks
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.kit.models import Base
+from matchhub.lookups.models import ViewGeneration
 from matchhub.uploads.models import Snapshot, Upload, UploadChunk, roster_rows, snapshot_rows
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Snapshot",
     "Upload",
     "UploadChunk",
+    "ViewGeneration",
     "audit_subjects",
     "match_result_chunks",
     "roster_rows",

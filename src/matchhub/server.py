@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from matchhub.app import create_app
 from matchhub.keystore.material import load_key_material
+from matchhub.kit import logs
 from matchhub.kit.errors import OperatorError
 from matchhub.settings import Settings
 
@@ -113,6 +114,7 @@ class ServerTLS:
 
 def build_server(settings: Settings, *, port: int | None = None) -> uvicorn.Server:
     """The real server, as ``matchhub serve`` runs it; tests start the same object."""
+    logs.configure()
     load_key_material(settings.paths)  # fail before binding, with a clear message
     tls = ServerTLS(settings)
     config = uvicorn.Config(

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         default=50.0, gt=0, description="Lookup requests per second per agency (sustained)."
     )
     lookup_burst: int = Field(default=200, ge=1, description="Lookup requests allowed at once.")
+    lookup_view_max_rows: int = Field(
+        default=100_000_000,
+        ge=0,
+        description="Lookups answer from an in-memory view of the current snapshots (16 bytes "
+        "a row) while they hold at most this many rows; beyond it, or at 0, from SQL.",
+    )
+    lookup_view_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often the view checks the hub's generation. Correctness does not "
+        "depend on it (every answer from the view is checked when its audit entry commits).",
+    )
     job_workers: int = Field(default=1, ge=0, description="Match-job threads per process.")
     job_poll_seconds: float = Field(default=0.5, gt=0)
     job_lease_seconds: float = Field(

@@ -11,12 +11,14 @@ from contextlib import ExitStack
 import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
 
 from matchhub.connect.client import AgencyCredentials, make_client
 from matchhub.connect.push import Chunk, PushClient, PushError, compact_chunks, ndjson_chunks, push
 from matchhub.identity.kinds import AgencyKind
 from matchhub.uploads.formats import COMPACT, NDJSON
 from matchhub.uploads.models import Snapshot, Upload, roster_rows, snapshot_rows
+from matchhub.uploads.repository import UploadRepository
 from tests.conftest import Hub, RunningServer
 from tests.e2e.helpers import HANDSHAKE_REFUSED, national_ids, stored, tokens, visible_flags
 
@@ -414,3 +416,41 @@ def test_unauthenticated_upload_is_refused(server: RunningServer) -> None:
         pytest.raises(HANDSHAKE_REFUSED),
     ):
         client.post("/v1/uploads", json={})
+
+
+def test_a_partition_drop_gives_way_to_a_reader(server: RunningServer) -> None:
+    """PostgreSQL: dropping a partition locks the whole partitioned table, and every reader
+    after it would queue behind a DROP waiting for one long reader (a view load, a cold match
+    job). The DROP waits a moment, then gives way, for a later purge pass."""
+    hub = server.hub
+    if not hub.settings.database_url:
+        pytest.skip("PostgreSQL partitions only")
+    key = hub.matching_key()
+    bank = hub.add_agency("rafidain", AgencyKind.bank)
+    toks = tokens(key, national_ids(6, seed=9))
+    with make_client(server.url, bank) as client:
+        push(
+            client,
+            kind="flags",
+            key_version=key.version,
+            flags=[LOAN],
+            rows=_rows(toks, list(toks), [LOAN]),
+        )
+    engine = create_engine(str(hub.settings.database_url))
+    try:
+        with engine.connect() as reader, Session(engine) as session:
+            # Should the DROP ever wait for the reader again, fail in 10 s rather than hang.
+            session.execute(text("SET statement_timeout = '10s'"))
+            snapshot = session.scalars(select(Snapshot).where(Snapshot.state == "current")).one()
+            reader.execute(text("LOCK TABLE snapshot_rows IN ACCESS SHARE MODE"))
+            started = time.monotonic()
+            assert UploadRepository(session).delete_rows(snapshot) is None
+            assert time.monotonic() - started < 5
+            reader.rollback()  # the reader is done
+            assert UploadRepository(session).delete_rows(snapshot) == len(toks)
+            session.rollback()  # a test of the lock, not a purge: keep the rows
+        with hub.session() as session:
+            held = session.scalar(select(func.count()).select_from(snapshot_rows))
+        assert held == len(toks)
+    finally:
+        engine.dispose()

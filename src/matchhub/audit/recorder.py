@@ -13,14 +13,16 @@ response waits for that commit, and is replaced by a 503 if it fails.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import replace
 from typing import Annotated, Any, cast
 
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit import service
-from matchhub.audit.writer import AuditWriter
+from matchhub.audit.writer import AuditWriter, StaleGeneration
 from matchhub.identity.peer import tls_extension_certificate
 from matchhub.identity.schemas import Principal
 from matchhub.keystore.pki import fingerprint
@@ -127,8 +129,27 @@ def record_accepted(session: Session, request: Request) -> None:
 
 async def record_through_writer(request: Request) -> None:
     """A read-only route's entry, appended by the group-commit writer; returns once it has
-    committed, raises if it did not."""
-    await _write(request.scope, _status(request), None)
+    committed, raises if it did not. Nothing, if the route recorded its answer itself."""
+    if not _state(request.scope).get(_DONE):
+        await _write(request.scope, _status(request), None)
+
+
+async def record_answer(request: Request, *, generation: int) -> None:
+    """From inside a read-only route: append its entry now, on condition that ``generation``
+    (the view generation its answer was computed at) is still the database's. Raises
+    :class:`~matchhub.audit.writer.StaleGeneration` if it is not, having appended nothing: the
+    route must then answer from the database (and its entry is recorded as usual)."""
+    scope = request.scope
+    if _enabled(scope):
+        writer = cast(AuditWriter, scope["app"].state.audit_writer)
+        entry = replace(_entry(scope, _status(request), None), generation=generation)
+        await writer.record(entry)
+    else:
+        # No audit commit to ride on: ask the database directly.
+        views = scope["app"].state.lookup_views
+        if await run_in_threadpool(views.generation) != generation:
+            raise StaleGeneration("the hub changed under the view")
+    _state(scope)[_DONE] = True
 
 
 def mark_recorded(request: Request) -> None:

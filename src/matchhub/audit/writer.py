@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -36,6 +37,11 @@ class AuditWriterStopped(RuntimeError):
     pass
 
 
+class StaleGeneration(RuntimeError):
+    """The entry's answer was computed from a view the database has moved past; it was not
+    appended, and the answer must not go out."""
+
+
 @dataclass
 class _Waiting:
     entry: service.PendingEntry
@@ -49,10 +55,14 @@ class AuditWriter:
         keys: service.AuditKeys,
         *,
         max_batch: int = MAX_BATCH,
+        generation: Callable[[Session], int] | None = None,
+        on_stale: Callable[[int], None] | None = None,
     ) -> None:
         self._factory = factory
         self._keys = keys
         self._max_batch = max_batch
+        self._generation = generation
+        self._on_stale = on_stale
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._stopped = False
@@ -114,13 +124,25 @@ class AuditWriter:
         batch = [w for w in batch if w.done.set_running_or_notify_cancel()]
         if not batch:
             return
+        stale: list[_Waiting] = []
         try:
             with session_scope(self._factory) as session:
+                if any(w.entry.generation is not None for w in batch):
+                    # Read in the batch's own transaction, holding it until the commit: an
+                    # answer goes out only if no change it depends on has committed since its
+                    # view was loaded. A writer with no way to read it appends none of them.
+                    now = self._generation(session) if self._generation is not None else None
+                    stale = [w for w in batch if w.entry.generation not in (None, now)]
+                    batch = [w for w in batch if w.entry.generation in (None, now)]
+                    if stale and now is not None and self._on_stale is not None:
+                        self._on_stale(now)
                 seqs = service.append_many(session, self._keys, [w.entry for w in batch])
         except Exception as exc:  # every waiter answers 503; the thread lives on
-            log.exception("audit batch failed", entries=len(batch))
-            for waiting in batch:
+            log.exception("audit batch failed", entries=len(batch) + len(stale))
+            for waiting in batch + stale:
                 waiting.done.set_exception(exc)
             return
+        for waiting in stale:
+            waiting.done.set_exception(StaleGeneration("the hub changed under the view"))
         for waiting, seq in zip(batch, seqs, strict=True):
             waiting.done.set_result(seq)

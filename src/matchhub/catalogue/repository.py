@@ -20,6 +20,13 @@ _GRANTED_CODES = (
 )
 
 
+_LIVE_GRANTS = (
+    select(Grant.grantee, Grant.purpose_code, Grant.flag_code)
+    .join(Flag, Flag.code == Grant.flag_code)
+    .where(Flag.retired_at.is_(None))
+)
+
+
 class CatalogueRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -54,6 +61,13 @@ class CatalogueRepository:
         ``purpose``, sorted."""
         params = {"grantees": list(grantees), "purpose": purpose}
         return list(self.session.connection().execute(_GRANTED_CODES, params).scalars())
+
+    def live_grants(self) -> list[tuple[str, str, str]]:
+        """Every (grantee, purpose, flag) whose flag is not retired: the lookups' view."""
+        return [(g, p, f) for g, p, f in self.session.connection().execute(_LIVE_GRANTS)]
+
+    def purpose_codes(self) -> list[str]:
+        return list(self.session.connection().execute(select(Purpose.code)).scalars())
 
     def grant(self, grantee: str, flag_code: str, purpose_code: str) -> Grant | None:
         stmt = select(Grant).where(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -114,12 +114,26 @@ def granted_flags(
 ) -> list[str]:
     """The codes of the flags ``principal`` may see for ``purpose``, sorted; a requested subset
     must lie inside. One query when all is well; the refusals look further to say why."""
+    repo = CatalogueRepository(session)
+    return granted_flags_with(
+        repo.granted_codes, lambda code: repo.purpose(code) is not None, principal, purpose, subset
+    )
+
+
+def granted_flags_with(
+    granted_codes: Callable[[list[str], str], list[str]],
+    purpose_known: Callable[[str], bool],
+    principal: Principal,
+    purpose: str | None,
+    subset: Sequence[str] | None,
+) -> list[str]:
+    """The rules of :func:`granted_flags`, over any catalogue: the database, or the lookups'
+    in-memory view of it (lookups/view.py)."""
     if not purpose:
         raise UnprocessableEntity("every request names its purpose", code="purpose_required")
-    repo = CatalogueRepository(session)
-    granted = repo.granted_codes(grantees_of(principal), purpose)
+    granted = granted_codes(grantees_of(principal), purpose)
     if not granted:
-        if repo.purpose(purpose) is None:
+        if not purpose_known(purpose):
             raise UnprocessableEntity(f"unknown purpose {purpose!r}", code="unknown_purpose")
         raise Forbidden(
             f"purpose {purpose!r} is not granted to {principal.code}", code="purpose_not_granted"

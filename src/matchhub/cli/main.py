@@ -22,6 +22,7 @@ from matchhub.identity import service as identity
 from matchhub.keystore import pki
 from matchhub.keystore import service as keystore
 from matchhub.keystore.material import load_key_material
+from matchhub.kit import logs
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.errors import MatchhubError, OperatorError
 from matchhub.kit.migrate import upgrade
@@ -578,6 +579,7 @@ def openapi(
 
 
 def main() -> None:
+    logs.configure()
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="matchhub", standalone_mode=False)

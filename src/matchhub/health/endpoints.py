@@ -21,7 +21,9 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "database unreachable or keys missing"}})
 def readyz(request: Request) -> JSONResponse:
-    """The database answers and the key material is loaded."""
+    """The database answers and the key material is loaded. Also the state of the lookups'
+    in-memory view (`lookup_view.state`: `current`, `loading`, `catching_up`, `too_large` or
+    `off`), which does not decide readiness: lookups read SQL while it is not current."""
     checks: dict[str, str] = {}
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
     try:
@@ -32,7 +34,13 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "unreachable"
     checks["keys"] = "ok" if getattr(request.app.state, "keys", None) is not None else "missing"
     ready = all(v == "ok" for v in checks.values())
+    # Informational: lookups are answered either way (from SQL while the view is not current).
+    views = getattr(request.app.state, "lookup_views", None)
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not_ready",
+            "checks": checks,
+            "lookup_view": views.status() if views is not None else None,
+        },
         status_code=200 if ready else 503,
     )

@@ -8,40 +8,105 @@ A route states the one scope it needs by taking a parameter of type
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from matchhub.identity import service
 from matchhub.identity.kinds import Scope
 from matchhub.identity.peer import client_certificate
+from matchhub.identity.repository import Credential
 from matchhub.identity.schemas import Principal
 from matchhub.kit.deps import SessionDep, SettingsDep
-from matchhub.kit.errors import Forbidden
+from matchhub.kit.errors import Forbidden, Unauthenticated
+from matchhub.settings import Settings
 
 SCOPE_ATTRIBUTE = "__matchhub_scope__"
+VIEW_ATTRIBUTE = "lookup_view"
+
+
+class CredentialView(Protocol):
+    """An in-memory registry at a known generation (the lookups' view, lookups/view.py)."""
+
+    generation: int
+
+    def credential(self, fingerprint: str) -> Credential | None: ...
+
+
+class CredentialViews(Protocol):
+    def current(self) -> CredentialView | None: ...
+
+    def check_soon(self) -> None: ...
+
+
+def authenticate_request(
+    request: Request, session: Session, settings: Settings, scope: Scope
+) -> Principal:
+    """The caller, from the database registry, holding ``scope``."""
+    principal = service.authenticate(
+        session, client_certificate(request, settings), settings.hub_name
+    )
+    return _admit(request, principal, scope)
+
+
+def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
+    request.state.principal = principal
+    if scope not in principal.scopes:
+        raise Forbidden(
+            f"agencies of kind {principal.kind.value!r} may not do this "
+            f"(needs scope {scope.value!r})",
+            code="scope_denied",
+        )
+    return principal
 
 
 @cache
 def require(scope: Scope) -> Callable[..., Principal]:
     def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
-        principal = service.authenticate(
-            session, client_certificate(request, settings), settings.hub_name
-        )
-        request.state.principal = principal
-        if scope not in principal.scopes:
-            raise Forbidden(
-                f"agencies of kind {principal.kind.value!r} may not do this "
-                f"(needs scope {scope.value!r})",
-                code="scope_denied",
-            )
-        return principal
+        return authenticate_request(request, session, settings, scope)
 
     setattr(dependency, SCOPE_ATTRIBUTE, scope)
     dependency.__name__ = f"require_{scope.name}"
+    return dependency
+
+
+def viewed(request: Request) -> CredentialView | None:
+    """The view the caller was authenticated from by :func:`require_viewed`, if it was."""
+    return cast(CredentialView | None, getattr(request.state, VIEW_ATTRIBUTE, None))
+
+
+@cache
+def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """:func:`require` for a hot read-only route: the caller is authenticated from the current
+    in-memory view when there is one, on the event loop, with no database round trip. The route
+    must then have its answer's audit entry committed on condition that the view's generation
+    is still the database's (audit/recorder.py ``record_answer``), and redo the request from
+    the database if it is not; :func:`viewed` tells it which view was used. A caller the view
+    refuses is looked up in the database before being refused, so a certificate registered a
+    moment ago is not turned away by a view that predates it."""
+
+    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+        views = cast(CredentialViews, request.app.state.lookup_views)
+        view = views.current()
+        if view is not None:
+            try:
+                principal = service.authenticate_with(
+                    view.credential, client_certificate(request, settings), settings.hub_name
+                )
+            except Unauthenticated:
+                views.check_soon()  # the view may predate the certificate
+            else:
+                setattr(request.state, VIEW_ATTRIBUTE, view)
+                return _admit(request, principal, scope)
+        return await run_in_threadpool(authenticate_request, request, session, settings, scope)
+
+    setattr(dependency, SCOPE_ATTRIBUTE, scope)
+    dependency.__name__ = f"require_viewed_{scope.name}"
     return dependency
 
 
@@ -62,7 +127,7 @@ IdentityReader = Annotated[Principal, Depends(require(Scope.identity_read))]
 CatalogueReader = Annotated[Principal, Depends(require(Scope.catalogue_read))]
 Uploader = Annotated[Principal, Depends(require(Scope.upload))]
 RosterWriter = Annotated[Principal, Depends(require(Scope.roster))]
-LookupCaller = Annotated[Principal, Depends(require(Scope.lookup))]
+LookupCaller = Annotated[Principal, Depends(require_viewed(Scope.lookup))]
 MatchCaller = Annotated[Principal, Depends(require(Scope.match))]
 AuditReader = Annotated[Principal, Depends(require(Scope.audit_read))]
 AuditWitness = Annotated[Principal, Depends(require(Scope.audit_witness))]

@@ -24,22 +24,19 @@ class Credential:
     agency_revoked_at: datetime | None
 
 
-_CREDENTIAL = (
-    select(
-        Certificate.fingerprint,
-        Certificate.serial,
-        Certificate.not_before,
-        Certificate.not_after,
-        Certificate.revoked_at,
-        Agency.id.label("agency_id"),
-        Agency.code,
-        Agency.kind,
-        Agency.name,
-        Agency.revoked_at.label("agency_revoked_at"),
-    )
-    .join(Agency, Agency.id == Certificate.agency_id)
-    .where(Certificate.fingerprint == bindparam("fingerprint"))
-)
+_CREDENTIALS = select(
+    Certificate.fingerprint,
+    Certificate.serial,
+    Certificate.not_before,
+    Certificate.not_after,
+    Certificate.revoked_at,
+    Agency.id.label("agency_id"),
+    Agency.code,
+    Agency.kind,
+    Agency.name,
+    Agency.revoked_at.label("agency_revoked_at"),
+).join(Agency, Agency.id == Certificate.agency_id)
+_CREDENTIAL = _CREDENTIALS.where(Certificate.fingerprint == bindparam("fingerprint"))
 
 
 class IdentityRepository:
@@ -54,6 +51,11 @@ class IdentityRepository:
         params = {"fingerprint": fingerprint}
         row = self.session.connection().execute(_CREDENTIAL, params).one_or_none()
         return Credential(**row._mapping) if row is not None else None
+
+    def credentials(self) -> list[Credential]:
+        """Every certificate with its agency: what the lookups' view authenticates from."""
+        rows = self.session.connection().execute(_CREDENTIALS)
+        return [Credential(**row._mapping) for row in rows]
 
     def agency_by_code(self, code: str) -> Agency | None:
         return self.session.scalars(select(Agency).where(Agency.code == code)).one_or_none()

@@ -4,7 +4,7 @@ the transaction."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from matchhub.identity.kinds import KIND_SCOPES, AgencyKind
 from matchhub.identity.models import Agency, Certificate
-from matchhub.identity.repository import IdentityRepository
+from matchhub.identity.repository import Credential, IdentityRepository
 from matchhub.identity.schemas import Principal
 from matchhub.keystore import pki
 from matchhub.kit.errors import Conflict, NotFound, Unauthenticated, UnprocessableEntity
@@ -43,10 +43,20 @@ def _facts(certificate: x509.Certificate) -> _CertificateFacts:
 def authenticate(session: Session, certificate: x509.Certificate | None, hub: str) -> Principal:
     """Certificate → registered agency. The TLS layer has already verified the chain and the
     CRL; this adds the registry, which a revocation reaches on the very next request."""
+    return authenticate_with(IdentityRepository(session).credential, certificate, hub)
+
+
+def authenticate_with(
+    credential_of: Callable[[str], Credential | None],
+    certificate: x509.Certificate | None,
+    hub: str,
+) -> Principal:
+    """The rules of :func:`authenticate`, over any registry: the database, or the lookups'
+    in-memory view of it (lookups/view.py)."""
     if certificate is None:
         raise Unauthenticated("a client certificate is required", code="certificate_required")
     facts = _facts(certificate)
-    row = IdentityRepository(session).credential(facts.fingerprint)
+    row = credential_of(facts.fingerprint)
     if row is None:
         raise Unauthenticated(
             "this certificate is not registered with the hub", code="certificate_unknown"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -56,6 +56,22 @@ def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA query_only=ON")
     cursor.close()
+
+
+@contextmanager
+def consistent_read(read_only: Engine) -> Iterator[Connection]:
+    """One connection of the read-only engine inside one transaction with one snapshot of the
+    database, for a read of several statements that must agree (the lookups' view). Its
+    connections are autocommit, so the transaction is begun and ended here."""
+    with read_only.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        else:
+            connection.exec_driver_sql("BEGIN")  # deferred: a WAL snapshot from the first read
+        try:
+            yield connection
+        finally:
+            connection.exec_driver_sql("ROLLBACK")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -47,16 +47,20 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             await run_in_threadpool(_discard, session)
         raise
     if read_only:
-        with CancelScope(shield=True):
-            # close() ends any work without committing and, unlike rollback(), leaves loaded
-            # objects readable (a results stream reads its job after this).
-            await run_in_threadpool(session.close)
+        # close() ends any work without committing and, unlike rollback(), leaves loaded
+        # objects readable (a results stream reads its job after this). A session that never
+        # touched the database (a lookup answered from the view) has nothing to give back.
+        if session.in_transaction():
+            with CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+        else:
+            session.close()
         try:
             await record_through_writer(request)
         except MatchhubError:
             raise
         except Exception as exc:
-            raise _audit_unavailable() from exc
+            raise audit_unavailable() from exc
         return
     with CancelScope(shield=True):
         await run_in_threadpool(_commit_audited, session, request)
@@ -64,12 +68,13 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 def _commit_audited(session: Session, request: Request) -> None:
     try:
+        session.flush()  # the route's own errors are its own, not the audit log's
         try:
             record_accepted(session, request)
         except MatchhubError:
             raise
         except Exception as exc:
-            raise _audit_unavailable() from exc
+            raise audit_unavailable() from exc
         commit(session)
         mark_recorded(request)
     except BaseException:
@@ -86,7 +91,7 @@ def _discard(session: Session) -> None:
         session.close()
 
 
-def _audit_unavailable() -> ServiceUnavailable:
+def audit_unavailable() -> ServiceUnavailable:
     return ServiceUnavailable(
         "the audit record could not be written; nothing was done", code="audit_unavailable"
     )

@@ -3,16 +3,20 @@ from __future__ import annotations
 from typing import cast
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
-from matchhub.audit.recorder import AuditNote, ReadOnly
+from matchhub.audit.recorder import AuditNote, ReadOnly, record_answer
 from matchhub.audit.service import AuditKeys
-from matchhub.identity.auth import LookupCaller
-from matchhub.kit.deps import SessionDep, SettingsDep
-from matchhub.kit.errors import TooManyRequests
+from matchhub.audit.writer import StaleGeneration
+from matchhub.identity.auth import LookupCaller, authenticate_request, viewed
+from matchhub.identity.kinds import Scope
+from matchhub.kit.deps import SessionDep, SettingsDep, audit_unavailable
+from matchhub.kit.errors import MatchhubError, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.responses import errors
 from matchhub.lookups import service
 from matchhub.lookups.schemas import LookupRequest, LookupResponse
+from matchhub.lookups.view import HubView
 from matchhub.uploads.service import UploadContext
 
 router = APIRouter(prefix="/v1", tags=["lookups"])
@@ -24,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["lookups"])
     responses=errors(401, 403, 422, 429),
     dependencies=[ReadOnly],
 )
-def lookup(
+async def lookup(
     principal: LookupCaller,
     body: LookupRequest,
     request: Request,
@@ -41,8 +45,49 @@ def lookup(
             "lookup rate exceeded for this agency", headers={"Retry-After": retry_after(wait)}
         )
     note.update(purpose=body.purpose, tokens_in=len(body.tokens))
-    ctx = cast(UploadContext, request.app.state.uploads)
-    answer = service.lookup(session, principal, body, ctx.rekeyer, settings.lookup_max_tokens)
+    rekeyer = cast(UploadContext, request.app.state.uploads).rekeyer
+    limit = settings.lookup_max_tokens
+    view = cast(HubView | None, viewed(request))
+    if view is not None:
+        # The hot path: the answer from the in-memory view, on the event loop, sent only once
+        # its audit entry has committed with the view's generation still the database's. A
+        # refusal, or a view the hub has moved past, is answered again from the database.
+        try:
+            fast: LookupResponse | None = service.lookup_in_view(
+                view, principal, body, rekeyer, limit
+            )
+        except MatchhubError:
+            fast = None
+        if fast is not None:
+            _note_answer(request, note, body, fast, view.generation)
+            try:
+                await record_answer(request, generation=view.generation)
+            except StaleGeneration:
+                # Not sent, so not recorded: the entry will say what the database answered.
+                for key in ANSWER_NOTE:
+                    note.pop(key, None)
+            except Exception as exc:  # no record, no answer
+                raise audit_unavailable() from exc
+            else:
+                return fast
+        principal = await run_in_threadpool(
+            authenticate_request, request, session, settings, Scope.lookup
+        )
+    answer = await run_in_threadpool(service.lookup, session, principal, body, rekeyer, limit)
+    _note_answer(request, note, body, answer, None)
+    return answer
+
+
+ANSWER_NOTE = ("subjects", "on_roster", "flags_out", "roster_version", "view_generation")
+
+
+def _note_answer(
+    request: Request,
+    note: dict[str, object],
+    body: LookupRequest,
+    answer: LookupResponse,
+    generation: int | None,
+) -> None:
     # Who was looked up, as keyed digests: the subject access trail, never the tokens.
     keys = cast(AuditKeys, request.app.state.audit_keys)
     note.update(
@@ -50,5 +95,5 @@ def lookup(
         on_roster=sum(r.on_roster for r in answer.results),
         flags_out=sum(len(r.flags) for r in answer.results),
         roster_version=answer.roster_version,
+        view_generation=generation,
     )
-    return answer

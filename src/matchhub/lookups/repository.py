@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import date
+from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
+from matchhub.lookups.models import ViewGeneration
+from matchhub.lookups.view import Answers
 from matchhub.uploads.models import Snapshot, roster_rows, snapshot_rows
 
 # Built once with bound parameters: building a statement costs more than running it here.
@@ -52,16 +53,6 @@ _ANSWERS = (
 )
 
 
-@dataclass(frozen=True)
-class Answers:
-    """What the lookup learns in one statement."""
-
-    roster_id: int | None  # None: the caller has no current roster
-    key_version: str | None
-    members: frozenset[bytes]  # the stored tokens among those asked that are on the roster
-    flags: list[tuple[bytes, str, str, date]]  # (member, flag code, asserting kind, as of)
-
-
 class LookupRepository:
     """One statement a lookup, as Core rows: this is the case worker's hot path."""
 
@@ -85,3 +76,40 @@ class LookupRepository:
             if r.token is not None and r.flag_code is not None
         ]
         return Answers(rows[0].id, rows[0].key_version, members, flags)
+
+
+_GENERATION = select(ViewGeneration.generation).where(ViewGeneration.id == 1)
+_CURRENT = (
+    select(
+        Snapshot.id,
+        Snapshot.agency_id,
+        Snapshot.kind,
+        Snapshot.flag_code,
+        Snapshot.key_version,
+        Snapshot.as_of,
+        Snapshot.rows,
+        Agency.kind.label("agency_kind"),
+    )
+    .join(Agency, Agency.id == Snapshot.agency_id)
+    .where(Snapshot.state == "current")
+    .order_by(Snapshot.id)
+)
+
+
+class ViewRepository:
+    """What the lookups' view is loaded from, besides the identity and catalogue repositories
+    and the engine's token loaders (jobs/repository.py)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def generation(self, *, hold: bool = False) -> int:
+        """The view generation. With ``hold``, a share lock until the transaction ends
+        (``FOR SHARE`` on PostgreSQL; SQLite's writer holds the database lock anyway): a change
+        in flight then commits wholly before the read, which sees it, or after the reader's
+        commit. That is what lets the audit writer say no change came between."""
+        statement = _GENERATION.with_for_update(read=True) if hold else _GENERATION
+        return int(self.session.connection().execute(statement).scalar_one())
+
+    def current_snapshots(self) -> list[Row[Any]]:
+        return list(self.session.connection().execute(_CURRENT))

@@ -13,6 +13,7 @@ from matchhub.keystore.rekey import Rekeyer
 from matchhub.kit.errors import UnprocessableEntity
 from matchhub.lookups.repository import LookupRepository
 from matchhub.lookups.schemas import FlagAnswer, LookupRequest, LookupResponse, LookupResult
+from matchhub.lookups.view import Answers, HubView
 from matchhub.tokens import is_token, looks_like_raw_identifier
 
 
@@ -40,11 +41,34 @@ def check_tokens(tokens: list[str], limit: int) -> None:
 def lookup(
     session: Session, principal: Principal, request: LookupRequest, rekeyer: Rekeyer, limit: int
 ) -> LookupResponse:
+    """The answer from the database."""
     granted = catalogue.granted_flags(session, principal, request.purpose, None)
     check_tokens(request.tokens, limit)
-    keyed = rekeyer.rekey_many(bytes.fromhex("".join(request.tokens)))
-    stored = {token: keyed[16 * i : 16 * i + 16] for i, token in enumerate(request.tokens)}
+    stored = _stored(request.tokens, rekeyer)
     found = LookupRepository(session).answers(principal.agency_id, set(stored.values()), granted)
+    return _respond(request, stored, found)
+
+
+def lookup_in_view(
+    view: HubView, principal: Principal, request: LookupRequest, rekeyer: Rekeyer, limit: int
+) -> LookupResponse:
+    """The same answer from the in-memory view (lookups/view.py), by the same rules."""
+    granted = catalogue.granted_flags_with(
+        view.granted_codes, view.has_purpose, principal, request.purpose, None
+    )
+    check_tokens(request.tokens, limit)
+    stored = _stored(request.tokens, rekeyer)
+    found = view.answers(principal.agency_id, list(stored.values()), granted)
+    return _respond(request, stored, found)
+
+
+def _stored(tokens: list[str], rekeyer: Rekeyer) -> dict[str, bytes]:
+    """Each wire token's stored form (re-keyed as at ingest)."""
+    keyed = rekeyer.rekey_many(bytes.fromhex("".join(tokens)))
+    return {token: keyed[16 * i : 16 * i + 16] for i, token in enumerate(tokens)}
+
+
+def _respond(request: LookupRequest, stored: dict[str, bytes], found: Answers) -> LookupResponse:
     if request.key_version is not None and found.key_version != request.key_version:
         raise UnprocessableEntity(
             "key_version is not the key version of your current roster",

@@ -8,6 +8,7 @@ from typing import Any, cast
 import numpy as np
 import psycopg
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
@@ -34,6 +35,8 @@ _PGCOPY_ROW_DTYPE = np.dtype(
 )
 _PGCOPY_ROSTER_ROW = struct.Struct(">hiiiii16si48s")  # 4 fields: id, ordinal, token, sealed
 _PGCOPY_TRAILER = struct.pack(">h", -1)
+DROP_LOCK_TIMEOUT = "250ms"
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
 
 
 class UploadRepository:
@@ -194,9 +197,25 @@ class UploadRepository:
         ):
             copy.write(payload)
 
-    def delete_rows(self, snapshot: Snapshot) -> int:
+    def delete_rows(self, snapshot: Snapshot) -> int | None:
+        """Delete a snapshot's rows; ``None`` if its partition is in use, to try again later.
+
+        Dropping a partition takes an exclusive lock on the partitioned table, and while the
+        DROP waits for a reader (a lookup view's load, a match job's cold load) every later
+        reader queues behind it. So the DROP waits at most ``DROP_LOCK_TIMEOUT``, then gives
+        way: the purge is retried after the commit and by the janitor."""
         if snapshot.kind == "flag" and self.partitioned:
-            self.session.execute(text(f"DROP TABLE IF EXISTS {partition_name(snapshot.id)}"))
+            try:
+                with self.session.begin_nested():
+                    self.session.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+                    self.session.execute(
+                        text(f"DROP TABLE IF EXISTS {partition_name(snapshot.id)}")
+                    )
+                    self.session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                    return None
+                raise
             return snapshot.rows
         table = roster_rows if snapshot.kind == "roster" else snapshot_rows
         result = self.session.execute(delete(table).where(table.c.snapshot_id == snapshot.id))

@@ -291,7 +291,10 @@ def purge_unreachable(session: Session) -> int:
                 snapshot.replaced_seen_at = seen
             if oldest is not None and oldest <= snapshot.replaced_seen_at:
                 continue  # a transaction from before the replacement may still read it
-        deleted += repo.delete_rows(snapshot)
+        removed = repo.delete_rows(snapshot)
+        if removed is None:
+            continue  # its partition is in use; a later pass drops it
+        deleted += removed
         snapshot.state = "purged"
     session.flush()
     return deleted

@@ -1,0 +1,181 @@
+"""Keeps the lookups' view (lookups/view.py) current.
+
+One thread polls the view generation and, when it has moved, loads a new view: the registry,
+the catalogue and the list of current snapshots in one consistent read, then the tokens of the
+snapshots it does not hold yet (a committed snapshot's rows never change, so the arrays of the
+others are kept). While a new view loads, and whenever the hub holds more rows than the view
+may, :meth:`ViewKeeper.current` is ``None`` and lookups read SQL.
+
+Polling only decides how soon the view catches up; it is not what makes answers right. That
+is the audit writer's check at commit (audit/writer.py), which also tells the keeper at once
+(:meth:`ViewKeeper.outdated`) when it finds the database ahead of the view.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from matchhub.catalogue.repository import CatalogueRepository
+from matchhub.identity.repository import IdentityRepository
+from matchhub.jobs.repository import JobRepository
+from matchhub.kit.db import consistent_read
+from matchhub.lookups.repository import ViewRepository
+from matchhub.lookups.view import FlagSource, HubView, RosterView, TokenSet
+
+log = structlog.get_logger("matchhub.lookups")
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class ViewKeeper:
+    def __init__(self, read_only: Engine, *, max_rows: int, poll_seconds: float) -> None:
+        self._engine = read_only
+        self._max_rows = max_rows
+        self._poll = poll_seconds
+        self._view: HubView | None = None
+        self._stale = False
+        self._too_large = False
+        self._seen: int | None = None  # the generation of the last load, with a view or not
+        self._tokens: dict[int, TokenSet] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lookup-view", daemon=True)
+
+    def current(self) -> HubView | None:
+        """The view, unless it is known to be behind the database (or there is none)."""
+        view = self._view
+        return None if view is None or self._stale else view
+
+    def outdated(self, generation: int) -> None:
+        """The database is at ``generation``: stop answering from an older view, now."""
+        view = self._view
+        if view is not None and view.generation != generation:
+            self._stale = True
+        self._wake.set()
+
+    def check_soon(self) -> None:
+        """Compare the view's generation with the database's now, not at the next poll (one
+        small read if nothing changed)."""
+        self._wake.set()
+
+    def status(self) -> dict[str, str]:
+        """For ``/readyz``: ``current`` (lookups answer from the view), ``loading`` or
+        ``catching_up`` (they read SQL meanwhile), ``too_large`` or ``off`` (they read SQL).
+        Only the state: the view's size and generation would tell any caller how large other
+        agencies' snapshots are and when the registry changes."""
+        if self._max_rows <= 0:
+            state = "off"
+        elif self._too_large:
+            state = "too_large"
+        elif self._view is None:
+            state = "loading"
+        else:
+            state = "catching_up" if self._stale else "current"
+        return {"state": state}
+
+    def generation(self) -> int:
+        """The database's generation, read now."""
+        with self._engine.connect() as connection:
+            return ViewRepository(Session(bind=connection)).generation()
+
+    def start(self) -> None:
+        if self._max_rows > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                self.refresh()
+                failures = 0
+            except Exception:  # the keeper outlives a failed load; lookups read SQL meanwhile
+                failures += 1
+                log.error("could not load the lookup view", failures=failures, exc_info=True)
+                self._stale, self._seen = True, None
+            self._wake.wait(min(self._poll * 2**failures, MAX_BACKOFF_SECONDS))
+            self._wake.clear()
+
+    def refresh(self) -> None:
+        """Load a new view if the database's generation is not the one last loaded."""
+        if self.generation() == self._seen and not self._stale:
+            return
+        if self._view is not None:
+            self._stale = True
+        started = time.perf_counter()
+        generation, fresh = self._load()
+        self._view, self._stale, self._seen = fresh, fresh is None, generation
+        if fresh is not None:
+            log.info(
+                "lookup view loaded",
+                generation=fresh.generation,
+                rows=fresh.rows,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+
+    def _load(self) -> tuple[int, HubView | None]:
+        # What must agree is read in one snapshot; the tokens of snapshots new to the view are
+        # read after it, each in a short statement of its own, so no long transaction holds
+        # the snapshot table while a purge waits to drop a replaced partition. That is safe
+        # because a committed snapshot's rows never change while it exists; if one is replaced
+        # and purged meanwhile, the database's generation has moved past this view, and no
+        # answer from it can pass the audit writer's check.
+        with consistent_read(self._engine) as connection:
+            session = Session(bind=connection)
+            repo = ViewRepository(session)
+            generation = repo.generation()
+            snapshots = repo.current_snapshots()
+            catalogue = CatalogueRepository(session)
+            live_grants = catalogue.live_grants()
+            purposes = frozenset(catalogue.purpose_codes())
+            credentials = IdentityRepository(session).credentials()
+        rows = sum(s.rows for s in snapshots)
+        self._too_large = rows > self._max_rows
+        if self._too_large:
+            log.warning("too many rows for the lookup view", rows=rows, limit=self._max_rows)
+            self._tokens = {}
+            return generation, None
+        # Let go of replaced snapshots' arrays before loading their successors'.
+        kept = {s.id: self._tokens[s.id] for s in snapshots if s.id in self._tokens}
+        self._tokens = kept
+        for s in snapshots:
+            if s.id not in kept:
+                kept[s.id] = self._read_tokens(s.id, roster=s.kind == "roster")
+        grants: dict[tuple[str, str], set[str]] = {}
+        for grantee, purpose, flag in live_grants:
+            grants.setdefault((grantee, purpose), set()).add(flag)
+        view = HubView(
+            generation=generation,
+            credentials={c.fingerprint: c for c in credentials},
+            grants={k: frozenset(v) for k, v in grants.items()},
+            purposes=purposes,
+            rosters={
+                s.agency_id: RosterView(s.id, s.key_version, kept[s.id])
+                for s in snapshots
+                if s.kind == "roster"
+            },
+            sources=tuple(
+                FlagSource(s.id, s.flag_code, s.agency_kind, s.as_of, kept[s.id])
+                for s in snapshots
+                if s.kind == "flag"
+            ),
+            rows=rows,
+        )
+        return generation, view
+
+    def _read_tokens(self, snapshot_id: int, *, roster: bool) -> TokenSet:
+        with self._engine.connect() as connection:
+            tokens = JobRepository(Session(bind=connection))
+            if roster:
+                return TokenSet(tokens.roster_tokens(snapshot_id)[1])
+            return TokenSet(tokens.provider_tokens(snapshot_id))
