@@ -128,6 +128,7 @@ def build_server(settings: Settings, *, port: int | None = None) -> uvicorn.Serv
         log_level="warning",
         access_log=False,
         lifespan="on",
+        loop="uvloop",
     )
     return uvicorn.Server(config)
 

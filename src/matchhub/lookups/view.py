@@ -30,7 +30,7 @@ import numpy as np
 
 from matchhub.identity.repository import Credential
 
-TOKEN_DTYPE = np.dtype("S16")
+TOKEN_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -43,27 +43,54 @@ class Answers:
     flags: list[tuple[bytes, str, str, date]]  # (member, flag code, asserting kind, as of)
 
 
+Queries = tuple[np.ndarray, np.ndarray]  # the high and low 64 bits of each token asked about
+
+
+def _halves(tokens: bytes) -> Queries:
+    # Big-endian, so the numeric order of the halves is the byte order of the token.
+    words = np.frombuffer(tokens, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+    return np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1])
+
+
 class TokenSet:
-    """Stored tokens, sorted, for membership tests by binary search."""
+    """Stored tokens, for membership tests by binary search over their high 64 bits (native
+    integer compares, several times faster than numpy's byte-string search), the low 64 bits
+    deciding. Tokens that share their high half, rare but possible, are checked one by one."""
 
     def __init__(self, tokens: bytes) -> None:
-        if len(tokens) % TOKEN_DTYPE.itemsize:
+        if len(tokens) % TOKEN_BYTES:
             raise ValueError("stored tokens are 16 bytes each")
-        self._tokens = np.sort(np.frombuffer(tokens, dtype=TOKEN_DTYPE))  # one sorted copy
+        hi, lo = _halves(tokens)
+        order = np.argsort(hi, kind="stable")
+        self._hi, self._lo = hi[order], lo[order]
+
+    @staticmethod
+    def queries(tokens: bytes) -> Queries:
+        return _halves(tokens)
 
     def __len__(self) -> int:
-        return len(self._tokens)
+        return len(self._hi)
 
     @property
     def nbytes(self) -> int:
-        return int(self._tokens.nbytes)
+        return int(self._hi.nbytes + self._lo.nbytes)
 
-    def contains(self, queries: np.ndarray) -> np.ndarray:
+    def contains(self, queries: Queries) -> np.ndarray:
         """A boolean per query: is it in the set."""
-        if not len(self._tokens) or not len(queries):
-            return np.zeros(len(queries), dtype=bool)
-        at = np.minimum(np.searchsorted(self._tokens, queries), len(self._tokens) - 1)
-        return np.asarray(self._tokens[at] == queries, dtype=bool)
+        hi, lo = queries
+        n = len(self._hi)
+        if not n or not len(hi):
+            return np.zeros(len(hi), dtype=bool)
+        # The first entry not below each query; entries sharing its high half follow it.
+        at = np.minimum(self._hi.searchsorted(hi), n - 1)
+        same_high = self._hi[at] == hi
+        found = same_high & (self._lo[at] == lo)
+        for i in np.flatnonzero(same_high & ~found).tolist():
+            j = int(at[i]) + 1
+            while j < n and self._hi[j] == hi[i] and not found[i]:
+                found[i] = self._lo[j] == lo[i]
+                j += 1
+        return np.asarray(found, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -114,7 +141,7 @@ class HubView:
         roster = self.rosters.get(agency_id)
         if roster is None:
             return Answers(None, None, frozenset(), [])
-        queries = np.frombuffer(b"".join(stored), dtype=TOKEN_DTYPE)
+        queries = TokenSet.queries(b"".join(stored))
         on = roster.tokens.contains(queries)
         members = frozenset(token for token, hit in zip(stored, on.tolist(), strict=True) if hit)
         wanted = set(flag_codes)
