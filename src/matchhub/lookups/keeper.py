@@ -149,6 +149,8 @@ class ViewKeeper:
         kept = {s.id: self._tokens[s.id] for s in snapshots if s.id in self._tokens}
         self._tokens = kept
         for s in snapshots:
+            if self._stopping.is_set():  # the broker is stopping: no view, no more reads
+                return generation, None
             if s.id not in kept:
                 kept[s.id] = self._read_tokens(s.id, roster=s.kind == "roster")
         grants: dict[tuple[str, str], set[str]] = {}
