@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select, update
 
 from matchhub.catalogue import service as catalogue
-from matchhub.connect.push import push
 from matchhub.identity.models import Agency
 from matchhub.kit.db import make_engine
 from matchhub.lookups.models import ViewGeneration
@@ -165,17 +164,8 @@ def test_the_generation_moves_with_every_change_a_lookup_reads(server: RunningSe
         )
         client.delete(f"/v1/uploads/{upload}").raise_for_status()
 
-    def commit() -> None:  # replaces the provider's snapshot
-        with world.client("rafidain") as client:
-            push(
-                client,
-                kind="flags",
-                key_version=world.key.version,
-                flags=[LOAN],
-                rows=[(world.toks[world.ids[2]], [LOAN])],
-            )
-
-    assert moved(commit)
+    # A commit does (it replaces the provider's snapshot).
+    assert moved(lambda: world.push("rafidain", [LOAN], {world.ids[2]: [LOAN]}))
     assert moves == [True, True, True, False, True]
 
 

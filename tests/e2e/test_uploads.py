@@ -29,6 +29,27 @@ def _rows(toks: dict[str, str], ids: list[str], flags: list[str]) -> list[tuple[
     return [(toks[i], flags) for i in ids]
 
 
+def _push_loans(
+    server: RunningServer,
+    bank: AgencyCredentials,
+    key_version: str,
+    toks: dict[str, str],
+    ids: list[str],
+    *,
+    chunk_rows: int = 50_000,
+) -> None:
+    """The bank's snapshot of large loans: these IDs, replacing its previous one."""
+    with make_client(server.url, bank) as client:
+        push(
+            client,
+            kind="flags",
+            key_version=key_version,
+            flags=[LOAN],
+            rows=_rows(toks, ids, [LOAN]),
+            chunk_rows=chunk_rows,
+        )
+
+
 def test_snapshots_replace_atomically_and_retries_are_idempotent(server: RunningServer) -> None:
     hub = server.hub
     key = hub.matching_key()
@@ -89,15 +110,7 @@ def test_a_transaction_from_before_a_replacement_keeps_the_replaced_rows(
     toks = tokens(key, ids)
 
     def replace(rows: list[str]) -> None:
-        with make_client(server.url, bank) as client:
-            push(
-                client,
-                kind="flags",
-                key_version=key.version,
-                flags=[LOAN],
-                rows=_rows(toks, rows, [LOAN]),
-                chunk_rows=8,
-            )
+        _push_loans(server, bank, key.version, toks, rows, chunk_rows=8)
 
     def snapshot(snapshot_id: int) -> tuple[str, object, int]:
         with hub.session() as session:
@@ -243,14 +256,7 @@ def test_a_reader_never_sees_a_partial_snapshot(server: RunningServer) -> None:
     ids = national_ids(300, seed=5)
     toks = tokens(key, ids)
     old, new = ids[:100], ids[50:300]
-    with make_client(server.url, bank) as client:
-        push(
-            client,
-            kind="flags",
-            key_version=key.version,
-            flags=[LOAN],
-            rows=_rows(toks, old, [LOAN]),
-        )
+    _push_loans(server, bank, key.version, toks, old)
     allowed = {len(old), len(new)}
     seen: list[int] = []
     done = threading.Event()
@@ -273,15 +279,7 @@ def test_a_reader_never_sees_a_partial_snapshot(server: RunningServer) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        with make_client(server.url, bank) as client:
-            push(
-                client,
-                kind="flags",
-                key_version=key.version,
-                flags=[LOAN],
-                rows=_rows(toks, new, [LOAN]),
-                chunk_rows=10,
-            )
+        _push_loans(server, bank, key.version, toks, new, chunk_rows=10)
     finally:
         done.set()
         reader.join()
@@ -428,14 +426,7 @@ def test_a_partition_drop_gives_way_to_a_reader(server: RunningServer) -> None:
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     toks = tokens(key, national_ids(6, seed=9))
-    with make_client(server.url, bank) as client:
-        push(
-            client,
-            kind="flags",
-            key_version=key.version,
-            flags=[LOAN],
-            rows=_rows(toks, list(toks), [LOAN]),
-        )
+    _push_loans(server, bank, key.version, toks, list(toks))
     engine = create_engine(str(hub.settings.database_url))
     try:
         with engine.connect() as reader, Session(engine) as session:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated, cast
 
 from anyio import CancelScope
@@ -16,6 +17,7 @@ from matchhub.audit.recorder import (
     record_accepted,
     record_through_writer,
 )
+from matchhub.audit.writer import StaleGeneration
 from matchhub.keystore.material import KeyMaterial
 from matchhub.kit.db import commit, rollback
 from matchhub.kit.errors import MatchhubError, ServiceUnavailable
@@ -55,12 +57,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
                 await run_in_threadpool(session.close)
         else:
             session.close()
-        try:
+        with audit_fail_closed():
             await record_through_writer(request)
-        except MatchhubError:
-            raise
-        except Exception as exc:
-            raise audit_unavailable() from exc
         return
     with CancelScope(shield=True):
         await run_in_threadpool(_commit_audited, session, request)
@@ -69,12 +67,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 def _commit_audited(session: Session, request: Request) -> None:
     try:
         session.flush()  # the route's own errors are its own, not the audit log's
-        try:
+        with audit_fail_closed():
             record_accepted(session, request)
-        except MatchhubError:
-            raise
-        except Exception as exc:
-            raise audit_unavailable() from exc
         commit(session)
         mark_recorded(request)
     except BaseException:
@@ -91,10 +85,18 @@ def _discard(session: Session) -> None:
         session.close()
 
 
-def audit_unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable(
-        "the audit record could not be written; nothing was done", code="audit_unavailable"
-    )
+@contextmanager
+def audit_fail_closed() -> Iterator[None]:
+    """No record, no answer: a failure to write the audit record (anything but a refusal of
+    ours, or a view the hub moved past, which the caller handles) becomes 503."""
+    try:
+        yield
+    except (MatchhubError, StaleGeneration):
+        raise
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "the audit record could not be written; nothing was done", code="audit_unavailable"
+        ) from exc
 
 
 async def get_settings(request: Request) -> Settings:

@@ -10,7 +10,7 @@ from matchhub.audit.service import AuditKeys
 from matchhub.audit.writer import StaleGeneration
 from matchhub.identity.auth import LookupCaller, authenticate_request, viewed
 from matchhub.identity.kinds import Scope
-from matchhub.kit.deps import SessionDep, SettingsDep, audit_unavailable
+from matchhub.kit.deps import SessionDep, SettingsDep, audit_fail_closed
 from matchhub.kit.errors import MatchhubError, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.responses import errors
@@ -61,13 +61,12 @@ async def lookup(
         if fast is not None:
             _note_answer(request, note, body, fast, view.generation)
             try:
-                await record_answer(request, generation=view.generation)
+                with audit_fail_closed():
+                    await record_answer(request, generation=view.generation)
             except StaleGeneration:
                 # Not sent, so not recorded: the entry will say what the database answered.
                 for key in ANSWER_NOTE:
                     note.pop(key, None)
-            except Exception as exc:  # no record, no answer
-                raise audit_unavailable() from exc
             else:
                 return fast
         principal = await run_in_threadpool(

@@ -64,16 +64,7 @@ class TokenSet:
         order = np.argsort(hi, kind="stable")
         self._hi, self._lo = hi[order], lo[order]
 
-    @staticmethod
-    def queries(tokens: bytes) -> Queries:
-        return _halves(tokens)
-
-    def __len__(self) -> int:
-        return len(self._hi)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self._hi.nbytes + self._lo.nbytes)
+    queries = staticmethod(_halves)
 
     def contains(self, queries: Queries) -> np.ndarray:
         """A boolean per query: is it in the set."""
