@@ -10,7 +10,7 @@ from types import ModuleType
 
 from benchmarks.config import Context
 from benchmarks.measure import Comparison, Figure
-from matchhub.tokens import MatchingKey
+from matchhub.protocol.tokens import MatchingKey
 
 TARGET_PER_CORE = 600_000
 

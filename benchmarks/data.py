@@ -13,8 +13,8 @@ from functools import cached_property
 import httpx
 import numpy as np
 
-from matchhub.connect.push import Chunk, PushClient, PushResult
-from matchhub.uploads.formats import COMPACT, WIRE_TOKEN_BYTES
+from matchhub.agency.connector.push import Chunk, PushClient, PushResult
+from matchhub.protocol.wire import COMPACT, WIRE_TOKEN_BYTES
 
 # One provider per kind, each asserting one flag of the seeded catalogue.
 PROVIDERS: tuple[tuple[str, str, str], ...] = (

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from matchhub.connect.extract import Evaluation, token_rows
+from matchhub.agency.connector.extract import Evaluation, token_rows
+from matchhub.protocol.tokens import MatchingKey, Tokeniser, get_scheme
 from matchhub.synth.population import IdPermutation
-from matchhub.tokens import MatchingKey, Tokeniser, get_scheme
 
 TARGET_PER_CORE = 600_000
 ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

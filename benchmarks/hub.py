@@ -21,13 +21,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.measure import peak_rss_mib
-from matchhub.connect.client import AgencyCredentials
+from matchhub.agency.connector.client import AgencyCredentials
+from matchhub.cli import bootstrap
+from matchhub.cli.processes import BrokerProcess
 from matchhub.identity import service as identity
-from matchhub.identity.kinds import AgencyKind
 from matchhub.keystore import service as keystore
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
-from matchhub.runner import BrokerProcess
-from matchhub.settings import Settings
+from matchhub.kit.settings import Settings
+from matchhub.protocol.kinds import AgencyKind
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RUN_ID = secrets.token_hex(3)
@@ -101,7 +102,7 @@ class BenchHub:
             admin.dispose()
         home = self.root / self.label / "state"
         self.settings = Settings(home=home, database_url=self.url)
-        keystore.initialise(self.settings)
+        bootstrap.initialise(self.settings)
         return self
 
     def drop(self) -> None:
@@ -152,7 +153,7 @@ class BenchHub:
             )
         out = self.root / self.label / "agencies" / code
         out.mkdir(parents=True, exist_ok=True)
-        keystore.write_agency_files(out, code, issued, self.settings.paths.ca_cert.read_bytes())
+        bootstrap.write_agency_files(out, code, issued, self.settings.paths.ca_cert.read_bytes())
         creds = AgencyCredentials.in_folder(out, code)
         self.credentials[code] = creds
         return creds

@@ -13,8 +13,8 @@ from benchmarks.config import Context
 from benchmarks.data import push_tokens, random_tokens
 from benchmarks.hub import BenchHub
 from benchmarks.measure import Comparison, CpuMeter, Figure
-from matchhub.connect.client import make_client
-from matchhub.identity.kinds import AgencyKind
+from matchhub.agency.connector.client import make_client
+from matchhub.protocol.kinds import AgencyKind
 
 FLAG = "bank.large_loan"
 _COPY_BLOCK = 8 * 2**20

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from benchmarks.measure import CpuMeter, CpuSplit, percentile
-from matchhub.connect.client import AgencyCredentials
+from matchhub.agency.connector.client import AgencyCredentials
 
 
 @dataclass(frozen=True)

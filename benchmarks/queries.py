@@ -22,8 +22,8 @@ from benchmarks.data import PROVIDERS, PURPOSE, BulkData, lookup_bodies, push_to
 from benchmarks.hub import BenchHub
 from benchmarks.load import LoadResult, Request, run_load
 from benchmarks.measure import Comparison, Figure, Series
-from matchhub.connect.client import AgencyCredentials, make_client
-from matchhub.identity.kinds import AgencyKind
+from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.protocol.kinds import AgencyKind
 
 # --- the hub the three figures share ---------------------------------------------------------
 

@@ -17,9 +17,9 @@ from benchmarks.data import PathData, push_tokens
 from benchmarks.hub import BenchHub
 from benchmarks.measure import Comparison, Figure
 from benchmarks.queries import run_job
-from matchhub.connect.client import make_client
-from matchhub.identity.kinds import AgencyKind
-from matchhub.tokens import MatchingKey, Tokeniser
+from matchhub.agency.connector.client import make_client
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.tokens import MatchingKey, Tokeniser
 
 FLAG = "bank.large_loan"
 STAGES = ("hash_partner", "push_partner", "hash_roster", "push_roster", "match", "results")

@@ -1,8 +1,8 @@
 """
 Generate connectors/token-vectors.json, the conformance vectors of TOKEN-SPEC.md.
 
-The vectors are computed by `matchhub.tokens`, the one implementation the broker, the connectors
-and the tests share, under a fixed and publicly known TEST key (bytes 0x00..0x1f, version
+The vectors are computed by `matchhub.protocol.tokens`, the one implementation the broker, the
+connectors and the tests share, under a fixed and publicly known TEST key (bytes 0x00..0x1f, version
 "test-v1"). That key protects nothing: never use it for real data. tests/tokens/test_vectors.py
 checks every vector against the implementation, checks the tokens against the standard library's
 `hmac` directly, and fails if this script would write a different file.
@@ -24,7 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from matchhub.tokens import InvalidIdentifier, MatchingKey, Tokeniser, get_scheme, normalise
+from matchhub.protocol.tokens import (
+    InvalidIdentifier,
+    MatchingKey,
+    Tokeniser,
+    get_scheme,
+    normalise,
+)
 
 FORMAT = "matchhub-token-vectors/1"
 OUTPUT = Path(__file__).with_name("token-vectors.json")

@@ -21,16 +21,17 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from matchhub.connect.client import AgencyCredentials
+from matchhub.agency.connector.client import AgencyCredentials
+from matchhub.cli import bootstrap
+from matchhub.cli.processes import free_port
 from matchhub.identity import service as identity
-from matchhub.identity.kinds import AgencyKind
 from matchhub.keystore import pki
 from matchhub.keystore import service as keystore
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
-from matchhub.runner import free_port
-from matchhub.server import build_server
-from matchhub.settings import Settings
-from matchhub.tokens import MatchingKey
+from matchhub.kit.settings import Settings
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.tokens import MatchingKey
+from matchhub.web.server import build_server
 from tests.pki import write_credentials
 
 BACKENDS = [
@@ -151,7 +152,7 @@ class Hub:
     def revoke(self, code: str) -> None:
         with self.session() as session:
             identity.revoke_agency(session, code)
-            keystore.publish_crl(session, self.paths)
+            identity.publish_crl(session, self.paths)
 
 
 class _EngineSession:
@@ -175,7 +176,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None
     marker = request.node.get_closest_marker("settings")
     overrides = dict(marker.kwargs) if marker else {}
     settings = Settings(home=tmp_path / "state", database_url=database_url, **overrides)
-    keystore.initialise(settings)
+    bootstrap.initialise(settings)
     return Hub(settings=settings, agencies_dir=tmp_path / "agencies")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from matchhub.connect.client import AgencyCredentials
+from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.keystore import pki
 
 

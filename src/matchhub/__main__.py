@@ -1,3 +1,3 @@
-from matchhub.cli.main import main
+from matchhub.cli import main
 
 main()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from matchhub.audit.checkpoint import (
+from matchhub.protocol.checkpoint import (
     Checkpoint,
     CheckpointError,
     Reason,
@@ -31,7 +31,7 @@ from matchhub.audit.checkpoint import (
     verify_checkpoint,
     verify_note,
 )
-from matchhub.audit.merkle import consistency_proof, leaf_hash, root
+from matchhub.protocol.merkle import consistency_proof, leaf_hash, root
 
 # --- golang.org/x/mod/sumdb/note note_test.go -------------------------------------------------
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matchhub.audit.merkle import (
+from matchhub.protocol.merkle import (
     EMPTY_ROOT,
     CompactRange,
     ProofError,

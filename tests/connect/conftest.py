@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from matchhub.connect.cli import run
+from matchhub.agency.connector.cli import run
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer
+from matchhub.protocol.tokens import MatchingKey, Tokeniser
 from matchhub.synth.extracts import generate
-from matchhub.tokens import MatchingKey, Tokeniser
 from matchhub.uploads.models import Snapshot, Upload, roster_rows
 from tests.conftest import Hub, RunningServer
 from tests.e2e.helpers import visible_flags
@@ -108,7 +108,12 @@ class Agencies:
         self, kind: str, extract: Path, *extra: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "matchhub.connect.cli", *self.args(kind, extract, *extra)],
+            [
+                sys.executable,
+                "-m",
+                "matchhub.agency.connector.cli",
+                *self.args(kind, extract, *extra),
+            ],
             capture_output=True,
             text=True,
             check=False,

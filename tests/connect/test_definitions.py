@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from matchhub.catalogue.defaults import FLAGS
-from matchhub.connect.definition import (
+from matchhub.agency.connector.definition import (
     DefinitionError,
     Rule,
     RulesError,
@@ -20,7 +19,8 @@ from matchhub.connect.definition import (
     parse_number,
     rules_from_catalogue,
 )
-from matchhub.identity.kinds import PROVIDER_KINDS, AgencyKind
+from matchhub.protocol.catalogue import FLAGS
+from matchhub.protocol.kinds import PROVIDER_KINDS, AgencyKind
 from tests.connect.conftest import CONNECTORS
 
 DEFINITIONS = sorted(CONNECTORS.glob("*.toml"))

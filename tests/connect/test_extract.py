@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from matchhub.connect.definition import Plan, default_rules, load
-from matchhub.connect.extract import (
+from matchhub.agency.connector.definition import Plan, default_rules, load
+from matchhub.agency.connector.extract import (
     Evaluation,
     ExtractError,
     evaluate,
     token_rows,
     wire_chunks,
 )
-from matchhub.tokens import MatchingKey, Tokeniser
-from matchhub.uploads.formats import COMPACT, NDJSON, parse
+from matchhub.protocol.tokens import MatchingKey, Tokeniser
+from matchhub.protocol.wire import COMPACT, NDJSON, parse
 from tests.connect.conftest import CONNECTORS, connect
 
 KEY = MatchingKey("test-v1", bytes(range(32)))
@@ -251,7 +251,7 @@ def test_a_dry_run_needs_no_key_and_contacts_nobody(
     ]
     dry = connect(capsys, [*base, "--dry-run"], tmp_path / "out")
     assert dry.status == 0, dry.text
-    assert dry.report["rules"] == "catalogue defaults (matchhub.catalogue.defaults)"
+    assert dry.report["rules"] == "catalogue defaults (matchhub.protocol.catalogue)"
     assert dry.report["flagged"] == {"pension.recipient": 1}
     online = connect(capsys, [*base, "--dry-run", "--broker", "https://127.0.0.1:1"], None)
     assert online.status == 1

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from matchhub.audit.checkpoint import sign_checkpoint, verify_checkpoint
-from matchhub.connect.cli import FAULT_KILL_AFTER_CHUNKS
+from matchhub.agency.connector.cli import FAULT_KILL_AFTER_CHUNKS
+from matchhub.cli.processes import free_port
 from matchhub.keystore import pki
 from matchhub.keystore.material import load_key_material
-from matchhub.runner import free_port
-from matchhub.tokens import MatchingKey
+from matchhub.protocol.checkpoint import sign_checkpoint, verify_checkpoint
+from matchhub.protocol.tokens import MatchingKey
 from tests.connect.conftest import CODES, CONNECTORS, KINDS, Agencies, Broker, connect, truth
 from tests.pki import other_ca
 

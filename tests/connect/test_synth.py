@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from matchhub.connect.definition import default_rules, load, parse_number
-from matchhub.connect.extract import evaluate
+from matchhub.agency.connector.definition import default_rules, load, parse_number
+from matchhub.agency.connector.extract import evaluate
+from matchhub.protocol.tokens import InvalidIdentifier, normalise
 from matchhub.synth.cli import synth_app
 from matchhub.synth.extracts import FLAG_CODES, generate
 from matchhub.synth.population import IdPermutation, Population
-from matchhub.tokens import InvalidIdentifier, normalise
 from tests.connect.conftest import CONNECTORS, KINDS, truth
 
 ARABIC_DIGITS = frozenset("٠١٢٣٤٥٦٧٨٩")

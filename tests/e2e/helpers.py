@@ -11,7 +11,7 @@ from sqlalchemy import select
 from matchhub.identity.models import Agency
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer
-from matchhub.tokens import MatchingKey, Tokeniser
+from matchhub.protocol.tokens import MatchingKey, Tokeniser
 from matchhub.uploads.models import Snapshot, snapshot_rows
 from tests.conftest import Hub
 

@@ -19,16 +19,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 
-from matchhub.app import create_app
-from matchhub.audit import merkle
-from matchhub.audit.checkpoint import CheckpointError, Witness, sign_checkpoint, verify_checkpoint
-from matchhub.audit.recorder import UNAUDITED_PATHS
-from matchhub.audit.verify import VerificationError, verify_export
-from matchhub.connect.client import make_client
-from matchhub.connect.push import push
-from matchhub.identity.kinds import AgencyKind
+from matchhub.agency.connector.client import make_client
+from matchhub.agency.connector.push import push
 from matchhub.keystore.material import load_key_material
+from matchhub.protocol import merkle
+from matchhub.protocol.checkpoint import (
+    CheckpointError,
+    Witness,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.verify import VerificationError, verify_export
 from matchhub.uploads.models import Upload
+from matchhub.web.app import create_app
+from matchhub.web.recorder import UNAUDITED_PATHS
 from tests.conftest import Hub, RunningServer
 from tests.e2e.helpers import national_ids, tokens
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from matchhub.connect.client import make_client
-from matchhub.connect.push import Chunk, PushClient, compact_chunks, push
-from matchhub.identity.kinds import AgencyKind
-from matchhub.runner import BrokerProcess
-from matchhub.uploads.formats import COMPACT
+from matchhub.agency.connector.client import make_client
+from matchhub.agency.connector.push import Chunk, PushClient, compact_chunks, push
+from matchhub.cli.processes import BrokerProcess
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.wire import COMPACT
 from tests.conftest import Hub
 from tests.e2e.helpers import national_ids, stored, tokens, visible_flags
 

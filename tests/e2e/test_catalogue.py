@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from matchhub.catalogue import defaults
+from matchhub.agency.connector.client import make_client
 from matchhub.catalogue import service as catalogue
-from matchhub.connect.client import make_client
-from matchhub.identity.kinds import AgencyKind
+from matchhub.protocol import catalogue as defaults
+from matchhub.protocol.kinds import AgencyKind
 from tests.conftest import RunningServer
 
 

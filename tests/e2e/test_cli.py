@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from matchhub.identity.models import Agency
 from matchhub.keystore import pki
 from matchhub.keystore.models import MatchingKeyVersion
-from matchhub.tokens import MatchingKey
+from matchhub.protocol.tokens import MatchingKey
 from tests.conftest import Hub
 
 

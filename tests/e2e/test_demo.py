@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from matchhub.demo import run_demo
+from matchhub.cli.demo import run_demo
 from matchhub.kit.errors import OperatorError
 
 

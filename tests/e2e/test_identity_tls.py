@@ -7,9 +7,10 @@ import ssl
 import httpx
 import pytest
 
-from matchhub.connect.client import AgencyCredentials, make_client
-from matchhub.identity.kinds import KIND_SCOPES, AgencyKind
+from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.identity.scopes import KIND_SCOPES
 from matchhub.keystore import pki
+from matchhub.protocol.kinds import AgencyKind
 from tests import pki as test_pki
 from tests.conftest import RunningServer
 from tests.e2e.helpers import HANDSHAKE_REFUSED

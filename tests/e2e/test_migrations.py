@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from matchhub.kit.db import make_engine
 from matchhub.kit.migrate import downgrade, render_item, upgrade
-from matchhub.models import Base
+from matchhub.migrations.metadata import Base
 
 
 def _url(database_url: str | None, tmp_path: Path) -> str:

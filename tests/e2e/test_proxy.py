@@ -15,12 +15,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from matchhub.connect.client import AgencyCredentials, make_client
-from matchhub.identity.kinds import AgencyKind
+from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.cli.processes import free_port
 from matchhub.keystore import pki
-from matchhub.runner import free_port
-from matchhub.server import build_server
-from matchhub.settings import Settings
+from matchhub.kit.settings import Settings
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.web.server import build_server
 from tests import pki as test_pki
 from tests.conftest import Hub
 from tests.e2e.helpers import HANDSHAKE_REFUSED

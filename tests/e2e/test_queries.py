@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.agency.connector.push import push
 from matchhub.catalogue import service as catalogue
-from matchhub.connect.client import AgencyCredentials, make_client
-from matchhub.connect.push import push
-from matchhub.identity.kinds import AgencyKind
-from matchhub.tokens import MatchingKey
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.tokens import MatchingKey
 from tests.conftest import RunningServer
 from tests.e2e.helpers import national_ids, tokens
 

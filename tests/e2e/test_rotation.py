@@ -10,9 +10,9 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from matchhub.connect.client import make_client
-from matchhub.connect.push import PushClient, PushError, push
-from matchhub.identity.kinds import AgencyKind
+from matchhub.agency.connector.client import make_client
+from matchhub.agency.connector.push import PushClient, PushError, push
+from matchhub.protocol.kinds import AgencyKind
 from matchhub.uploads.models import roster_rows, snapshot_rows
 from tests.conftest import RunningServer
 from tests.e2e.helpers import national_ids, stored, tokens, visible_flags

@@ -13,10 +13,17 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from matchhub.connect.client import AgencyCredentials, make_client
-from matchhub.connect.push import Chunk, PushClient, PushError, compact_chunks, ndjson_chunks, push
-from matchhub.identity.kinds import AgencyKind
-from matchhub.uploads.formats import COMPACT, NDJSON
+from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.agency.connector.push import (
+    Chunk,
+    PushClient,
+    PushError,
+    compact_chunks,
+    ndjson_chunks,
+    push,
+)
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.wire import COMPACT, NDJSON
 from matchhub.uploads.models import Snapshot, Upload, roster_rows, snapshot_rows
 from matchhub.uploads.repository import UploadRepository
 from tests.conftest import Hub, RunningServer

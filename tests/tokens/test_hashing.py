@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from matchhub.tokens import (
+from matchhub.protocol.tokens import (
     KEY_FILE_FORMAT,
     SCHEMES,
     InvalidIdentifier,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from matchhub.tokens import (
+from matchhub.protocol.tokens import (
     MAX_RAW_LENGTH,
     SCHEMES,
     InvalidIdentifier,
@@ -21,7 +21,7 @@ from matchhub.tokens import (
     looks_like_raw_identifier,
     normalise,
 )
-from matchhub.tokens.normalise import REMOVED_CHARACTERS
+from matchhub.protocol.tokens.normalise import REMOVED_CHARACTERS
 
 IQ = SCHEMES["iq.ncn"]
 JO = SCHEMES["jo.nn"]

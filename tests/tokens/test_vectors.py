@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from matchhub.tokens import (
+from matchhub.protocol.tokens import (
     InvalidIdentifier,
     MatchingKey,
     Reason,
@@ -21,7 +21,7 @@ from matchhub.tokens import (
     looks_like_raw_identifier,
     normalise,
 )
-from matchhub.tokens.normalise import ARABIC_INDIC_DIGITS, EASTERN_ARABIC_INDIC_DIGITS
+from matchhub.protocol.tokens.normalise import ARABIC_INDIC_DIGITS, EASTERN_ARABIC_INDIC_DIGITS
 
 CONNECTORS = Path(__file__).resolve().parents[2] / "connectors"
 VECTORS_FILE = CONNECTORS / "token-vectors.json"
@@ -52,7 +52,7 @@ def test_valid_vector(vector: dict[str, Any]) -> None:
     assert normalise(raw, scheme) == vector["normalised"]
     message = bytes.fromhex(vector["message_hex"])
     assert message == scheme.name.encode() + b"\x00" + vector["normalised"].encode()
-    # Independently of matchhub.tokens: the standard library's HMAC over the documented message.
+    # Independently of matchhub: the standard library's HMAC over the documented message.
     assert hmac.new(secret, message, hashlib.sha256).hexdigest() == vector["token"]
     tokeniser = Tokeniser(MatchingKey("test-v1", secret), scheme)
     assert tokeniser.token(raw) == vector["token"]

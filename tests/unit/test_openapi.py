@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matchhub.openapi import render
+from matchhub.web.openapi import render
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi.routing import RouteContext, iter_route_contexts
 
-from matchhub.app import create_app
-from matchhub.audit.recorder import read_only
-from matchhub.health.endpoints import UNSCOPED_ROUTES
 from matchhub.identity.auth import route_scope
-from matchhub.identity.kinds import Scope
-from matchhub.settings import Settings
+from matchhub.identity.scopes import Scope
+from matchhub.kit.requests import read_only
+from matchhub.kit.settings import Settings
+from matchhub.web.app import create_app
+from matchhub.web.health import UNSCOPED_ROUTES
 
 
 def _routes() -> list[RouteContext]:

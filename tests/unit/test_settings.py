@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from matchhub.settings import Environment, Settings
+from matchhub.kit.settings import Environment, Settings
 
 
 def test_database_defaults_to_sqlite_in_the_home(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from matchhub.lookups.view import FlagSource, HubView, RosterView, TokenSet
+from matchhub.lookups.inmemory import FlagSource, HubView, RosterView, TokenSet
 
 # Tokens with few distinct bytes, so collisions, shared halves and zero runs are common.
 token = (

@@ -7,7 +7,6 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Query, Request
 
 from matchhub.audit import service
-from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.audit.schemas import (
     CheckpointOut,
     ConsistencyOut,
@@ -16,10 +15,10 @@ from matchhub.audit.schemas import (
     InclusionOut,
 )
 from matchhub.identity.auth import AuditReader, AuditWitness
-from matchhub.kit.deps import SessionDep
 from matchhub.kit.errors import UnprocessableEntity
+from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
-from matchhub.tokens import is_token
+from matchhub.protocol.tokens import is_token
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from matchhub.audit import merkle
-from matchhub.audit.canonical import canonical
-from matchhub.audit.checkpoint import format_verifier_key, sign_checkpoint
 from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
 from matchhub.keystore.material import KeyMaterial
 from matchhub.kit.errors import NotFound, ServiceUnavailable, UnprocessableEntity
 from matchhub.kit.models import utcnow
+from matchhub.protocol import merkle
+from matchhub.protocol.canonical import canonical
+from matchhub.protocol.checkpoint import format_verifier_key, sign_checkpoint
 
 STATE_ID = 1
 RESERVED = frozenset({"seq", "time", "kind", "subjects"})

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from matchhub.audit.recorder import ReadOnly
 from matchhub.catalogue import service
 from matchhub.catalogue.schemas import Catalogue
 from matchhub.identity.auth import CatalogueReader
-from matchhub.kit.deps import SessionDep
+from matchhub.kit.requests import ReadOnly, SessionDep
 from matchhub.kit.responses import AUTH_ERRORS
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])

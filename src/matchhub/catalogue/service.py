@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from matchhub.catalogue import defaults
 from matchhub.catalogue.models import Flag, Grant, Purpose
 from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.catalogue.schemas import Catalogue, FlagOut, Labels, PurposeOut, Rule
-from matchhub.identity.kinds import PROVIDER_KINDS, AgencyKind
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from matchhub.kit.models import utcnow
+from matchhub.protocol import catalogue as defaults
+from matchhub.protocol.kinds import PROVIDER_KINDS, AgencyKind
 
 FLAG_CODE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z0-9_]{1,60}$")
 PURPOSE_CODE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -18,7 +17,9 @@ from sqlalchemy.orm import Session
 from matchhub.audit import service as audit
 from matchhub.catalogue import service as catalogue
 from matchhub.catalogue.repository import CatalogueRepository
+from matchhub.cli import bootstrap
 from matchhub.identity import service as identity
+from matchhub.jobs import service as jobs_service
 from matchhub.keystore import pki
 from matchhub.keystore import service as keystore
 from matchhub.keystore.material import load_key_material
@@ -26,8 +27,9 @@ from matchhub.kit import logs
 from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
 from matchhub.kit.errors import MatchhubError, OperatorError
 from matchhub.kit.migrate import upgrade
-from matchhub.settings import Settings
+from matchhub.kit.settings import Settings
 from matchhub.synth.cli import synth_app
+from matchhub.uploads import service as snapshots_service
 
 VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -123,7 +125,7 @@ def init(
     if server_name:
         overrides["server_names"] = server_name
     settings = _state(ctx).settings(**overrides)
-    keystore.initialise(settings)
+    bootstrap.initialise(settings)
     out.print(f"[green]initialised[/] {settings.home.resolve()}")
 
 
@@ -171,7 +173,7 @@ def agency_add(
                 certificate=pki.fingerprint(issued.certificate),
             )
             # Files first, then the commit as the block ends: a failed commit removes them.
-            files = keystore.write_agency_files(
+            files = bootstrap.write_agency_files(
                 out_dir, code, issued, settings.paths.ca_cert.read_bytes()
             )
     except BaseException:
@@ -213,7 +215,7 @@ def agency_revoke(
     with _session(settings) as session:
         identity.revoke_agency(session, code)
         _audit(session, settings, "agency.revoke", agency=code)
-        keystore.publish_crl(session, settings.paths)
+        identity.publish_crl(session, settings.paths)
     out.print(f"[yellow]revoked[/] {code}")
 
 
@@ -228,7 +230,7 @@ def keys_matching_key(
     The key goes to the file for the agencies' connectors; the broker records only the version
     id, so uploads under it are accepted. The broker never keeps the key.
     """
-    from matchhub.tokens import MatchingKey
+    from matchhub.protocol.tokens import MatchingKey
 
     settings = _state(ctx).settings()
     if version is not None and not VERSION_ID.fullmatch(version):
@@ -437,12 +439,16 @@ def keys_retire(
     snapshot, roster and job result stored under it is discarded and purged."""
     settings = _state(ctx).settings()
     with _session(settings) as session:
-        counts = keystore.retire_matching_key_version(session, version)
+        keystore.retire_matching_key_version(session, version)
+        rosters, snapshots, uploads = snapshots_service.discard_key_version(session, version)
+        counts = {
+            "snapshots": snapshots,
+            "uploads": uploads,
+            "job_results": jobs_service.purge_results_on_rosters(session, rosters),
+        }
         _audit(session, settings, "keys.retire", version=version, **counts)
     with _session(settings) as session:
-        from matchhub.uploads.service import purge_unreachable
-
-        rows = purge_unreachable(session)
+        rows = snapshots_service.purge_unreachable(session)
     out.print(
         f"[yellow]retired[/] matching-key version {version}: {counts['snapshots']} "
         f"snapshots, {counts['uploads']} open uploads and {counts['job_results']} job "
@@ -481,7 +487,7 @@ def audit_verify(
 ) -> None:
     """Offline: recompute every leaf and root, check every signature and, against a saved
     checkpoint, that nothing was rolled back or rewritten. Needs no database."""
-    from matchhub.audit.verify import VerificationError, verify_export
+    from matchhub.protocol.verify import VerificationError, verify_export
 
     try:
         report = verify_export(
@@ -524,7 +530,7 @@ def proxy_cert(
         )
         print_fp = pki.fingerprint(issued.certificate)
         _audit(session, settings, "proxy.issue", proxy=name, certificate=print_fp)
-        keystore.write_agency_files(out_dir, name, issued, settings.paths.ca_cert.read_bytes())
+        bootstrap.write_agency_files(out_dir, name, issued, settings.paths.ca_cert.read_bytes())
     out.print(f"wrote {out_dir}/{name}.pem and {name}-key.pem; fingerprint:")
     out.print(print_fp, highlight=False, soft_wrap=True)
 
@@ -536,7 +542,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
 ) -> None:
     """HTTPS with required client certificates (verified against the hub CA and CRL)."""
-    from matchhub.server import serve as run
+    from matchhub.web.server import serve as run
 
     overrides: dict[str, object] = {}
     if host:
@@ -558,7 +564,7 @@ def demo(
 ) -> None:
     """The whole story end to end on the embedded SQLite default: init, agencies, key
     ceremony, synthetic data, every connector over mTLS, a match job, lookups, audit verify."""
-    from matchhub.demo import run_demo
+    from matchhub.cli.demo import run_demo
 
     result = run_demo(home, out, people=people, seed=seed)
     if not result.matches_truth:
@@ -572,7 +578,7 @@ def openapi(
     ),
 ) -> None:
     """Write the OpenAPI document of this version of the API."""
-    from matchhub.openapi import write_document
+    from matchhub.web.openapi import write_document
 
     write_document(out_file)
     out.print(f"wrote {out_file}")
@@ -583,11 +589,11 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="matchhub", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
+        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
         sys.exit(exc.exit_code)
     except (OperatorError, MatchhubError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)

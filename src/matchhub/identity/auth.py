@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from matchhub.identity import service
-from matchhub.identity.kinds import Scope
 from matchhub.identity.peer import client_certificate
 from matchhub.identity.repository import Credential
 from matchhub.identity.schemas import Principal
-from matchhub.kit.deps import SessionDep, SettingsDep
+from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import Forbidden, Unauthenticated
-from matchhub.settings import Settings
+from matchhub.kit.requests import SessionDep, SettingsDep
+from matchhub.kit.settings import Settings
 
 SCOPE_ATTRIBUTE = "__matchhub_scope__"
 VIEW_ATTRIBUTE = "lookup_view"

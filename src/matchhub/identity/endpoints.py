@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from matchhub.audit.recorder import ReadOnly
 from matchhub.identity.auth import IdentityReader
 from matchhub.identity.schemas import WhoAmI
+from matchhub.kit.requests import ReadOnly
 from matchhub.kit.responses import AUTH_ERRORS
 
 router = APIRouter(prefix="/v1", tags=["identity"])

@@ -4,7 +4,7 @@ Two sources, chosen by ``Settings.client_cert_source``:
 
 ``tls``
     The broker terminates TLS itself. uvicorn does not put the peer certificate in the ASGI
-    scope, so :mod:`matchhub.server` adds it in the shape of the ASGI TLS extension
+    scope, so :mod:`matchhub.web.server` adds it in the shape of the ASGI TLS extension
     (``scope["extensions"]["tls"]["client_cert_chain"]``, a list of PEM strings), after the
     handshake has verified it against the hub CA and CRL.
 ``proxy``
@@ -26,7 +26,7 @@ from starlette.requests import Request
 
 from matchhub.keystore.pki import fingerprint
 from matchhub.kit.errors import Unauthenticated
-from matchhub.settings import Settings
+from matchhub.kit.settings import Settings
 
 PROXY_CERT_HEADER = "x-client-cert"
 PROXY_VERIFY_HEADER = "x-client-verify"

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from matchhub.identity.kinds import AgencyKind, Scope
+from matchhub.identity.scopes import Scope
+from matchhub.protocol.kinds import AgencyKind
 
 
 class Principal(BaseModel):

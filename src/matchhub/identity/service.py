@@ -12,13 +12,16 @@ from functools import lru_cache
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from matchhub.identity.kinds import KIND_SCOPES, AgencyKind
 from matchhub.identity.models import Agency, Certificate
 from matchhub.identity.repository import Credential, IdentityRepository
 from matchhub.identity.schemas import Principal
+from matchhub.identity.scopes import KIND_SCOPES
 from matchhub.keystore import pki
+from matchhub.keystore.service import load_ca
 from matchhub.kit.errors import Conflict, NotFound, Unauthenticated, UnprocessableEntity
 from matchhub.kit.models import utcnow
+from matchhub.kit.settings import StatePaths
+from matchhub.protocol.kinds import AgencyKind
 
 AGENCY_CODE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 
@@ -148,6 +151,12 @@ def current_crl(session: Session, ca: pki.Issued) -> x509.CertificateRevocationL
     return pki.build_crl(
         ca, [(int(c.serial, 16), c.revoked_at) for c in revoked if c.revoked_at is not None]
     )
+
+
+def publish_crl(session: Session, paths: StatePaths) -> None:
+    """Write the CRL from the registry; the running server picks it up at the next handshake."""
+    crl = current_crl(session, load_ca(paths))
+    pki.write_public(paths.crl, pki.crl_pem(crl), replace=True)
 
 
 def agencies(session: Session) -> Sequence[Agency]:

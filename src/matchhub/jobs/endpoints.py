@@ -10,13 +10,12 @@ from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.identity.auth import MatchCaller
 from matchhub.jobs import service
 from matchhub.jobs.schemas import JobOut, OpenJob
 from matchhub.keystore.rekey import Sealer
 from matchhub.kit.db import after_commit
-from matchhub.kit.deps import SessionDep
+from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
 
 router = APIRouter(prefix="/v1/match-jobs", tags=["match jobs"])

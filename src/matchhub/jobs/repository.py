@@ -194,6 +194,12 @@ class JobRepository:
                 for ordinal, sources in zip(wanted, lists[start : start + batch], strict=True):
                     yield ordinal, sources, sealed[ordinal]
 
+    def with_results_on_rosters(self, roster_ids: Sequence[int]) -> Sequence[MatchJob]:
+        stmt = select(MatchJob).where(
+            MatchJob.roster_snapshot_id.in_(roster_ids), MatchJob.results_purged_at.is_(None)
+        )
+        return self.session.scalars(stmt).all()
+
     def expired_results(self, now: datetime) -> Sequence[MatchJob]:
         stmt = select(MatchJob).where(
             MatchJob.expires_at < now, MatchJob.results_purged_at.is_(None)

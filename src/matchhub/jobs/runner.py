@@ -24,8 +24,8 @@ from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
+from matchhub.kit.settings import Settings
 from matchhub.matching.engine import MatchEngine, Source
-from matchhub.settings import Settings
 from matchhub.uploads.models import Snapshot
 
 log = structlog.get_logger("matchhub.jobs")

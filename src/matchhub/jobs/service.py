@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,6 +141,19 @@ def expire_results(session: Session, now: datetime | None = None) -> int:
     for job in jobs:
         repo.delete_results(job.id)
         job.results_purged_at = utcnow()
+    session.flush()
+    return len(jobs)
+
+
+def purge_results_on_rosters(session: Session, roster_ids: Sequence[int]) -> int:
+    """Delete the results of every job that ran on one of these rosters (a retired key's);
+    the jobs keep their summaries."""
+    repo = JobRepository(session)
+    jobs = repo.with_results_on_rosters(roster_ids)
+    now = utcnow()
+    for job in jobs:
+        repo.delete_results(job.id)
+        job.results_purged_at = now
     session.flush()
     return len(jobs)
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from matchhub.kit.errors import OperatorError
-from matchhub.settings import StatePaths
+from matchhub.kit.settings import StatePaths
 
 SECRET_FORMAT = "matchhub-secret/1"  # noqa: S105 (a format name, not a secret)
 

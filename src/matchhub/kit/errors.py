@@ -1,7 +1,7 @@
 """The one error hierarchy of the broker.
 
 Every error a client can see carries an HTTP status and a stable, machine-readable ``code``;
-one handler (:mod:`matchhub.kit.handlers`) renders them all as
+one handler (:mod:`matchhub.web.handlers`) renders them all as
 ``{"error": {"code": ..., "message": ...}}``. Messages must be safe to log: they never hold a
 token, a key or an identifier.
 

@@ -5,18 +5,24 @@ from typing import cast
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from matchhub.audit.recorder import AuditNote, ReadOnly, record_answer
 from matchhub.audit.service import AuditKeys
-from matchhub.audit.writer import StaleGeneration
 from matchhub.identity.auth import LookupCaller, authenticate_request, viewed
-from matchhub.identity.kinds import Scope
-from matchhub.kit.deps import SessionDep, SettingsDep, audit_fail_closed
+from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import MatchhubError, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
+from matchhub.kit.requests import (
+    AuditNote,
+    ReadOnly,
+    SessionDep,
+    SettingsDep,
+    StaleGeneration,
+    audit_fail_closed,
+    record_answer,
+)
 from matchhub.kit.responses import errors
 from matchhub.lookups import service
+from matchhub.lookups.inmemory import HubView
 from matchhub.lookups.schemas import LookupRequest, LookupResponse
-from matchhub.lookups.view import HubView
 from matchhub.uploads.service import UploadContext
 
 router = APIRouter(prefix="/v1", tags=["lookups"])

@@ -24,8 +24,8 @@ from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.identity.repository import IdentityRepository
 from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import consistent_read
+from matchhub.lookups.inmemory import FlagSource, HubView, RosterView, TokenSet
 from matchhub.lookups.repository import ViewRepository
-from matchhub.lookups.view import FlagSource, HubView, RosterView, TokenSet
 
 log = structlog.get_logger("matchhub.lookups")
 

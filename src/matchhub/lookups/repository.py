@@ -7,8 +7,8 @@ from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
+from matchhub.lookups.inmemory import Answers
 from matchhub.lookups.models import ViewGeneration
-from matchhub.lookups.view import Answers
 from matchhub.uploads.models import Snapshot, roster_rows, snapshot_rows
 
 # Built once with bound parameters: building a statement costs more than running it here.

@@ -12,10 +12,10 @@ from matchhub.catalogue import service as catalogue
 from matchhub.identity.schemas import Principal
 from matchhub.keystore.rekey import Rekeyer
 from matchhub.kit.errors import UnprocessableEntity
+from matchhub.lookups.inmemory import Answers, HubView
 from matchhub.lookups.repository import LookupRepository
 from matchhub.lookups.schemas import FlagAnswer, LookupRequest, LookupResponse, LookupResult
-from matchhub.lookups.view import Answers, HubView
-from matchhub.tokens import is_token, looks_like_raw_identifier
+from matchhub.protocol.tokens import is_token, looks_like_raw_identifier
 
 
 def check_tokens(tokens: list[str], limit: int) -> None:

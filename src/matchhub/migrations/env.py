@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Engine
 
 from matchhub.kit.migrate import render_item
-from matchhub.models import Base
+from matchhub.migrations.metadata import Base
 
 target_metadata = Base.metadata
 

@@ -16,7 +16,7 @@ proportions, and deliberately messy rows:
   ``invalid_value``.
 
 The junk rows are *extra* rows: the ground truth is what the rules of the flag catalogue
-(`matchhub.catalogue.defaults`) imply over the valid rows, and each writer also records how many
+(`matchhub.protocol.catalogue`) imply over the valid rows, and each writer also records how many
 rows of each kind a connector must reject. The truth is computed here from the values drawn,
 independently of the connector's own parsing, so a test comparing the two checks both.
 
@@ -35,9 +35,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from matchhub.catalogue.defaults import FLAGS
+from matchhub.protocol.catalogue import FLAGS
+from matchhub.protocol.tokens import InvalidIdentifier, normalise
 from matchhub.synth.population import REFERENCE_YEAR, ROLES_AR, Person
-from matchhub.tokens import InvalidIdentifier, normalise
 
 __all__ = [
     "FLAG_BITS",

@@ -6,13 +6,13 @@ from typing import Annotated, cast
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from matchhub.audit.recorder import AuditNote, ReadOnly
 from matchhub.identity.auth import Uploader
 from matchhub.kit.db import session_scope
-from matchhub.kit.deps import SessionDep, SettingsDep
 from matchhub.kit.errors import PayloadTooLarge
+from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep, SettingsDep
 from matchhub.kit.responses import errors
-from matchhub.uploads import formats, service
+from matchhub.protocol import wire
+from matchhub.uploads import service
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 from matchhub.uploads.service import UploadContext
 
@@ -96,8 +96,8 @@ def open_upload(
         "requestBody": {
             "required": True,
             "content": {
-                formats.NDJSON: {"schema": {"type": "string"}},
-                formats.COMPACT: {"schema": {"type": "string", "format": "binary"}},
+                wire.NDJSON: {"schema": {"type": "string"}},
+                wire.COMPACT: {"schema": {"type": "string", "format": "binary"}},
             },
         }
     },

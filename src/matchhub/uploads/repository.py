@@ -68,6 +68,17 @@ class UploadRepository:
 
     # snapshots
 
+    def snapshots_under_key(self, version: str) -> Sequence[Snapshot]:
+        stmt = select(Snapshot).where(
+            Snapshot.key_version == version,
+            Snapshot.state.in_(("pending", "current", "superseded")),
+        )
+        return self.session.scalars(stmt).all()
+
+    def open_uploads_under_key(self, version: str) -> Sequence[Upload]:
+        stmt = select(Upload).where(Upload.key_version == version, Upload.state == "open")
+        return self.session.scalars(stmt).all()
+
     def snapshots_of(self, upload_id: str) -> Sequence[Snapshot]:
         stmt = select(Snapshot).where(Snapshot.upload_id == upload_id).order_by(Snapshot.id)
         return self.session.scalars(stmt).all()

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matchhub.protocol.tokens import TOKEN_LENGTH
+
 
 class OpenUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,7 +25,7 @@ class CommitUpload(BaseModel):
 
     rows: int = Field(ge=0)
     sha256: str = Field(
-        pattern=r"^[0-9a-f]{64}$",
+        pattern=f"^[0-9a-f]{{{TOKEN_LENGTH}}}$",
         description="Hex SHA-256 of the chunk bodies concatenated in sequence order.",
     )
 

@@ -15,14 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matchhub.catalogue import service as catalogue
-from matchhub.identity.kinds import PROVIDER_KINDS, Scope
 from matchhub.identity.schemas import Principal
+from matchhub.identity.scopes import Scope
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit.db import after_commit
 from matchhub.kit.errors import Conflict, Forbidden, Gone, NotFound, UnprocessableEntity
 from matchhub.kit.models import utcnow
-from matchhub.uploads import formats
+from matchhub.protocol import wire
+from matchhub.protocol.kinds import PROVIDER_KINDS
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.models import Snapshot, Upload, UploadChunk
 from matchhub.uploads.repository import UploadRepository
@@ -149,7 +150,11 @@ def put_chunk(
             code="chunk_out_of_order",
             details={"next_seq": expected},
         )
-    rows = formats.parse(body, media_type, upload.flags, upload.kind == "roster")
+    try:
+        rows = wire.parse(body, media_type, upload.flags, upload.kind == "roster")
+    except wire.ChunkError as exc:
+        details = None if exc.line is None else {"line": exc.line}
+        raise UnprocessableEntity(str(exc), code=exc.code, details=details) from None
     if upload.rows_received + len(rows) > upload.expected_rows:
         raise UnprocessableEntity(
             f"this chunk would bring the upload past the {upload.expected_rows} rows declared",
@@ -162,9 +167,14 @@ def put_chunk(
     per_snapshot: list[tuple[int, bytes]] = []
     if upload.kind == "roster":
         roster_id, seal, first = snapshots[0].id, ctx.sealer.seal, upload.rows_received
-        wire = rows.tokens
+        tokens, width = rows.tokens, wire.WIRE_TOKEN_BYTES
         roster = [
-            (roster_id, first + i, rekeyed[16 * i : 16 * i + 16], seal(wire[32 * i : 32 * i + 32]))
+            (
+                roster_id,
+                first + i,
+                rekeyed[16 * i : 16 * i + 16],
+                seal(tokens[width * i : width * (i + 1)]),
+            )
             for i in range(len(rows))
         ]
         counts[roster_id] = len(roster)
@@ -331,3 +341,19 @@ def describe(session: Session, upload: Upload, ctx: UploadContext) -> UploadOut:
 
 def status(session: Session, principal: Principal, upload_id: str, ctx: UploadContext) -> UploadOut:
     return describe(session, _own_upload(session, principal, upload_id), ctx)
+
+
+def discard_key_version(session: Session, version: str) -> tuple[list[int], int, int]:
+    """A retired matching-key version's snapshots and rosters are discarded (their rows go with
+    the next purge) and its open uploads aborted. Returns the discarded rosters' ids, and the
+    numbers of snapshots discarded and uploads aborted."""
+    repo = UploadRepository(session)
+    snapshots = repo.snapshots_under_key(version)
+    for snapshot in snapshots:
+        snapshot.state = "discarded"
+    now = utcnow()
+    uploads = repo.open_uploads_under_key(version)
+    for upload in uploads:
+        upload.state, upload.finished_at = "aborted", now
+    session.flush()
+    return [s.id for s in snapshots if s.kind == "roster"], len(snapshots), len(uploads)

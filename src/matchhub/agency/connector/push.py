@@ -1,0 +1,221 @@
+"""The push client: open an upload, stream chunks in order, commit with count and digest.
+
+Retries: a network error or a 5xx on a chunk is retried with exponential backoff; the broker
+accepts a repeated chunk once. Resume: given an upload id, the client asks the broker which
+chunk it expects next (``next_seq``) and continues from there; after a broker restart that is
+chunk 0 again, and chunks already stored are recognised rather than stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+
+from matchhub.protocol.wire import COMPACT, NDJSON, encode_compact
+
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class PushError(Exception):
+    """The broker refused the push; ``code`` is its stable error code."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+@dataclass
+class PushResult:
+    upload: dict[str, Any]
+    rows: int
+    chunks: int
+    sha256: str
+    retries: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Chunk:
+    seq: int
+    body: bytes
+    rows: int
+
+
+@dataclass
+class PushClient:
+    client: httpx.Client
+    attempts: int = 5
+    backoff: float = 0.2
+    sleep: Callable[[float], None] = time.sleep
+    retries: int = field(default=0, init=False)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.attempts):
+            try:
+                response = self.client.request(method, url, **kwargs)
+            except httpx.TransportError:
+                if attempt == self.attempts - 1:
+                    raise
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == self.attempts - 1:
+                    return response
+            self.retries += 1
+            self.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._request(method, url, **kwargs)
+        body: dict[str, Any] = response.json() if response.content else {}
+        if response.status_code >= 400:
+            error = body.get("error", {})
+            raise PushError(
+                response.status_code,
+                error.get("code", "http_error"),
+                error.get("message", response.text),
+                error.get("details"),
+            )
+        return body
+
+    def open(
+        self,
+        kind: str,
+        key_version: str,
+        flags: Sequence[str],
+        expected_rows: int,
+        as_of: date | None = None,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "kind": kind,
+            "key_version": key_version,
+            "flags": list(flags),
+            "expected_rows": expected_rows,
+        }
+        if as_of:
+            payload["as_of"] = as_of.isoformat()
+        return self._json("POST", "/v1/uploads", json=payload)
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/uploads/{upload_id}")
+
+    def put(self, upload_id: str, chunk: Chunk, media_type: str) -> dict[str, Any]:
+        return self._json(
+            "PUT",
+            f"/v1/uploads/{upload_id}/chunks/{chunk.seq}",
+            content=chunk.body,
+            headers={"content-type": media_type},
+        )
+
+    def commit(self, upload_id: str, rows: int, sha256: str) -> dict[str, Any]:
+        return self._json(
+            "POST", f"/v1/uploads/{upload_id}/commit", json={"rows": rows, "sha256": sha256}
+        )
+
+    def abort(self, upload_id: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/v1/uploads/{upload_id}")
+
+    def send(
+        self,
+        upload_id: str,
+        chunks: Callable[[], Iterator[Chunk]],
+        media_type: str,
+        rows: int,
+        *,
+        on_chunk: Callable[[Chunk], None] | None = None,
+    ) -> PushResult:
+        """Send every chunk from where the broker stands, then commit. ``chunks`` is a factory
+        so that a resume after a broker restart can read the data again from the start."""
+        started = time.monotonic()
+        digest, count = hashlib.sha256(), 0
+        next_seq = int(self.status(upload_id)["next_seq"])
+        for chunk in chunks():
+            digest.update(chunk.body)
+            count += 1
+            if chunk.seq < next_seq:
+                continue
+            try:
+                receipt = self.put(upload_id, chunk, media_type)
+            except PushError as exc:
+                if exc.code != "chunk_out_of_order":
+                    raise
+                # The broker lost its running digest (it restarted): start over from its seq.
+                return self.send(upload_id, chunks, media_type, rows, on_chunk=on_chunk)
+            next_seq = int(receipt["next_seq"])
+            if on_chunk:
+                on_chunk(chunk)
+        upload = self.commit(upload_id, rows, digest.hexdigest())
+        return PushResult(
+            upload, rows, count, digest.hexdigest(), self.retries, time.monotonic() - started
+        )
+
+
+def ndjson_chunks(
+    rows: Iterable[tuple[str, Sequence[str]]], chunk_rows: int, roster: bool
+) -> Iterator[Chunk]:
+    """Rows of (hex token, flag codes) as NDJSON chunks of ``chunk_rows`` lines."""
+    lines: list[bytes] = []
+    seq = 0
+    for token, flags in rows:
+        item: dict[str, Any] = (
+            {"token": token} if roster else {"token": token, "flags": list(flags)}
+        )
+        lines.append(json.dumps(item, separators=(",", ":")).encode() + b"\n")
+        if len(lines) == chunk_rows:
+            yield Chunk(seq, b"".join(lines), len(lines))
+            seq, lines = seq + 1, []
+    if lines:
+        yield Chunk(seq, b"".join(lines), len(lines))
+
+
+def compact_chunks(
+    rows: Iterable[tuple[str, Sequence[str]]],
+    declared: Sequence[str],
+    chunk_rows: int,
+    roster: bool,
+) -> Iterator[Chunk]:
+    bit = {code: 1 << i for i, code in enumerate(declared)}
+    batch: list[tuple[bytes, int]] = []
+    seq = 0
+    for token, flags in rows:
+        mask = 0
+        for code in flags:
+            mask |= bit[code]
+        batch.append((bytes.fromhex(token), mask))
+        if len(batch) == chunk_rows:
+            yield Chunk(seq, encode_compact(batch, len(declared), roster), len(batch))
+            seq, batch = seq + 1, []
+    if batch:
+        yield Chunk(seq, encode_compact(batch, len(declared), roster), len(batch))
+
+
+FORMATS = {"ndjson": NDJSON, "compact": COMPACT}
+
+
+def push(
+    client: httpx.Client,
+    *,
+    kind: str,
+    key_version: str,
+    flags: Sequence[str],
+    rows: Sequence[tuple[str, Sequence[str]]],
+    chunk_rows: int = 50_000,
+    fmt: str = "compact",
+    as_of: date | None = None,
+) -> PushResult:
+    """Push rows already in memory: open, send, commit."""
+    pusher = PushClient(client)
+    roster = kind == "roster"
+    upload = pusher.open(kind, key_version, flags, len(rows), as_of)
+
+    def chunks() -> Iterator[Chunk]:
+        if fmt == "ndjson":
+            return ndjson_chunks(rows, chunk_rows, roster)
+        return compact_chunks(rows, flags, chunk_rows, roster)
+
+    return pusher.send(upload["id"], chunks, FORMATS[fmt], len(rows))

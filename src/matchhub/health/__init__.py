@@ -1,1 +1,0 @@
-"""Liveness and readiness: the only routes without a scope."""

@@ -1,0 +1,34 @@
+"""The scopes each agency kind holds.
+
+A kind's scopes are fixed in code, not configuration: what a pension authority may do is part of
+the contract (DESIGN.md, "Parties"), and a route states the one scope it needs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from matchhub.protocol.kinds import PROVIDER_KINDS, AgencyKind
+
+
+class Scope(StrEnum):
+    identity_read = "identity:read"
+    catalogue_read = "catalogue:read"
+    upload = "upload"
+    roster = "roster"
+    lookup = "lookup"
+    match = "match"
+    audit_read = "audit:read"
+    audit_witness = "audit:witness"
+
+
+# Every agency may witness the audit log (signed checkpoints and consistency proofs reveal
+# sizes and hashes only); reading its entries is for auditors.
+_COMMON = frozenset({Scope.identity_read, Scope.catalogue_read, Scope.audit_witness})
+
+KIND_SCOPES: dict[AgencyKind, frozenset[Scope]] = {
+    **{kind: _COMMON | {Scope.upload} for kind in PROVIDER_KINDS},
+    # The roster travels the upload path as a snapshot kind of its own.
+    AgencyKind.welfare: _COMMON | {Scope.upload, Scope.roster, Scope.lookup, Scope.match},
+    AgencyKind.auditor: _COMMON | {Scope.audit_read},
+}

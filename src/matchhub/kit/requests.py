@@ -1,0 +1,106 @@
+"""What a route may ask of its request's unit of work, and nothing of how it is done.
+
+The domains' endpoints sit below the web layer, which owns the request's transaction and its
+audit record (:mod:`matchhub.web.uow`). They declare what they need through the dependencies
+here; the app provides the implementation as ``app.state.unit_of_work`` (a
+:class:`UnitOfWork`). So a domain imports nothing of the web layer, and the web layer is the
+one place that decides when a request commits and how its audit entry is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from typing import Annotated, Any, Protocol, cast
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from matchhub.kit.errors import MatchhubError, ServiceUnavailable
+from matchhub.kit.settings import Settings
+
+AUDIT_NOTE = "audit_note"
+
+
+class StaleGeneration(RuntimeError):
+    """An answer computed from the lookups' in-memory view was not recorded because the hub
+    has changed since the view was loaded; the answer must not go out."""
+
+
+class UnitOfWork(Protocol):
+    def session(self, request: Request) -> AbstractAsyncContextManager[Session]:
+        """The request's one transaction, committed with its audit record at the end."""
+
+    async def record_answer(self, request: Request, *, generation: int) -> None:
+        """Commit the request's audit entry now, on condition that the view generation its
+        answer was computed at is still the database's; :class:`StaleGeneration` if not."""
+
+
+def _unit_of_work(request: Request) -> UnitOfWork:
+    return cast(UnitOfWork, request.app.state.unit_of_work)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    async with _unit_of_work(request).session(request) as session:
+        yield session
+
+
+async def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+# scope="function": the session ends (commit or rollback) before the response is sent.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def audit_note(request: Request) -> dict[str, Any]:
+    """What a route adds to its audit entry (purpose, counts, ids, subject digests)."""
+    state = request.scope.setdefault("state", {})
+    return cast(dict[str, Any], state.setdefault(AUDIT_NOTE, {}))
+
+
+AuditNote = Annotated[dict[str, Any], Depends(audit_note)]
+
+
+async def read_only() -> None:
+    """Marks a route that changes nothing. Its session reads through the read-only engine (the
+    database refuses a write there), and its audit entry goes through the group-commit writer
+    before the response is sent."""
+
+
+ReadOnly = Depends(read_only)
+
+
+def is_read_only(request: Request) -> bool:
+    """Whether the request's route is marked :data:`ReadOnly`, read from the route itself, so
+    it is known before any of the route's dependencies has run."""
+    route = request.scope.get("route")
+    return route is not None and marked_read_only(route)
+
+
+def marked_read_only(route: Any) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and any(d.call is read_only for d in dependant.dependencies)
+
+
+async def record_answer(request: Request, *, generation: int) -> None:
+    """From inside a read-only route answering from the in-memory view: append its entry now,
+    on condition that ``generation`` is still the database's. Raises :class:`StaleGeneration`
+    if it is not, having appended nothing: the route must then answer from the database (and
+    its entry is recorded as usual)."""
+    await _unit_of_work(request).record_answer(request, generation=generation)
+
+
+@contextmanager
+def audit_fail_closed() -> Iterator[None]:
+    """No record, no answer: a failure to write the audit record (anything but a refusal of
+    ours, or a view the hub moved past, which the caller handles) becomes 503."""
+    try:
+        yield
+    except (MatchhubError, StaleGeneration):
+        raise
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "the audit record could not be written; nothing was done", code="audit_unavailable"
+        ) from exc

@@ -1,0 +1,144 @@
+"""The one settings object (prefix ``MATCHHUB_``).
+
+Nothing here is read at import time: :func:`Settings` is built by the CLI or a test and handed
+to :func:`matchhub.web.app.create_app`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MATCHHUB_", extra="ignore")
+
+    home: Path = Field(default=Path("./var"), description="State folder: database, PKI, keys.")
+    environment: Environment = Environment.development
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; defaults to a SQLite file in the home folder."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8443
+    server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    client_cert_source: Literal["tls", "proxy"] = "tls"
+    trusted_proxy_fingerprints: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 fingerprints of the client certificates an mTLS-terminating proxy "
+        "presents to the broker; only their forwarded-certificate header is believed "
+        "(client_cert_source=proxy). Never a source address.",
+    )
+    hub_name: str = Field(default="matchhub", description="Names the hub in certificates.")
+    max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    upload_ttl_seconds: int = Field(
+        default=24 * 3600, ge=60, description="An open upload untouched this long expires."
+    )
+    janitor_interval_seconds: float = Field(default=60.0, gt=0)
+    request_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Requests inside the app at once, per process; the database pool holds as "
+        "many connections (plus a few for background work), the rest wait their turn.",
+    )
+    lookup_max_tokens: int = Field(default=1000, ge=1, le=100_000)
+    lookup_rate_per_second: float = Field(
+        default=50.0, gt=0, description="Lookup requests per second per agency (sustained)."
+    )
+    lookup_burst: int = Field(default=200, ge=1, description="Lookup requests allowed at once.")
+    lookup_view_max_rows: int = Field(
+        default=100_000_000,
+        ge=0,
+        description="Lookups answer from an in-memory view of the current snapshots (16 bytes "
+        "a row) while they hold at most this many rows; beyond it, or at 0, from SQL.",
+    )
+    lookup_view_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often the view checks the hub's generation. Correctness does not "
+        "depend on it (every answer from the view is checked when its audit entry commits).",
+    )
+    job_workers: int = Field(default=1, ge=0, description="Match-job threads per process.")
+    job_poll_seconds: float = Field(default=0.5, gt=0)
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A running job not renewed this long is re-run."
+    )
+    job_max_attempts: int = Field(default=3, ge=1)
+    result_retention_days: float = Field(default=90.0, gt=0)
+    audit_checkpoint_every: int = Field(
+        default=1000, ge=1, description="Sign a checkpoint every this many entries..."
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60.0, gt=0, description="...or when entries have waited this long."
+    )
+    audit_enabled: bool = Field(
+        default=True,
+        description="Only the benchmarks switch this off, to measure what the audit log costs. "
+        "Refused outside development.",
+    )
+    job_fault_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: a claimed job waits this long before it runs, "
+        "so a test can kill the broker mid-job. Refused in production.",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.client_cert_source == "proxy" and not self.trusted_proxy_fingerprints:
+            raise ValueError("client_cert_source=proxy needs trusted_proxy_fingerprints")
+        if self.environment is Environment.production and not self.audit_enabled:
+            raise ValueError("the audit log cannot be switched off in production")
+        if self.environment is Environment.production and self.job_fault_delay_seconds:
+            raise ValueError("job_fault_delay_seconds is for tests; refusing it in production")
+        if self.environment is Environment.production and (self.home / "DEMO").exists():
+            raise ValueError(
+                f"{self.home} holds demo keys (a DEMO marker): refusing to run in production"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'matchhub.db').resolve()}"
+
+    @property
+    def paths(self) -> StatePaths:
+        return StatePaths(self.home)
+
+
+class StatePaths:
+    """Where each file of the state folder lives, in one place."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pki = home / "pki"
+        self.keys = home / "keys"
+        self.ca_cert = self.pki / "ca.pem"
+        self.ca_key = self.pki / "ca-key.pem"
+        self.server_cert = self.pki / "server.pem"
+        self.server_key = self.pki / "server-key.pem"
+        self.crl = self.pki / "crl.pem"
+        self.broker_key = self.keys / "broker.key"
+        self.audit_signing_key = self.keys / "audit-signing-key.pem"
+        self.audit_public_key = self.keys / "audit-signing-key.pub"
+        self.audit_subject_key = self.keys / "audit-subject.key"
+
+    def secrets(self) -> list[Path]:
+        return [
+            self.ca_key,
+            self.server_key,
+            self.broker_key,
+            self.audit_signing_key,
+            self.audit_subject_key,
+        ]

@@ -1,1 +1,0 @@
-"""Prometheus metrics: counts and timings only, never a token, identifier or agency record."""

@@ -1,0 +1,144 @@
+"""Group commit for the entries of requests that change nothing.
+
+A lookup, a ``whoami`` or a refused request has no transaction of its own worth committing;
+what must be durable before its answer leaves is its audit entry. Appending each one in its own
+transaction makes every such request hold the log's one lock across a commit (and its flush to
+disk), so they queue behind each other. Here one thread appends whatever entries are waiting in
+one transaction: under load, tens of requests share a lock and a commit.
+
+The guarantee is the one the request transaction gives: :meth:`AuditWriter.record` returns only
+once the entry has committed, and raises if it did not (the caller answers 503 and sends
+nothing). A batch commits or fails as a whole; every waiter learns which. The request waits on
+the event loop, not in a thread: a waiting request holds no worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from matchhub.audit import service
+from matchhub.kit.db import session_scope
+from matchhub.kit.requests import StaleGeneration
+
+log = structlog.get_logger("matchhub.audit")
+
+MAX_BATCH = 500
+WAIT_SECONDS = 30.0
+
+
+class AuditWriterStopped(RuntimeError):
+    pass
+
+
+@dataclass
+class _Waiting:
+    entry: service.PendingEntry
+    done: Future[int] = field(default_factory=Future)
+
+
+class AuditWriter:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        keys: service.AuditKeys,
+        *,
+        max_batch: int = MAX_BATCH,
+        generation: Callable[[Session], int] | None = None,
+        on_stale: Callable[[int], None] | None = None,
+    ) -> None:
+        self._factory = factory
+        self._keys = keys
+        self._max_batch = max_batch
+        self._generation = generation
+        self._on_stale = on_stale
+        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._stopped = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Append what is already queued, then end; later :meth:`record` calls raise."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._queue.put(None)
+        self._thread.join(timeout=WAIT_SECONDS)
+
+    async def record(self, entry: service.PendingEntry, timeout: float = WAIT_SECONDS) -> int:
+        """Append ``entry``; returns its sequence number once it has committed. A waiter that
+        gives up (timeout, cancellation) before its batch starts is left out of the log, as its
+        request is answered with an error."""
+        if self._stopped:
+            raise AuditWriterStopped("the audit writer has stopped")
+        waiting = _Waiting(entry)
+        self._queue.put(waiting)
+        return await asyncio.wait_for(asyncio.wrap_future(waiting.done), timeout)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            while True:  # whatever slipped in behind the stop is refused, not left waiting
+                try:
+                    late = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if late is not None:
+                    late.done.set_exception(AuditWriterStopped("the audit writer has stopped"))
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._append(batch)
+            if stopping:
+                return
+
+    def _append(self, batch: list[_Waiting]) -> None:
+        batch = [w for w in batch if w.done.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        stale: list[_Waiting] = []
+        try:
+            with session_scope(self._factory) as session:
+                if any(w.entry.generation is not None for w in batch):
+                    # Read in the batch's own transaction, holding it until the commit: an
+                    # answer goes out only if no change it depends on has committed since its
+                    # view was loaded. A writer with no way to read it appends none of them.
+                    now = self._generation(session) if self._generation is not None else None
+                    stale = [w for w in batch if w.entry.generation not in (None, now)]
+                    batch = [w for w in batch if w.entry.generation in (None, now)]
+                    if stale and now is not None and self._on_stale is not None:
+                        self._on_stale(now)
+                seqs = service.append_many(session, self._keys, [w.entry for w in batch])
+        except Exception as exc:  # every waiter answers 503; the thread lives on
+            log.exception("audit batch failed", entries=len(batch) + len(stale))
+            for waiting in batch + stale:
+                waiting.done.set_exception(exc)
+            return
+        for waiting in stale:
+            waiting.done.set_exception(StaleGeneration("the hub changed under the view"))
+        for waiting, seq in zip(batch, seqs, strict=True):
+            waiting.done.set_result(seq)

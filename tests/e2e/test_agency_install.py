@@ -1,0 +1,72 @@
+"""An agency installs the connector without the broker: a fresh virtual environment, the plain
+``pip install``, and none of the broker's server dependencies in it."""
+
+from __future__ import annotations
+
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+from matchhub.cli import BROKER_MODULES
+
+REPO = Path(__file__).resolve().parents[2]
+# Distributions (as pip names them) that only the broker needs.
+SERVER_DISTRIBUTIONS = {
+    "alembic",
+    "duckdb",
+    "fastapi",
+    "psycopg",
+    "psycopg-binary",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+}
+
+
+@pytest.mark.slow
+def test_the_plain_install_is_the_agency_side(tmp_path: Path) -> None:
+    env = tmp_path / "agency-venv"
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
+        check=True,
+        timeout=600,
+    )
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    installed = {line.split("==")[0].lower() for line in listed.splitlines()}
+    assert "matchhub" in installed
+    assert installed & SERVER_DISTRIBUTIONS == set()
+    for module in sorted(BROKER_MODULES):
+        found = subprocess.run(
+            [python, "-c", f"import importlib.util as u; print(u.find_spec({module!r}) is None)"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        assert found == "True", f"{module} is importable in the agency's environment"
+
+    connect = subprocess.run(
+        [env / "bin" / "matchhub-connect", "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert connect.returncode == 0, connect.stderr
+    assert "push" in connect.stdout
+
+    # The broker's command says in one line what to install, without a traceback.
+    broker = subprocess.run(
+        [env / "bin" / "matchhub", "--help"], check=False, capture_output=True, text=True
+    )
+    assert broker.returncode == 2
+    assert "pip install 'matchhub[broker]'" in broker.stderr
+    assert "Traceback" not in broker.stderr
