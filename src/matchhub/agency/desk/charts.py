@@ -1,0 +1,51 @@
+"""Bar charts as SVG drawn on the server: no script, no outside library, nothing to load.
+
+Horizontal bars suit long Arabic labels; in Arabic the bars grow from the right, as the text
+reads. The SVG is put inline in the page and escaped like any other text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from matchhub.agency.desk import i18n
+
+ROW = 30
+LABEL = 230
+BAR = 330
+VALUE = 110
+WIDTH = LABEL + BAR + VALUE
+
+
+def bars(items: Sequence[tuple[str, int]], language: str, *, title: str = "") -> str:
+    """One bar per (label, value), longest first as given; the values written beside them."""
+    if not items:
+        return ""
+    top = max(value for _, value in items) or 1
+    rtl = language == "ar"
+    height = ROW * len(items) + 10
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" '
+        f'width="{WIDTH}" height="{height}" aria-label="{escape(title)}" '
+        'xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for row, (label, value) in enumerate(items):
+        y = 5 + row * ROW
+        length = round(BAR * value / top)
+        if rtl:
+            label_x, anchor, bar_x = WIDTH - 4, "end", WIDTH - LABEL - length
+            value_x, value_anchor = WIDTH - LABEL - length - 6, "end"
+        else:
+            label_x, anchor, bar_x = 4, "start", LABEL
+            value_x, value_anchor = LABEL + length + 6, "start"
+        parts.append(
+            f'<text x="{label_x}" y="{y + 18}" text-anchor="{anchor}" class="chart-label">'
+            f"{escape(label)}</text>"
+            f'<rect x="{bar_x}" y="{y + 4}" width="{max(length, 1)}" height="{ROW - 10}" '
+            'class="chart-bar" rx="3"/>'
+            f'<text x="{value_x}" y="{y + 18}" text-anchor="{value_anchor}" '
+            f'class="chart-value">{escape(i18n.number(value, language))}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
