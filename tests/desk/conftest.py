@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from matchhub.agency.connector import cli as connect_cli
 from matchhub.agency.desk import cli as desk_cli
+from matchhub.agency.desk.app import create_app
+from matchhub.cli.processes import free_port
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.service import Desk
 from matchhub.protocol.kinds import AgencyKind
@@ -154,3 +160,24 @@ def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> It
 
 def key_of(world: DeskWorld) -> MatchingKey:
     return MatchingKey.from_file(world.key_file)
+
+
+@contextmanager
+def serving(desk: Desk) -> Iterator[str]:
+    """The desk's app on a real uvicorn on 127.0.0.1, in a thread; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(desk), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="desk", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the desk did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
