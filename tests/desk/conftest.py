@@ -38,7 +38,13 @@ PROVIDERS = (
     ("moe", "education"),
     ("mohesr", "higher_education"),
 )
-STAFF = {"sara": "supervisor", "ali": "analyst", "huda": "caseworker", "omar": "auditor"}
+# Staff names as the ministry writes them; none may ever reach the broker's log.
+STAFF = {
+    "sara.jabbar": "supervisor",
+    "ali.hassan": "analyst",
+    "huda.kareem": "caseworker",
+    "omar.salih": "auditor",
+}
 
 
 @dataclass

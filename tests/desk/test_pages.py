@@ -43,10 +43,10 @@ def sign_in(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.
 def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
     with desk_client(world) as (client, desk):
         assert client.get("/").headers["location"] == "/login"
-        refused = sign_in(client, "huda", "not the password")
+        refused = sign_in(client, "huda.kareem", "not the password")
         assert refused.status_code == 401
         assert "login.refused" not in refused.text and "لم يتم الدخول" in refused.text
-        signed = sign_in(client, "huda")
+        signed = sign_in(client, "huda.kareem")
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
@@ -58,23 +58,23 @@ def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
         assert client.get("/").status_code == 303
         # Five wrong passwords lock the account: the right one is then refused too.
         for _ in range(desk.config.settings.lockout_failures):
-            assert sign_in(client, "huda", "wrong password!").status_code == 401
-        assert sign_in(client, "huda").status_code == 401
+            assert sign_in(client, "huda.kareem", "wrong password!").status_code == 401
+        assert sign_in(client, "huda.kareem").status_code == 401
         # The refusal is the same for a name that does not exist.
         assert sign_in(client, "nobody-here").text.count("لم يتم الدخول") == 1
     with desk.db.transaction() as session:
         from matchhub.agency.desk import eventlog  # noqa: PLC0415
 
         events = [(e.user_name, e.action, e.outcome, e.details.get("reason")) for e in eventlog.recent(session)]
-    assert ("huda", "sign_in", "refused", "locked") in events
-    assert ("huda", "sign_in", "refused", "locked_now") in events
-    assert ("huda", "sign_out", "ok", None) in events
+    assert ("huda.kareem", "sign_in", "refused", "locked") in events
+    assert ("huda.kareem", "sign_in", "refused", "locked_now") in events
+    assert ("huda.kareem", "sign_out", "ok", None) in events
     assert (None, "sign_in", "refused", "unknown") in events
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: DeskWorld) -> None:
     with desk_client(world) as (client, desk):
-        sign_in(client, "sara")
+        sign_in(client, "sara.jabbar")
         page = client.get("/staff")
         refused = client.post("/staff", data={"action": "add", "name": "intruder", "role": "supervisor", "password": "x" * 12})
         assert refused.status_code == 403
@@ -86,16 +86,16 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: Des
         assert "intruder" in added.text
         # Sign-in itself: a post without the login cookie's twin is sent back to the form.
         with httpx.Client(base_url=str(client.base_url)) as fresh:
-            bare = fresh.post("/login", data={"name": "sara", "password": PASSWORD, "csrf": "x"})
+            bare = fresh.post("/login", data={"name": "sara.jabbar", "password": PASSWORD, "csrf": "x"})
         assert bare.headers["location"] == "/login?m=form"
 
 
 def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> None:
     expected = {
-        "huda": {"/lookup": 200, "/matches": 403, "/roster": 403, "/staff": 403, "/log": 403, "/audit": 403},
-        "ali": {"/lookup": 403, "/matches": 200, "/roster": 200, "/staff": 403, "/log": 403, "/audit": 403},
-        "sara": {"/lookup": 200, "/matches": 200, "/roster": 200, "/staff": 200, "/log": 200, "/audit": 403},
-        "omar": {"/lookup": 403, "/matches": 403, "/roster": 403, "/staff": 403, "/log": 403, "/audit": 200},
+        "huda.kareem": {"/lookup": 200, "/matches": 403, "/roster": 403, "/staff": 403, "/log": 403, "/audit": 403},
+        "ali.hassan": {"/lookup": 403, "/matches": 200, "/roster": 200, "/staff": 403, "/log": 403, "/audit": 403},
+        "sara.jabbar": {"/lookup": 200, "/matches": 200, "/roster": 200, "/staff": 200, "/log": 200, "/audit": 403},
+        "omar.salih": {"/lookup": 403, "/matches": 403, "/roster": 403, "/staff": 403, "/log": 403, "/audit": 200},
     }
     with desk_client(world) as (client, _):
         for name, pages in expected.items():
@@ -107,7 +107,7 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
                 assert (f'href="{path}"' in home.text) == (status == 200), (name, path)
         # A caseworker cannot start a match nor download a list, even by posting directly.
         client.cookies.clear()
-        sign_in(client, "huda")
+        sign_in(client, "huda.kareem")
         home = client.get("/")
         assert client.post("/matches", data={"purpose": PURPOSE, "csrf": csrf(home)}).status_code == 403
         assert client.get("/matches/1/beneficiaries.csv").status_code == 403
@@ -115,7 +115,7 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
 
 def test_a_cookie_from_another_desk_or_an_expired_session_is_refused(world: DeskWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with desk_client(world) as (client, desk):
-        signed = sign_in(client, "sara")
+        signed = sign_in(client, "sara.jabbar")
         value = client.cookies.get(desk.config.cookie_name)
         assert value and client.get("/").status_code == 200
         # The same session, idle for longer than the setting: over, and said so.

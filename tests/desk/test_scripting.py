@@ -17,7 +17,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_match_from_the_command_line_equals_the_ground_truth(
     world: DeskWorld, tmp_path: Path
 ) -> None:
-    assert world.cli("roster", "--as", "ali") == 0
+    assert world.cli("roster", "--as", "ali.hassan") == 0
     out, households = tmp_path / "list.csv", tmp_path / "households.csv"
     assert (
         world.cli(
@@ -29,7 +29,7 @@ def test_match_from_the_command_line_equals_the_ground_truth(
             "--households",
             str(households),
             "--as",
-            "ali",
+            "ali.hassan",
         )
         == 0
     )
