@@ -26,7 +26,9 @@ def bars(items: Sequence[tuple[str, int]], language: str, *, title: str = "") ->
     rtl = language == "ar"
     height = ROW * len(items) + 10
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" '
+        # direction="ltr": the coordinates below place Arabic labels at the right themselves;
+        # an inherited right-to-left direction would flip every text anchor a second time.
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" direction="ltr" '
         f'width="{WIDTH}" height="{height}" aria-label="{escape(title)}" '
         'xmlns="http://www.w3.org/2000/svg">'
     ]

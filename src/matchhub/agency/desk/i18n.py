@@ -244,10 +244,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "match.households": ("أسر", "Households"),
     "match.on_roster": ("في السجل", "On the roster"),
     "match.why_more": (
-        "مجموع الأعداد حسب الجهة أكبر من العدد الكلي لأن المستفيد الذي تذكره جهتان يُحسب لدى كل "
-        "منهما:",
-        "The counts by source add up to more than the total because a beneficiary that two "
-        "partners report is counted under each:",
+        "مجموع الأعداد حسب الجهة أو حسب المؤشر أكبر من العدد الكلي، لأن المستفيد الذي تذكره "
+        "جهتان، أو الذي لديه مؤشران، يُحسب مرة تحت كل منهما:",
+        "The counts by source or by flag add up to more than the total: a beneficiary that two "
+        "partners report, or who has two flags, is counted once under each.",
     ),
     "match.several_sources": (
         "مستفيدون ذكرتهم أكثر من جهة",
