@@ -144,7 +144,9 @@ def test_the_desk_in_a_browser(
         for beneficiary, flags in truth.items():
             if flags:
                 households.setdefault(household_of[beneficiary], set()).update(flags)
-        got = {r["household_id"]: set(r["flags"].split(";")) for r in _rows(Path(caught.value.path()))}
+        got = {
+            r["household_id"]: set(r["flags"].split(";")) for r in _rows(Path(caught.value.path()))
+        }
         assert got == households
         with page.expect_download() as caught:
             page.click("#list-xlsx")
@@ -219,7 +221,9 @@ def test_the_desk_in_a_browser(
         # No page ever showed a token, the key or a certificate (all the HTML fetched above
         # is gone, but the lists are what leaves the desk): no 64-hex string in them.
         for row in listed:
-            assert not any(len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in row.values())
+            assert not any(
+                len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in row.values()
+            )
 
     _every_entry_names_its_staff_member(world, desk)
     desk.close()
@@ -258,9 +262,7 @@ def _every_entry_names_its_staff_member(world: DeskWorld, desk: Desk) -> None:
     for _, end_user, body in caused:
         assert end_user in pseudonyms.values(), body
         assert json.loads(body)["end_user"] == end_user
-    routes = {
-        (json.loads(body).get("route"), end_user) for _, end_user, body in caused
-    }
+    routes = {(json.loads(body).get("route"), end_user) for _, end_user, body in caused}
     assert ("/v1/lookups", pseudonyms["huda.kareem"]) in routes
     assert ("/v1/match-jobs", pseudonyms["ali.hassan"]) in routes
     assert ("/v1/uploads", pseudonyms["ali.hassan"]) in routes

@@ -65,7 +65,10 @@ def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
     with desk.db.transaction() as session:
         from matchhub.agency.desk import eventlog  # noqa: PLC0415
 
-        events = [(e.user_name, e.action, e.outcome, e.details.get("reason")) for e in eventlog.recent(session)]
+        events = [
+            (e.user_name, e.action, e.outcome, e.details.get("reason"))
+            for e in eventlog.recent(session)
+        ]
     assert ("huda.kareem", "sign_in", "refused", "locked") in events
     assert ("huda.kareem", "sign_in", "refused", "locked_now") in events
     assert ("huda.kareem", "sign_out", "ok", None) in events
@@ -76,26 +79,77 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: Des
     with desk_client(world) as (client, desk):
         sign_in(client, "sara.jabbar")
         page = client.get("/staff")
-        refused = client.post("/staff", data={"action": "add", "name": "intruder", "role": "supervisor", "password": "x" * 12})
+        refused = client.post(
+            "/staff",
+            data={"action": "add", "name": "intruder", "role": "supervisor", "password": "x" * 12},
+        )
         assert refused.status_code == 403
-        forged = client.post("/staff", data={"action": "add", "name": "intruder", "role": "supervisor", "password": "x" * 12, "csrf": "forged"})
+        forged = client.post(
+            "/staff",
+            data={
+                "action": "add",
+                "name": "intruder",
+                "role": "supervisor",
+                "password": "x" * 12,
+                "csrf": "forged",
+            },
+        )
         assert forged.status_code == 403
         assert "intruder" not in client.get("/staff").text
-        added = client.post("/staff", data={"action": "add", "name": "intruder", "role": "caseworker", "password": "x" * 12, "csrf": csrf(page)})
+        added = client.post(
+            "/staff",
+            data={
+                "action": "add",
+                "name": "intruder",
+                "role": "caseworker",
+                "password": "x" * 12,
+                "csrf": csrf(page),
+            },
+        )
         assert added.status_code == 200
         assert "intruder" in added.text
         # Sign-in itself: a post without the login cookie's twin is sent back to the form.
         with httpx.Client(base_url=str(client.base_url)) as fresh:
-            bare = fresh.post("/login", data={"name": "sara.jabbar", "password": PASSWORD, "csrf": "x"})
+            bare = fresh.post(
+                "/login", data={"name": "sara.jabbar", "password": PASSWORD, "csrf": "x"}
+            )
         assert bare.headers["location"] == "/login?m=form"
 
 
 def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> None:
     expected = {
-        "huda.kareem": {"/lookup": 200, "/matches": 403, "/roster": 403, "/staff": 403, "/log": 403, "/audit": 403},
-        "ali.hassan": {"/lookup": 403, "/matches": 200, "/roster": 200, "/staff": 403, "/log": 403, "/audit": 403},
-        "sara.jabbar": {"/lookup": 200, "/matches": 200, "/roster": 200, "/staff": 200, "/log": 200, "/audit": 403},
-        "omar.salih": {"/lookup": 403, "/matches": 403, "/roster": 403, "/staff": 403, "/log": 403, "/audit": 200},
+        "huda.kareem": {
+            "/lookup": 200,
+            "/matches": 403,
+            "/roster": 403,
+            "/staff": 403,
+            "/log": 403,
+            "/audit": 403,
+        },
+        "ali.hassan": {
+            "/lookup": 403,
+            "/matches": 200,
+            "/roster": 200,
+            "/staff": 403,
+            "/log": 403,
+            "/audit": 403,
+        },
+        "sara.jabbar": {
+            "/lookup": 200,
+            "/matches": 200,
+            "/roster": 200,
+            "/staff": 200,
+            "/log": 200,
+            "/audit": 403,
+        },
+        "omar.salih": {
+            "/lookup": 403,
+            "/matches": 403,
+            "/roster": 403,
+            "/staff": 403,
+            "/log": 403,
+            "/audit": 200,
+        },
     }
     with desk_client(world) as (client, _):
         for name, pages in expected.items():
@@ -109,11 +163,16 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
         client.cookies.clear()
         sign_in(client, "huda.kareem")
         home = client.get("/")
-        assert client.post("/matches", data={"purpose": PURPOSE, "csrf": csrf(home)}).status_code == 403
+        assert (
+            client.post("/matches", data={"purpose": PURPOSE, "csrf": csrf(home)}).status_code
+            == 403
+        )
         assert client.get("/matches/1/beneficiaries.csv").status_code == 403
 
 
-def test_a_cookie_from_another_desk_or_an_expired_session_is_refused(world: DeskWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_cookie_from_another_desk_or_an_expired_session_is_refused(
+    world: DeskWorld, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     with desk_client(world) as (client, desk):
         signed = sign_in(client, "sara.jabbar")
         value = client.cookies.get(desk.config.cookie_name)

@@ -141,7 +141,11 @@ def match(ctx: PageContext) -> Response:
             ctx.lang,
         )
         charts["governorates"] = bars(
-            [(g["name"], g["beneficiaries"]) for g in summary["per_governorate"] if g["beneficiaries"]],
+            [
+                (g["name"], g["beneficiaries"])
+                for g in summary["per_governorate"]
+                if g["beneficiaries"]
+            ],
             ctx.lang,
         )
     return ctx.render(
