@@ -19,9 +19,9 @@ import uvicorn
 from matchhub.agency.connector import cli as connect_cli
 from matchhub.agency.desk import cli as desk_cli
 from matchhub.agency.desk.app import create_app
-from matchhub.cli.processes import free_port
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.service import Desk
+from matchhub.cli.processes import free_port
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey, normalise
 from matchhub.synth.extracts import generate
@@ -96,7 +96,7 @@ def run_cli(home: Path, *args: str, stdin: str | None = None) -> int:
 
 
 def _push(
-    server: RunningServer, data: Path, key_file: Path, state: Path, code: str, kind: str
+    server: RunningServer, data: Path, key_file: Path, state: Path, *, code: str, kind: str
 ) -> None:
     creds = server.hub.credentials[code]
     status = connect_cli.run(
@@ -123,7 +123,7 @@ def _push(
 
 
 @pytest.fixture
-def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> Iterator[DeskWorld]:
+def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> DeskWorld:
     hub = server.hub
     key = hub.matching_key()
     key_file = tmp_path / "ceremony" / "matching-key.json"
@@ -134,7 +134,7 @@ def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> It
     molsa = hub.add_agency("molsa", AgencyKind.welfare)
     for code, kind in PROVIDERS:
         hub.add_agency(code, kind)
-        _push(server, data, key_file, tmp_path / "connect", code, kind)
+        _push(server, data, key_file, tmp_path / "connect", code=code, kind=kind)
     home = tmp_path / "desk"
     args = [
         "init",
@@ -161,7 +161,7 @@ def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> It
             )
             == 0
         )
-    yield DeskWorld(server, home, data, key_file)
+    return DeskWorld(server, home, data, key_file)
 
 
 def key_of(world: DeskWorld) -> MatchingKey:

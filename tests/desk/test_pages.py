@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from matchhub.agency.desk.config import DeskConfig
@@ -45,14 +44,15 @@ def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
         assert client.get("/").headers["location"] == "/login"
         refused = sign_in(client, "huda.kareem", "not the password")
         assert refused.status_code == 401
-        assert "login.refused" not in refused.text and "لم يتم الدخول" in refused.text
+        assert "لم يتم الدخول" in refused.text
         signed = sign_in(client, "huda.kareem")
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower()
         home = client.get("/")
         assert home.status_code == 200
-        assert 'dir="rtl"' in home.text and 'lang="ar"' in home.text
+        assert '<html lang="ar" dir="rtl">' in home.text
         out = client.post("/logout", data={"csrf": csrf(home)})
         assert out.headers["location"] == "/login?m=signed_out"
         assert client.get("/").status_code == 303
@@ -76,7 +76,7 @@ def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: DeskWorld) -> None:
-    with desk_client(world) as (client, desk):
+    with desk_client(world) as (client, _):
         sign_in(client, "sara.jabbar")
         page = client.get("/staff")
         refused = client.post(
@@ -176,7 +176,8 @@ def test_a_cookie_from_another_desk_or_an_expired_session_is_refused(
     with desk_client(world) as (client, desk):
         signed = sign_in(client, "sara.jabbar")
         value = client.cookies.get(desk.config.cookie_name)
-        assert value and client.get("/").status_code == 200
+        assert value
+        assert client.get("/").status_code == 200
         # The same session, idle for longer than the setting: over, and said so.
         with desk.db.transaction() as session:
             row = session.scalars(select(StaffSession)).first()
@@ -198,7 +199,8 @@ def test_a_cookie_from_another_desk_or_an_expired_session_is_refused(
 def _init_args(world: DeskWorld) -> list[str]:
     creds = world.server.hub.credentials["molsa"]
     return [
-        "init", "--broker", world.server.url, "--credentials", str(creds.certificate.parent),
-        "--code", "molsa", "--matching-key", str(world.key_file),
-        "--definition", str(CONNECTORS / "welfare.toml"), "--extract", str(world.data / "welfare.csv"),
-    ]  # fmt: skip
+        *("init", "--broker", world.server.url, "--credentials", str(creds.certificate.parent)),
+        *("--code", "molsa", "--matching-key", str(world.key_file)),
+        *("--definition", str(CONNECTORS / "welfare.toml")),
+        *("--extract", str(world.data / "welfare.csv")),
+    ]

@@ -17,23 +17,20 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from matchhub.agency.connector import cli as connect_cli
 from matchhub.agency.connector.client import AgencyCredentials, make_client
-from matchhub.protocol.tokens import InvalidIdentifier, normalise
 from matchhub.cli.processes import BrokerProcess, free_port
 from matchhub.kit.errors import OperatorError
 from matchhub.protocol.catalogue import FLAGS
-from matchhub.protocol.tokens import MatchingKey
+from matchhub.protocol.tokens import InvalidIdentifier, MatchingKey, normalise
 from matchhub.synth.extracts import generate
 
 CONNECTORS = Path(__file__).resolve().parents[3] / "connectors"

@@ -51,7 +51,6 @@ def _cookie_options(desk: Desk) -> dict[str, Any]:
 
 
 async def login_page(request: Request) -> Response:
-    desk: Desk = request.app.state.desk
     message = {
         "expired": "login.expired",
         "signed_out": "login.signed_out",
@@ -67,9 +66,7 @@ def _login_form(request: Request, message: str | None, status: int) -> Response:
         request.app.state.templates,
         "login.html",
         status,
-        lang=request.query_params.get("lang", "ar")
-        if request.query_params.get("lang") == "en"
-        else "ar",
+        lang="en" if request.query_params.get("lang") == "en" else "ar",
         csrf=token,
         message=message,
     )

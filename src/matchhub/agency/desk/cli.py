@@ -206,7 +206,7 @@ def user_add(
     try:
         with database.transaction() as session:
             user = accounts.add_user(session, name, parsed, password, language)
-            from matchhub.agency.desk import eventlog  # noqa: PLC0415
+            from matchhub.agency.desk import eventlog
 
             eventlog.record(session, None, "staff.add", staff=user.name, role=parsed.value)
     except AccountError as exc:
@@ -239,7 +239,7 @@ def user_list(home: HomeOpt = DEFAULT_HOME) -> None:
 
 
 def _set_disabled(home: Path, name: str, disabled: bool) -> None:
-    from matchhub.agency.desk import eventlog, sessions  # noqa: PLC0415
+    from matchhub.agency.desk import eventlog, sessions
 
     config = _config(home)
     database = Database(config.database_url)
@@ -289,9 +289,9 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the desk's pages."""
-    import uvicorn  # noqa: PLC0415 (only serving needs the server)
+    import uvicorn
 
-    from matchhub.agency.desk.app import create_app  # noqa: PLC0415
+    from matchhub.agency.desk.app import create_app
 
     if (certificate is None) != (key is None):
         raise typer.BadParameter("give both --certificate and --key, or neither")

@@ -173,13 +173,23 @@ def resolve(
             write(suffix[mask])
 
     households = np.asarray(index.household[rows], dtype=np.int64)
-    summary = _summary(parsed, index, rows, ids, distinct, households)
-    _households(folder, index, households, ids, distinct, sources)
+    summary = _summary(
+        parsed=parsed, index=index, rows=rows, ids=ids, distinct=distinct, households=households
+    )
+    _households(
+        folder=folder,
+        index=index,
+        households=households,
+        ids=ids,
+        distinct=distinct,
+        sources=sources,
+    )
     (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
 
 
 def _households(
+    *,
     folder: Path,
     index: RosterIndex,
     households: np.ndarray,
@@ -214,6 +224,7 @@ def _households(
 
 
 def _summary(
+    *,
     parsed: Parsed,
     index: RosterIndex,
     rows: np.ndarray,
@@ -236,7 +247,7 @@ def _summary(
         selected = chosen[ids]
         return {
             "beneficiaries": int(sum(n for i, n in per_mask.items() if chosen[i])),
-            "households": int(len(np.unique(households[selected]))),
+            "households": len(np.unique(households[selected])),
         }
 
     governorate = np.asarray(index.governorate[rows], dtype=np.int64)
@@ -250,7 +261,7 @@ def _summary(
         "roster_size": index.size,
         "roster_households": int(index.meta["households"]),
         "flagged_beneficiaries": len(rows),
-        "flagged_households": int(len(np.unique(households))),
+        "flagged_households": len(np.unique(households)),
         "per_flag": {code: count(lambda s, c=code: s.flag == c) for code in flags},
         "per_source": {kind: count(lambda s, k=kind: s.source == k) for kind in kinds},
         "per_governorate": sorted(

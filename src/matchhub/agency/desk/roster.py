@@ -90,8 +90,8 @@ def _quote(cell: str) -> str:
 
 def _columns(header: list[str], definition: Definition, path: Path) -> tuple[int, list[int]]:
     positions: dict[str, int] = {}
-    for index, name in enumerate(header):
-        positions.setdefault(fold_text(name), index)
+    for position, name in enumerate(header):
+        positions.setdefault(fold_text(name), position)
     wanted = [("id", definition.id_column)] + [
         (name, definition.roster_columns[name]) for name in ROSTER_FIELDS
     ]
@@ -126,144 +126,161 @@ def build(
         )
     folder.mkdir(parents=True, mode=0o700)
     try:
-        return _build(extract, definition, key, folder, max_rejected, progress)
+        reading = _Reading(extract, definition, key, folder, progress)
+        reading.read()
+        return reading.finish(max_rejected)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _build(
-    extract: Path,
-    definition: Definition,
-    key: MatchingKey,
-    folder: Path,
-    max_rejected: float,
-    progress: ProgressCallback | None,
-) -> Built:
-    size = max(extract.stat().st_size, 1)
-    tokeniser = Tokeniser(key, definition.scheme)
-    scheme = definition.scheme
-    digest = hashlib.sha256()
-    tokens = bytearray()
-    lines = array("q")
-    offsets = array("q", [0])
-    household_of = array("i")
-    governorate_of = array("h")
-    households: dict[str, int] = {}
-    household_names: list[str] = []
-    household_governorate = array("h")
-    governorates: dict[str, int] = {}
-    rejected: dict[str, int] = {}
-    position = 0
-    rows = 0
-    csv.field_size_limit(_FIELD_LIMIT)
-    with (
-        extract.open("rb") as raw,
-        (folder / "people.csv").open("wb", buffering=1 << 20) as people,
-        _rejects(folder / REJECTED_FILE) as reject,
-    ):
-        text = io.TextIOWrapper(_Hashing(raw, digest), encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, delimiter=definition.delimiter, strict=True)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise ExtractError(f"{extract.name}: the file is empty: no header line")
-            id_index, field_indexes = _columns(header, definition, extract)
-            width = max(id_index, *field_indexes) + 1
-            for row in reader:
-                if not row:
-                    continue
-                rows += 1
-                line = reader.line_num
-                if progress is not None and not rows % _PROGRESS_EVERY:
-                    progress(min(raw.tell() / size, 1.0))
-                if len(row) < width:
-                    reject.writerow((line, Reject.missing_field.value, "columns"))
-                    rejected[Reject.missing_field.value] = rejected.get("missing_field", 0) + 1
-                    continue
-                try:
-                    normalised = normalise(row[id_index], scheme)
-                except InvalidIdentifier as exc:
-                    reject.writerow((line, Reject.invalid_id.value, exc.reason.value))
-                    rejected[Reject.invalid_id.value] = rejected.get("invalid_id", 0) + 1
-                    continue
-                tokens += tokeniser.token_bytes(normalised)
-                lines.append(line)
-                cells = [row[i].strip() for i in field_indexes]
-                encoded = (",".join(map(_quote, cells)) + "\n").encode()
-                people.write(encoded)
-                position += len(encoded)
-                offsets.append(position)
-                household = households.get(cells[1])
-                governorate = governorates.setdefault(cells[3], len(governorates))
-                if household is None:
-                    household = households[cells[1]] = len(household_names)
-                    household_names.append(cells[1])
-                    household_governorate.append(governorate)
-                household_of.append(household)
-                governorate_of.append(governorate)
-        except UnicodeDecodeError:
+class _Reading:
+    """One pass over the extract: each row rejected (line and reason) or accepted (its token,
+    its people line, its household and governorate), the file hashed on the way."""
+
+    def __init__(
+        self,
+        extract: Path,
+        definition: Definition,
+        key: MatchingKey,
+        folder: Path,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.extract, self.definition, self.key, self.folder = extract, definition, key, folder
+        self.progress = progress
+        self.tokeniser = Tokeniser(key, definition.scheme)
+        self.digest = hashlib.sha256()
+        self.tokens = bytearray()
+        self.lines = array("q")
+        self.offsets = array("q", [0])
+        self.household_of = array("i")
+        self.governorate_of = array("h")
+        self.households: dict[str, int] = {}
+        self.household_names: list[str] = []
+        self.household_governorate = array("h")
+        self.governorates: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.rows = 0
+
+    def reject(self, writer: Any, line: int, reason: Reject, detail: str = "") -> None:
+        writer.writerow((line, reason.value, detail))
+        self.rejected[reason.value] = self.rejected.get(reason.value, 0) + 1
+
+    def read(self) -> None:
+        csv.field_size_limit(_FIELD_LIMIT)
+        name = self.extract.name
+        size = max(self.extract.stat().st_size, 1)
+        with (
+            self.extract.open("rb") as raw,
+            (self.folder / "people.csv").open("wb", buffering=1 << 20) as people,
+            _rejects(self.folder / REJECTED_FILE) as rejects,
+        ):
+            hashing = io.BufferedReader(_Hashing(raw, self.digest))
+            text = io.TextIOWrapper(hashing, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text, delimiter=self.definition.delimiter, strict=True)
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise ExtractError(f"{name}: the file is empty: no header line")
+                id_index, fields = _columns(header, self.definition, self.extract)
+                width = max(id_index, *fields) + 1
+                for row in reader:
+                    if not row:
+                        continue
+                    self.rows += 1
+                    if self.progress is not None and not self.rows % _PROGRESS_EVERY:
+                        self.progress(min(raw.tell() / size, 1.0))
+                    if len(row) < width:
+                        self.reject(rejects, reader.line_num, Reject.missing_field, "columns")
+                        continue
+                    try:
+                        normalised = normalise(row[id_index], self.definition.scheme)
+                    except InvalidIdentifier as exc:
+                        self.reject(rejects, reader.line_num, Reject.invalid_id, exc.reason)
+                        continue
+                    self.accept(people, reader.line_num, normalised, [row[i] for i in fields])
+            except UnicodeDecodeError:
+                raise ExtractError(
+                    f"{name}: line {reader.line_num + 1}: not UTF-8; save the extract as "
+                    "'CSV UTF-8'"
+                ) from None
+            except csv.Error as exc:
+                raise ExtractError(f"{name}: line {reader.line_num}: not CSV ({exc})") from None
+
+    def accept(self, people: Any, line: int, normalised: str, row: list[str]) -> None:
+        self.tokens += self.tokeniser.token_bytes(normalised)
+        self.lines.append(line)
+        cells = [cell.strip() for cell in row]
+        encoded = (",".join(map(_quote, cells)) + "\n").encode()
+        people.write(encoded)
+        self.offsets.append(self.offsets[-1] + len(encoded))
+        governorate = self.governorates.setdefault(cells[3], len(self.governorates))
+        household = self.households.get(cells[1])
+        if household is None:
+            household = self.households[cells[1]] = len(self.household_names)
+            self.household_names.append(cells[1])
+            self.household_governorate.append(governorate)
+        self.household_of.append(household)
+        self.governorate_of.append(governorate)
+
+    def finish(self, max_rejected: float) -> Built:
+        """Find the repeated people, refuse a mostly rejected file, write the index."""
+        if not self.tokens:
+            raise ExtractError(f"{self.extract.name}: no row with a valid national ID")
+        folder = self.folder
+        tokens = np.frombuffer(self.tokens, dtype=np.uint8).reshape(-1, TOKEN)
+        prefixes = _prefixes(tokens)
+        order = np.argsort(prefixes, kind="stable")
+        duplicate = _duplicates(tokens, prefixes, order)
+        with (folder / REJECTED_FILE).open("a", newline="", encoding="utf-8") as again:
+            writer = csv.writer(again, lineterminator="\n")
+            for row in np.flatnonzero(duplicate).tolist():
+                self.reject(writer, self.lines[row], Reject.duplicate)
+        rejected = sum(self.rejected.values())
+        if rejected > REJECTED_FLOOR and rejected > max_rejected * self.rows:
             raise ExtractError(
-                f"{extract.name}: line {reader.line_num + 1}: not UTF-8; save the extract as "
-                "'CSV UTF-8'"
-            ) from None
-        except csv.Error as exc:
-            raise ExtractError(
-                f"{extract.name}: line {reader.line_num}: not valid CSV ({exc})"
-            ) from None
-    if not tokens:
-        raise ExtractError(f"{extract.name}: no row with a valid national ID")
-    token_array = np.frombuffer(tokens, dtype=np.uint8).reshape(-1, TOKEN)
-    prefixes = _prefixes(token_array)
-    order = np.argsort(prefixes, kind="stable")
-    duplicate = _duplicates(token_array, prefixes, order)
-    kept_rows = ~duplicate
-    with (folder / REJECTED_FILE).open("a", newline="", encoding="utf-8") as again:
-        writer = csv.writer(again, lineterminator="\n")
-        for ordinal in np.flatnonzero(duplicate):
-            writer.writerow((lines[int(ordinal)], Reject.duplicate.value, ""))
-    if duplicate.any():
-        rejected[Reject.duplicate.value] = int(duplicate.sum())
-    rejected_total = sum(rejected.values())
-    if rejected_total > REJECTED_FLOOR and rejected_total > max_rejected * rows:
-        raise ExtractError(
-            f"{extract.name}: {rejected_total / rows:.1%} of rows rejected (more than "
-            f"{max_rejected:.0%}): is this the roster extract? Nothing was changed"
+                f"{self.extract.name}: {rejected / self.rows:.1%} of rows rejected (more than "
+                f"{max_rejected:.0%}): is this the roster extract? Nothing was changed"
+            )
+        kept = ~duplicate
+        sorted_rows = order[kept[order]]
+        household = np.frombuffer(self.household_of, dtype=np.int32)
+        sizes = np.bincount(household[kept], minlength=len(self.household_names))
+        arrays = {
+            "tokens": tokens,
+            "kept": kept,
+            "sorted": sorted_rows.astype(np.int64),
+            "prefix": prefixes[sorted_rows],
+            "offsets": np.frombuffer(self.offsets, dtype=np.int64),
+            "household": household,
+            "governorate": np.frombuffer(self.governorate_of, dtype=np.int16),
+            "household_sizes": sizes.astype(np.int32),
+            "household_governorate": np.frombuffer(self.household_governorate, np.int16),
+        }
+        for name, values in arrays.items():
+            np.save(folder / f"{name}.npy", values)
+        with (folder / "households.csv").open("w", encoding="utf-8", newline="") as file:
+            file.writelines(_quote(name) + "\n" for name in self.household_names)
+        (folder / "governorates.json").write_text(
+            json.dumps(list(self.governorates), ensure_ascii=False), encoding="utf-8"
         )
-    sorted_rows = order[kept_rows[order]]
-    households_array = np.frombuffer(household_of, dtype=np.int32)
-    sizes = np.bincount(households_array[kept_rows], minlength=len(household_names))
-    np.save(folder / "tokens.npy", token_array)
-    np.save(folder / "kept.npy", kept_rows)
-    np.save(folder / "sorted.npy", sorted_rows.astype(np.int64))
-    np.save(folder / "prefix.npy", prefixes[sorted_rows])
-    np.save(folder / "offsets.npy", np.frombuffer(offsets, dtype=np.int64))
-    np.save(folder / "household.npy", households_array)
-    np.save(folder / "governorate.npy", np.frombuffer(governorate_of, dtype=np.int16))
-    np.save(folder / "household_sizes.npy", sizes.astype(np.int32))
-    np.save(folder / "household_governorate.npy", np.frombuffer(household_governorate, np.int16))
-    with (folder / "households.csv").open("w", encoding="utf-8", newline="") as file:
-        file.writelines(_quote(name) + "\n" for name in household_names)
-    (folder / "governorates.json").write_text(
-        json.dumps(list(governorates), ensure_ascii=False), encoding="utf-8"
-    )
-    people_count = int(kept_rows.sum())
-    meta = {
-        "format": "matchhub-desk-roster/1",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "extract_sha256": digest.hexdigest(),
-        "definition_sha256": definition.sha256,
-        "key_version": key.version,
-        "key_fingerprint": key.fingerprint,
-        "rows": rows,
-        "people": people_count,
-        "households": int((sizes > 0).sum()),
-        "rejected": rejected,
-    }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    if progress is not None:
-        progress(1.0)
-    return Built(folder, rows, people_count, meta["households"], rejected)
+        people, households = int(kept.sum()), int((sizes > 0).sum())
+        meta = {
+            "format": "matchhub-desk-roster/1",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "extract_sha256": self.digest.hexdigest(),
+            "definition_sha256": self.definition.sha256,
+            "key_version": self.key.version,
+            "key_fingerprint": self.key.fingerprint,
+            "rows": self.rows,
+            "people": people,
+            "households": households,
+            "rejected": self.rejected,
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if self.progress is not None:
+            self.progress(1.0)
+        return Built(folder, self.rows, people, households, dict(self.rejected))
 
 
 class _Hashing(io.RawIOBase):

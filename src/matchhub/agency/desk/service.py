@@ -110,9 +110,10 @@ class Desk:
 
     def current_roster(self) -> Roster | None:
         with self.db.transaction() as session:
-            return session.scalars(
+            found: Roster | None = session.scalars(
                 select(Roster).where(Roster.state == "current").order_by(Roster.id.desc())
             ).first()
+            return found
 
     def rosters(self, limit: int = 20) -> list[Roster]:
         with self.db.transaction() as session:
@@ -245,7 +246,8 @@ class Desk:
 
     def match(self, number: int) -> Match | None:
         with self.db.transaction() as session:
-            return session.get(Match, number)
+            found: Match | None = session.get(Match, number)
+            return found
 
     def incoming_dir(self) -> Path:
         self.config.incoming.mkdir(mode=0o700, exist_ok=True)
@@ -340,7 +342,7 @@ class Desk:
             if match.job_id is not None:
                 user = self._starter(match.started_by)
                 if user is not None:
-                    self._spawn(f"match-{match.id}", self._run_match, match.id, user)
+                    self._spawn(f"match-{match.id}", self._run_match, match.id, user, wait=False)
 
     def _starter(self, name: str) -> Staff | None:
         with suppress(DeskError):
