@@ -204,3 +204,112 @@ def _init_args(world: DeskWorld) -> list[str]:
         *("--definition", str(CONNECTORS / "welfare.toml")),
         *("--extract", str(world.data / "welfare.csv")),
     ]
+
+
+def _upload(client: httpx.Client, body: bytes, name: str = "roster.csv") -> httpx.Response:
+    page = client.get("/roster")
+    return client.post(
+        "/roster/register",
+        data={"csrf": csrf(page)},
+        files={"extract": (name, body, "text/csv")},
+    )
+
+
+def _wait_roster(desk: Desk, number: int) -> str:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = next(r for r in desk.rosters() if r.id == number)
+        if state.state != "running":
+            return f"{state.state}: {state.error or ''}"
+        time.sleep(0.05)
+    raise AssertionError("the registration did not finish")
+
+
+def test_a_malformed_or_oversized_extract_is_refused_and_changes_nothing(
+    world: DeskWorld,
+) -> None:
+    good = (world.data / "welfare.csv").read_bytes()
+    header, rows = good.split(b"\r\n", 1)
+    cases = {
+        "not UTF-8": header + b"\r\n" + rows.decode("utf-8").encode("cp1256", "replace"),
+        "no ID column": header.replace("رقم البطاقة الوطنية".encode(), b"id") + b"\r\n" + rows,
+        "mostly rejected": b"\r\n".join(
+            [header, *rows.split(b"\r\n")[:5], *(b"MB1,H1,123,y,z,1990,g" for _ in range(50))]
+        ),
+        "empty": b"",
+    }
+    with desk_client(world) as (client, desk):
+        sign_in(client, "ali.hassan")
+        assert _upload(client, good).status_code == 303
+        first = desk.rosters()[0]
+        assert _wait_roster(desk, first.id) == "current: "
+        folders = sorted(p.name for p in desk.config.rosters.iterdir())
+        held = desk.config.extract.read_bytes()
+        for reason, body in cases.items():
+            assert _upload(client, body).status_code == 303, reason
+            outcome = _wait_roster(desk, desk.rosters()[0].id)
+            assert outcome.startswith("failed: "), reason
+            assert str(world.data) not in outcome
+        messages = [r.error or "" for r in desk.rosters()[: len(cases)]]
+        assert any("not UTF-8" in m for m in messages)
+        assert any("no column" in m for m in messages)
+        assert any("rows rejected" in m for m in messages)
+        page = client.get("/roster")
+        assert "not UTF-8" in page.text
+        # Nothing changed: the same roster is current, its files and the held extract stand.
+        assert desk.current_roster().id == first.id  # type: ignore[union-attr]
+        assert sorted(p.name for p in desk.config.rosters.iterdir()) == folders
+        assert desk.config.extract.read_bytes() == held
+        assert list(desk.config.incoming.iterdir()) == []
+        # Oversized: refused before it is read, with a clear message.
+        desk.config = desk.config.with_settings(max_extract_mb=1)
+        big = _upload(client, good + b"\r\n" * (1024 * 1024))
+        assert big.status_code == 413
+        assert "أكبر من الحد المسموح" in big.text
+        assert desk.current_roster().id == first.id  # type: ignore[union-attr]
+
+
+def test_no_page_shows_a_token_a_key_or_an_id_and_the_log_keeps_none(world: DeskWorld) -> None:
+    from matchhub.agency.desk import eventlog  # noqa: PLC0415
+    from tests.desk.conftest import key_of  # noqa: PLC0415
+
+    assert world.cli("roster", "--as", "ali.hassan") == 0
+    out = str(world.home / "x.csv")
+    assert world.cli("match", "--purpose", PURPOSE, "--out", out, "--as", "ali.hassan") == 0
+    national = next(
+        line.split(",")[0]
+        for line in (world.data / "truth.csv").read_text().splitlines()[1:]
+        if ",1," in line
+    )
+    secret = key_of(world).get_secret_value()
+    with desk_client(world) as (client, desk):
+        sign_in(client, "sara.jabbar")
+        page = client.get("/lookup")
+        looked = client.post(
+            "/lookup", data={"csrf": csrf(page), "ids": national, "purpose": PURPOSE}
+        )
+        assert looked.status_code == 200
+        seen = [looked.text]
+        for path in ("/", "/matches", "/matches/1", "/roster", "/staff", "/log"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            seen.append(response.text)
+        with desk.db.transaction() as session:
+            log = [str(e.details) for e in eventlog.recent(session)]
+            pseudonyms = [
+                u.pseudonym
+                for u in __import__("matchhub.agency.desk.accounts", fromlist=["users"]).users(
+                    session
+                )
+            ]
+    import base64  # noqa: PLC0415
+
+    for html in seen:
+        assert not re.search(r"\b[0-9a-f]{64}\b", html)
+        assert "BEGIN" not in html
+        assert base64.b64encode(secret).decode() not in html
+        assert not any(p in html for p in pseudonyms)
+    assert national not in "\n".join(log)
+    assert any("'ids': 1" in entry for entry in log)

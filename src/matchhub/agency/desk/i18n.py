@@ -31,12 +31,21 @@ def digits(text: str, language: str) -> str:
     return text.translate(_ARABIC_DIGITS) if language == "ar" else text
 
 
+def _system(language: str) -> str:
+    # "default": the locale's own numbering system, so Arabic gets its own separators (٬ ٫ ٪).
+    return "default" if language == "ar" else "latn"
+
+
 def number(value: int | float, language: str) -> str:
-    return digits(format_decimal(value, locale=LOCALES[language], group_separator=True), language)
+    text = format_decimal(value, locale=LOCALES[language], numbering_system=_system(language))
+    return digits(text, language)
 
 
 def percent(value: float, language: str) -> str:
-    return digits(format_percent(value, "#,##0.#%", locale=LOCALES[language]), language)
+    text = format_percent(
+        value, "#,##0.#%", locale=LOCALES[language], numbering_system=_system(language)
+    )
+    return digits(text, language)
 
 
 def day(value: date | str | None, language: str) -> str:

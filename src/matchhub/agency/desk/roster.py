@@ -88,19 +88,19 @@ def _quote(cell: str) -> str:
     return cell
 
 
-def _columns(header: list[str], definition: Definition, path: Path) -> tuple[int, list[int]]:
+def _columns(header: list[str], definition: Definition, name: str) -> tuple[int, list[int]]:
     positions: dict[str, int] = {}
-    for position, name in enumerate(header):
-        positions.setdefault(fold_text(name), position)
+    for position, cell in enumerate(header):
+        positions.setdefault(fold_text(cell), position)
     wanted = [("id", definition.id_column)] + [
-        (name, definition.roster_columns[name]) for name in ROSTER_FIELDS
+        (field, definition.roster_columns[field]) for field in ROSTER_FIELDS
     ]
     found: list[int] = []
     for role, column in wanted:
         index = positions.get(fold_text(column))
         if index is None:
             raise ExtractError(
-                f"{path.name}: line 1: no column {column!r} (the {role.replace('_', ' ')} "
+                f"{name}: line 1: no column {column!r} (the {role.replace('_', ' ')} "
                 "column the definition names); is this the roster extract?"
             )
         found.append(index)
@@ -115,9 +115,11 @@ def build(
     *,
     max_rejected: float = 0.05,
     progress: ProgressCallback | None = None,
+    label: str | None = None,
 ) -> Built:
     """Read `extract` into a new index in `folder` (which must not exist). Raises
-    `ExtractError`, leaving nothing behind, for a file that cannot be the roster."""
+    `ExtractError`, leaving nothing behind, for a file that cannot be the roster; its message
+    names the file as `label` (default: the file's name)."""
     missing = [name for name in ROSTER_FIELDS if name not in definition.roster_columns]
     if missing:
         raise ExtractError(
@@ -127,6 +129,7 @@ def build(
     folder.mkdir(parents=True, mode=0o700)
     try:
         reading = _Reading(extract, definition, key, folder, progress)
+        reading.name = label or extract.name
         reading.read()
         return reading.finish(max_rejected)
     except BaseException:
@@ -161,6 +164,7 @@ class _Reading:
         self.governorates: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
         self.rows = 0
+        self.name = extract.name
 
     def reject(self, writer: Any, line: int, reason: Reject, detail: str = "") -> None:
         writer.writerow((line, reason.value, detail))
@@ -168,7 +172,7 @@ class _Reading:
 
     def read(self) -> None:
         csv.field_size_limit(_FIELD_LIMIT)
-        name = self.extract.name
+        name = self.name
         size = max(self.extract.stat().st_size, 1)
         with (
             self.extract.open("rb") as raw,
@@ -182,7 +186,7 @@ class _Reading:
                 header = next(reader, None)
                 if header is None:
                     raise ExtractError(f"{name}: the file is empty: no header line")
-                id_index, fields = _columns(header, self.definition, self.extract)
+                id_index, fields = _columns(header, self.definition, name)
                 width = max(id_index, *fields) + 1
                 for row in reader:
                     if not row:
@@ -226,7 +230,7 @@ class _Reading:
     def finish(self, max_rejected: float) -> Built:
         """Find the repeated people, refuse a mostly rejected file, write the index."""
         if not self.tokens:
-            raise ExtractError(f"{self.extract.name}: no row with a valid national ID")
+            raise ExtractError(f"{self.name}: no row with a valid national ID")
         folder = self.folder
         tokens = np.frombuffer(self.tokens, dtype=np.uint8).reshape(-1, TOKEN)
         prefixes = _prefixes(tokens)
@@ -239,7 +243,7 @@ class _Reading:
         rejected = sum(self.rejected.values())
         if rejected > REJECTED_FLOOR and rejected > max_rejected * self.rows:
             raise ExtractError(
-                f"{self.extract.name}: {rejected / self.rows:.1%} of rows rejected (more than "
+                f"{self.name}: {rejected / self.rows:.1%} of rows rejected (more than "
                 f"{max_rejected:.0%}): is this the roster extract? Nothing was changed"
             )
         kept = ~duplicate

@@ -156,6 +156,9 @@ class Desk:
                 work,
                 max_rejected=self.config.settings.max_rejected,
                 progress=lambda share: progress.update("reading", share * 0.5),
+                label="the uploaded extract"
+                if extract.parent == self.config.incoming
+                else extract.name,
             )
             counts = {
                 "rows": built.rows,
