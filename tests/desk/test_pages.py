@@ -3,6 +3,7 @@ roles, CSRF, sessions, lookups and rosters, and what the pages must never show."
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
+from matchhub.agency.desk import accounts
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.models import StaffSession
 from matchhub.agency.desk.service import Desk
@@ -298,13 +300,7 @@ def test_no_page_shows_a_token_a_key_or_an_id_and_the_log_keeps_none(world: Desk
             seen.append(response.text)
         with desk.db.transaction() as session:
             log = [str(e.details) for e in eventlog.recent(session)]
-            pseudonyms = [
-                u.pseudonym
-                for u in __import__("matchhub.agency.desk.accounts", fromlist=["users"]).users(
-                    session
-                )
-            ]
-    import base64  # noqa: PLC0415
+            pseudonyms = [u.pseudonym for u in accounts.users(session)]
 
     for html in seen:
         assert not re.search(r"\b[0-9a-f]{64}\b", html)
