@@ -270,6 +270,7 @@ def test_a_malformed_or_oversized_extract_is_refused_and_changes_nothing(
         big = _upload(client, good + b"\r\n" * (1024 * 1024))
         assert big.status_code == 413
         assert "أكبر من الحد المسموح" in big.text
+        assert "لم يُقرأ منه شيء" in big.text
         assert desk.current_roster().id == first.id  # type: ignore[union-attr]
 
 

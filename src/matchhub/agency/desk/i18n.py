@@ -140,6 +140,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The broker could not answer",
     ),
     "error.back": ("العودة إلى الرئيسية", "Back to home"),
+    "error.413.title": ("الملف كبير جداً", "Too large"),
+    "error.413.text": (
+        "ما أُرسل أكبر من الحد المسموح للمكتب، ولم يُقرأ منه شيء.",
+        "What was sent is larger than the desk allows; none of it was read.",
+    ),
     # dashboard
     "dashboard.title": ("أهلاً", "Welcome"),
     "dashboard.roster": ("سجل المستفيدين المسجَّل", "Registered roster"),
@@ -292,7 +297,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "roster.history": ("عمليات التسجيل", "Registrations"),
     "roster.rows": ("الصفوف", "Rows"),
     "roster.rejected": ("الصفوف المرفوضة", "Rejected rows"),
-    "roster.too_large": ("الملف أكبر من الحد المسموح", "The file is larger than allowed"),
     "roster.no_file": ("اختر ملفاً.", "Choose a file."),
     # staff
     "staff.title": ("الموظفون", "Staff"),

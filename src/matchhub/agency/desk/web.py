@@ -37,6 +37,8 @@ MAX_FORM_BYTES = 256 * 1024
 """A posted form without a file: far more than any page's fields need."""
 
 Handler = Callable[["PageContext"], Response]
+BodyLimit = Callable[[Desk], int]
+"""The largest body a page's form may post, read from the desk's settings per request."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Pages:
         permission: Permission | None = None,
         methods: tuple[str, ...] = ("GET",),
         nav: str | None = None,
-        max_body: int = MAX_FORM_BYTES,
+        max_body: BodyLimit = lambda desk: MAX_FORM_BYTES,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             page = Page(path, name, permission, nav)
@@ -151,7 +153,9 @@ class Pages:
 
         return register
 
-    def _endpoint(self, page: Page, handler: Handler, max_body: int) -> Callable[[Request], Any]:
+    def _endpoint(
+        self, page: Page, handler: Handler, max_body: BodyLimit
+    ) -> Callable[[Request], Any]:
         navigation = self.navigation
 
         async def endpoint(request: Request) -> Response:
@@ -177,7 +181,7 @@ class Pages:
                 )
                 return context.forbidden()
             if request.method == "POST":
-                refused = await _read_form(request, context, max_body)
+                refused = await _read_form(request, context, max_body(desk))
                 if refused is not None:
                     return refused
             try:
@@ -195,12 +199,21 @@ def _session(desk: Desk, cookie: str | None) -> tuple[sessions.Current | None, s
 
 
 async def _read_form(request: Request, context: PageContext, max_body: int) -> Response | None:
+    """The posted form, once its size is known to be allowed (refused before a byte of it is
+    read) and its CSRF token checked."""
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
         return Response("a form must say its length", status_code=411)
     if int(length) > max_body:
-        context.params = {**context.params, "too_large": True}
-        return context.render("error.html", 413, title="roster.too_large", text="roster.too_large")
+        await run_in_threadpool(
+            context.desk.record,
+            context.staff,
+            "too_large",
+            "refused",
+            page=request.url.path,
+            bytes=int(length),
+        )
+        return context.render("error.html", 413, title="error.413.title", text="error.413.text")
     context.form = await request.form(max_files=1, max_fields=200)
     if not sessions.csrf_ok(context.csrf, context.form.get("csrf")):
         await context.form.close()
