@@ -4,7 +4,10 @@ whose list equals the synthetic ground truth per beneficiary and per household, 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
+
+from sqlalchemy import text
 
 from tests.desk.conftest import DeskWorld
 
@@ -42,3 +45,41 @@ def test_match_from_the_command_line_equals_the_ground_truth(
             expected_households.setdefault(household_of[beneficiary], set()).update(flags)
     got = {row["household_id"]: set(row["flags"].split(";")) for row in _rows(households)}
     assert got == expected_households
+
+
+def test_a_desk_restarted_mid_match_picks_the_job_up_again(world: DeskWorld) -> None:
+    """The desk stopped after the broker accepted the job: on its next start it follows the
+    same job (no second job at the broker) and makes the lists; a roster registration cut
+    short is failed, and the registered roster stays current."""
+    from matchhub.agency.desk.models import Match, Roster  # noqa: PLC0415
+    from tests.desk.conftest import serving  # noqa: PLC0415
+
+    assert world.cli("roster", "--as", "ali.hassan") == 0
+    desk = world.desk()
+    analyst = desk.staff("ali.hassan")
+    with desk.broker(analyst) as broker:
+        job = broker.open_job("eligibility_review", None)
+    with desk.db.transaction() as session:
+        session.add(Match(purpose="eligibility_review", started_by=analyst.name, job_id=job["id"]))
+        session.add(Roster(started_by=analyst.name, state="running", stage="sending", counts={}))
+    desk.close()
+
+    desk = world.desk()
+    desk.poll_seconds = 0.05
+    with serving(desk):
+        deadline = time.monotonic() + 60
+        while (found := desk.match(1)) is not None and found.state == "running":
+            assert time.monotonic() < deadline, "the match was not picked up again"
+            time.sleep(0.05)
+    assert found is not None
+    assert found.state == "ready", found.error
+    assert found.job_id == job["id"]
+    truth, _ = world.truth()
+    assert found.summary is not None
+    assert found.summary["flagged_beneficiaries"] == sum(1 for f in truth.values() if f)
+    rosters = {r.state for r in desk.rosters()}
+    assert rosters == {"current", "failed"}
+    with world.server.hub.session() as session:
+        jobs = session.execute(text("SELECT count(*) FROM match_jobs")).scalar_one()
+    assert jobs == 1
+    desk.close()

@@ -342,10 +342,17 @@ class Desk:
                     match.state, match.error = "failed", "interrupted by a restart of the desk"
                     match.finished_at = utcnow()
         for match in running:
-            if match.job_id is not None:
-                user = self._starter(match.started_by)
-                if user is not None:
-                    self._spawn(f"match-{match.id}", self._run_match, match.id, user, wait=False)
+            if match.job_id is None:
+                continue
+            user = self._starter(match.started_by)
+            if user is None:
+                with self.db.transaction() as session:
+                    row = session.get(Match, match.id)
+                    if row is not None:
+                        row.state, row.finished_at = "failed", utcnow()
+                        row.error = "the member of staff who started it is no longer active"
+                continue
+            self._spawn(f"match-{match.id}", self._run_match, match.id, user, wait=False)
 
     def _starter(self, name: str) -> Staff | None:
         with suppress(DeskError):
