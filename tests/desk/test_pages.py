@@ -12,11 +12,11 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
-from matchhub.agency.desk import accounts
+from matchhub.agency.desk import accounts, eventlog
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.models import StaffSession
 from matchhub.agency.desk.service import Desk
-from tests.desk.conftest import CONNECTORS, PASSWORD, DeskWorld, run_cli, serving
+from tests.desk.conftest import CONNECTORS, PASSWORD, DeskWorld, key_of, run_cli, serving
 
 PURPOSE = "eligibility_review"
 
@@ -64,13 +64,11 @@ def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
         assert sign_in(client, "huda.kareem").status_code == 401
         # The refusal is the same for a name that does not exist.
         assert sign_in(client, "nobody-here").text.count("لم يتم الدخول") == 1
-    with desk.db.transaction() as session:
-        from matchhub.agency.desk import eventlog  # noqa: PLC0415
-
-        events = [
-            (e.user_name, e.action, e.outcome, e.details.get("reason"))
-            for e in eventlog.recent(session)
-        ]
+        with desk.db.transaction() as session:
+            events = [
+                (e.user_name, e.action, e.outcome, e.details.get("reason"))
+                for e in eventlog.recent(session)
+            ]
     assert ("huda.kareem", "sign_in", "refused", "locked") in events
     assert ("huda.kareem", "sign_in", "refused", "locked_now") in events
     assert ("huda.kareem", "sign_out", "ok", None) in events
@@ -275,8 +273,6 @@ def test_a_malformed_or_oversized_extract_is_refused_and_changes_nothing(
 
 
 def test_no_page_shows_a_token_a_key_or_an_id_and_the_log_keeps_none(world: DeskWorld) -> None:
-    from matchhub.agency.desk import eventlog  # noqa: PLC0415
-    from tests.desk.conftest import key_of  # noqa: PLC0415
 
     assert world.cli("roster", "--as", "ali.hassan") == 0
     out = str(world.home / "x.csv")
