@@ -193,6 +193,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reason.placeholder": ("رقم وهمي متكرر", "a placeholder, one digit repeated"),
     "lookup.number": ("الرقم المُدخل", "Number entered"),
     "lookup.person": ("المستفيد", "Beneficiary"),
+    "lookup.beneficiary_id": ("رقم المستفيد", "Beneficiary ID"),
+    "lookup.household_id": ("رقم الأسرة", "Household ID"),
     "lookup.not_on_roster": (
         "ليس في سجل المستفيدين: لا يعطي الوسيط مؤشرات لمن هم خارج السجل.",
         "Not on the roster: the broker gives no flags for people off the ministry's roster.",
