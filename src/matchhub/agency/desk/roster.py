@@ -30,13 +30,11 @@ tokens of distinct people go to the broker, as the roster upload.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -408,13 +406,3 @@ class RosterIndex:
             next(csv.reader([name]))[0] if name.startswith('"') else name
             for name in (self.folder / "households.csv").read_text(encoding="utf-8").splitlines()
         ]
-
-
-def hex_tokens(values: Sequence[bytes]) -> bytes:
-    """Hex tokens (as the broker writes them) to their bytes, concatenated, in one call."""
-    return binascii.unhexlify(b"".join(values))
-
-
-def secure_folder(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from matchhub.agency.desk import eventlog, i18n, sessions
+from matchhub.agency.desk import i18n, sessions
 from matchhub.agency.desk.accounts import Permission, Staff
 from matchhub.agency.desk.service import Desk
 
@@ -222,11 +222,6 @@ async def _read_form(request: Request, context: PageContext, max_body: int) -> R
         )
         return context.render("error.html", 403, title="error.csrf.title", text="error.csrf.text")
     return None
-
-
-def record_event(desk: Desk, user: str | None, action: str, outcome: str, **details: Any) -> None:
-    with desk.db.transaction() as session:
-        eventlog.record(session, user, action, outcome, **details)
 
 
 def safe_back(value: str | None) -> str:
