@@ -140,6 +140,13 @@ def match(ctx: PageContext) -> Response:
             ],
             ctx.lang,
         )
+        charts["sources"] = bars(
+            [
+                (ctx.t(f"source.{kind}"), counts["beneficiaries"])
+                for kind, counts in summary["per_source"].items()
+            ],
+            ctx.lang,
+        )
         charts["governorates"] = bars(
             [
                 (g["name"], g["beneficiaries"])
