@@ -139,6 +139,7 @@ def match(ctx: PageContext) -> Response:
                 for code, counts in summary["per_flag"].items()
             ],
             ctx.lang,
+            title=ctx.t("match.per_flag"),
         )
         charts["sources"] = bars(
             [
@@ -146,6 +147,7 @@ def match(ctx: PageContext) -> Response:
                 for kind, counts in summary["per_source"].items()
             ],
             ctx.lang,
+            title=ctx.t("match.per_source"),
         )
         charts["governorates"] = bars(
             [
@@ -154,6 +156,7 @@ def match(ctx: PageContext) -> Response:
                 if g["beneficiaries"]
             ],
             ctx.lang,
+            title=ctx.t("match.per_governorate"),
         )
     return ctx.render(
         "match.html", match=found, summary=summary, catalogue=catalogue, charts=charts
