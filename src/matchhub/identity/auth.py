@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Annotated, Any, Protocol, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -95,6 +95,19 @@ def end_user(request: Request, principal: Principal) -> str | None:
     return value
 
 
+EndUserHeader = Annotated[
+    str | None,
+    Header(
+        alias="Matchhub-End-User",
+        description="Consumer and auditor agencies' desks: the acting staff member's "
+        "pseudonymous id (8-64 of a-z 0-9 . _ : -, never a name), recorded in the audit entry. "
+        "A provider sending it gets 403 end_user_not_allowed; a malformed one 422 "
+        "invalid_end_user.",
+    ),
+]
+"""Declared so the OpenAPI document shows it on every route; read by :func:`end_user`."""
+
+
 def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
     request.state.principal = principal
     acting = end_user(request, principal)
@@ -112,7 +125,12 @@ def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
 
 @cache
 def require(scope: Scope) -> Callable[..., Principal]:
-    def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    def dependency(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        matchhub_end_user: EndUserHeader = None,
+    ) -> Principal:
         return authenticate_request(request, session, settings, scope)
 
     setattr(dependency, SCOPE_ATTRIBUTE, scope)
@@ -135,7 +153,12 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     refuses is looked up in the database before being refused, so a certificate registered a
     moment ago is not turned away by a view that predates it."""
 
-    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    async def dependency(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        matchhub_end_user: EndUserHeader = None,
+    ) -> Principal:
         views = cast(CredentialViews, request.app.state.lookup_views)
         view = views.current()
         if view is not None:
