@@ -35,6 +35,7 @@ import csv
 import hashlib
 import io
 import json
+import mmap
 import shutil
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -346,7 +347,10 @@ class RosterIndex:
         self.household_governorate = np.load(folder / "household_governorate.npy")
         self.governorates: list[str] = json.loads((folder / "governorates.json").read_text())
         self._people = (folder / "people.csv").open("rb")
-        self.people = np.memmap(self._people, dtype=np.uint8, mode="r") if self.size else None
+        # A plain mmap: slicing it gives bytes at once (a numpy memmap's slice is an object).
+        self.people = (
+            mmap.mmap(self._people.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
+        )
 
     @property
     def size(self) -> int:
@@ -354,6 +358,8 @@ class RosterIndex:
         return int(self.meta["people"])
 
     def close(self) -> None:
+        if self.people is not None:
+            self.people.close()
         self._people.close()
 
     def __enter__(self) -> RosterIndex:
@@ -389,7 +395,7 @@ class RosterIndex:
         """The row's ``beneficiary_id,household_id,name,governorate``, CSV-quoted."""
         assert self.people is not None  # noqa: S101 (a roster has at least one person)
         start, end = int(self.offsets[row]), int(self.offsets[row + 1]) - 1
-        return bytes(self.people[start:end])
+        return self.people[start:end]
 
     def person(self, row: int) -> dict[str, str]:
         cells = next(csv.reader([self.line(row).decode()]))
@@ -397,9 +403,12 @@ class RosterIndex:
 
     def lines(self, rows: Sequence[int] | np.ndarray) -> Iterator[bytes]:
         assert self.people is not None  # noqa: S101
-        data, offsets = self.people, self.offsets
-        for row in rows:
-            yield bytes(data[offsets[row] : offsets[row + 1] - 1])
+        wanted = np.asarray(rows, dtype=np.int64)
+        starts = self.offsets[wanted].tolist()
+        ends = (self.offsets[wanted + 1] - 1).tolist()
+        data = self.people
+        for start, end in zip(starts, ends, strict=True):
+            yield data[start:end]
 
     def household_names(self) -> list[str]:
         return [
