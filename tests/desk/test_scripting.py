@@ -83,3 +83,62 @@ def test_a_desk_restarted_mid_match_picks_the_job_up_again(world: DeskWorld) -> 
         jobs = session.execute(text("SELECT count(*) FROM match_jobs")).scalar_one()
     assert jobs == 1
     desk.close()
+
+
+def test_serve_over_tls_marks_the_cookies_secure(world: DeskWorld, tmp_path: Path) -> None:
+    """`matchhub-desk serve --certificate --key`, the real command in its own process: HTTPS,
+    cookies Secure with the __Host- prefix, HSTS; signing in works over it."""
+    import re  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from matchhub.cli.processes import free_port  # noqa: PLC0415
+    from matchhub.keystore import pki  # noqa: PLC0415
+    from tests.desk.conftest import PASSWORD  # noqa: PLC0415
+
+    ca = pki.create_ca("desk-test")
+    server = pki.issue_server(ca, "desk-test", ["127.0.0.1"])
+    (tmp_path / "ca.pem").write_bytes(pki.cert_pem(ca.certificate))
+    (tmp_path / "desk.pem").write_bytes(pki.cert_pem(server.certificate))
+    pki.write_secret(tmp_path / "desk-key.pem", pki.key_pem(server.key))
+    port = free_port()
+    command = [sys.executable, "-m", "matchhub.agency.desk", "serve", "--home", str(world.home)]
+    command += ["--port", str(port), "--certificate", str(tmp_path / "desk.pem")]
+    command += ["--key", str(tmp_path / "desk-key.pem")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trust) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    login = client.get("/login")
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                    assert time.monotonic() < deadline, "the desk did not start"
+                    time.sleep(0.1)
+            assert login.status_code == 200
+            assert login.headers["strict-transport-security"].startswith("max-age=")
+            assert "secure" in login.headers["set-cookie"].lower()
+            assert login.headers["set-cookie"].startswith("__Host-desk-")
+            token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+            assert token is not None
+            signed = client.post(
+                "/login",
+                data={"name": "sara.jabbar", "password": PASSWORD, "csrf": token.group(1)},
+            )
+            assert signed.status_code == 303
+            cookie = signed.headers["set-cookie"]
+            assert cookie.startswith("__Host-desk-")
+            assert "secure" in cookie.lower()
+            assert "httponly" in cookie.lower()
+            assert client.get("/staff").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
