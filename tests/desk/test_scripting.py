@@ -142,3 +142,40 @@ def test_serve_over_tls_marks_the_cookies_secure(world: DeskWorld, tmp_path: Pat
         process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_lookup_and_staff_commands(world: DeskWorld, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`lookup` as a named caseworker (Arabic-Indic digits accepted; a bad ID sends nothing),
+    `user list` and `user disable` (a disabled member of staff can no longer act)."""
+    with (world.data / "truth.csv").open(encoding="utf-8") as file:
+        flagged = next(
+            row["national_id"]
+            for row in csv.DictReader(file)
+            if row["on_roster"] == "1" and row["flags"]
+        )
+    assert world.cli("roster", "--as", "ali.hassan") == 0
+    capsys.readouterr()
+    typed = flagged.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert world.cli("lookup", "--purpose", "eligibility_review", typed, "--as", "huda.kareem") == 0
+    said = capsys.readouterr().out
+    assert "indications to verify" in said
+    assert flagged not in said  # it answers with the number as typed
+    # An analyst may not look up; a malformed ID is refused before anything is sent.
+    assert (
+        world.cli("lookup", "--purpose", "eligibility_review", flagged, "--as", "ali.hassan") == 1
+    )
+    with world.server.hub.session() as session:
+        before = session.execute(text("SELECT size FROM audit_state")).scalar_one()
+    assert (
+        world.cli("lookup", "--purpose", "eligibility_review", "12-34", "--as", "huda.kareem") == 1
+    )
+    assert "nothing was sent" in capsys.readouterr().err
+    with world.server.hub.session() as session:
+        assert session.execute(text("SELECT size FROM audit_state")).scalar_one() == before
+    assert world.cli("user", "list") == 0
+    listing = capsys.readouterr().out
+    assert "huda.kareem" in listing
+    assert "du-" not in listing  # pseudonyms are the broker's business, never shown
+    assert world.cli("user", "disable", "huda.kareem") == 0
+    assert world.cli("lookup", "--purpose", "eligibility_review", typed, "--as", "huda.kareem") == 1
+    assert "no active member of staff" in capsys.readouterr().err
