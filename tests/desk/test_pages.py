@@ -64,6 +64,14 @@ def test_sign_in_wrong_password_lockout_and_sign_out(world: DeskWorld) -> None:
         assert sign_in(client, "huda.kareem").status_code == 401
         # The refusal is the same for a name that does not exist.
         assert sign_in(client, "nobody-here").text.count("لم يتم الدخول") == 1
+        # A supervisor lifts the lockout on the Staff page; the caseworker is back.
+        sign_in(client, "sara.jabbar")
+        staff = client.get("/staff")
+        assert "رفع القفل" in staff.text
+        unlock = {"csrf": csrf(staff), "action": "enable", "name": "huda.kareem"}
+        assert client.post("/staff", data=unlock).status_code == 303
+        client.cookies.clear()
+        assert sign_in(client, "huda.kareem").status_code == 303
         with desk.db.transaction() as session:
             events = [
                 (e.user_name, e.action, e.outcome, e.details.get("reason"))

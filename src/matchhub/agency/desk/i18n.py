@@ -313,6 +313,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "staff.locked": ("مقفل مؤقتاً", "Locked for now"),
     "staff.disable": ("إيقاف", "Disable"),
     "staff.enable": ("تفعيل", "Enable"),
+    "staff.unlock": ("رفع القفل", "Unlock"),
     "staff.last_sign_in": ("آخر دخول", "Last sign-in"),
     "staff.added": ("تمت إضافة الموظف.", "The member of staff was added."),
     "staff.error.invalid_name": (

@@ -51,7 +51,10 @@ def to_xlsx(source: Path, target: Path, language: str) -> Path:
         for cells in reader:
             if row >= ROWS_PER_SHEET:
                 sheets += 1
-                title = i18n.t("match.beneficiaries", language) if language else "list"
+                title = i18n.t(
+                    "match.households" if header[0] == "household_id" else "match.beneficiaries",
+                    language,
+                )
                 sheet = workbook.add_worksheet(f"{title} {sheets}"[:31])
                 if language == "ar":
                     sheet.right_to_left()
