@@ -12,8 +12,11 @@ from html import escape
 from matchhub.agency.desk import i18n
 
 ROW = 30
-LABEL = 230
-BAR = 330
+LABEL = 290
+BAR = 280
+LABEL_CHARACTERS = 36
+"""Longer labels are cut with an ellipsis (the full label is the bar's tooltip and is in the
+table beside every chart)."""
 VALUE = 110
 WIDTH = LABEL + BAR + VALUE
 
@@ -41,9 +44,10 @@ def bars(items: Sequence[tuple[str, int]], language: str, *, title: str = "") ->
         else:
             label_x, anchor, bar_x = 4, "start", LABEL
             value_x, value_anchor = LABEL + length + 6, "start"
+        shown = label if len(label) <= LABEL_CHARACTERS else label[: LABEL_CHARACTERS - 1] + "…"
         parts.append(
             f'<text x="{label_x}" y="{y + 18}" text-anchor="{anchor}" class="chart-label">'
-            f"{escape(label)}</text>"
+            f"<title>{escape(label)}</title>{escape(shown)}</text>"
             f'<rect x="{bar_x}" y="{y + 4}" width="{max(length, 1)}" height="{ROW - 10}" '
             'class="chart-bar" rx="3"/>'
             f'<text x="{value_x}" y="{y + 18}" text-anchor="{value_anchor}" '
