@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from matchhub.agency.desk import accounts
 from matchhub.agency.desk.service import Desk
 from matchhub.protocol.tokens import normalise
 from tests.desk.conftest import PASSWORD, STAFF, DeskWorld, serving
-
-playwright = pytest.importorskip("playwright.sync_api", reason="the dev extra installs it")
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "desk"
@@ -45,7 +44,7 @@ pytestmark = pytest.mark.slow
 def browser(tmp_path: Path) -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: scripts/ensure-services installs it")
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         # Playwright gives every launch a fresh, temporary profile (--user-data-dir) itself.
         launched = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH)
         try:
