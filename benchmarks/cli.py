@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks import connector, hub, ingest, queries, wholepath
+from benchmarks import connector, desk, hub, ingest, queries, wholepath
 from benchmarks.config import MODES, Context
 from benchmarks.hub import DEFAULT_ADMIN_URL, postgres_version
 from benchmarks.measure import Figure, cpu_ticks, machine, source_version, steal_percent
@@ -34,8 +34,15 @@ FIGURES: dict[str, Callable[[Context], Figure]] = {
     "audit": queries.run_audit,
     "hashing": connector.run,
     "whole_path": wholepath.run,
+    "desk_resolve": desk.run,
 }
-ALIASES = {"bulk": "bulk_match", "match": "bulk_match", "path": "whole_path", "psi": "whole_path"}
+ALIASES = {
+    "bulk": "bulk_match",
+    "match": "bulk_match",
+    "path": "whole_path",
+    "psi": "whole_path",
+    "desk": "desk_resolve",
+}
 DEFAULT_OUT = Path(__file__).parent / "out"
 
 

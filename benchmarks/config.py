@@ -28,6 +28,8 @@ class Sizes:
     path_roster: int  # figure 6: the ministry's IDs
     path_partner: int  # figure 6: the provider's IDs
     psi_repeat: int | None  # openmined-psi runs (None: as --repeat)
+    desk_roster: int = 1_000_000  # figure 7: the desk's roster extract
+    desk_flagged: int = 150_000  # figure 7: flagged members in the job result
     chunk_rows: int = 50_000  # the connector's default
     job_timeout: float = 1800.0
 
@@ -66,6 +68,8 @@ FULL = Sizes(
     path_roster=100_000,
     path_partner=1_000_000,
     psi_repeat=None,
+    desk_roster=7_000_000,
+    desk_flagged=1_000_000,
     job_timeout=3600.0,
 )
 
@@ -83,6 +87,8 @@ TINY = Sizes(
     path_roster=200,
     path_partner=2_000,
     psi_repeat=1,
+    desk_roster=2_000,
+    desk_flagged=300,
     chunk_rows=500,
     job_timeout=120.0,
 )

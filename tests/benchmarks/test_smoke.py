@@ -37,7 +37,7 @@ SERIES_KEYS = {"label", "unit", "higher_is_better", "n", "samples", "median", "m
 def test_quick_runner_on_postgresql_writes_well_formed_json(tmp_path: Path) -> None:
     out = tmp_path / "tiny.json"
     command = [sys.executable, "-m", "benchmarks", "--tiny", "--repeat", "1"]
-    command += ["--only", "ingest", "--only", "lookups", "--json", str(out)]
+    command += ["--only", "ingest", "--only", "lookups", "--only", "desk", "--json", str(out)]
     command += ["--postgres-url", PG_ADMIN_URL]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATCHHUB_")}
     run = subprocess.run(
@@ -55,7 +55,7 @@ def test_quick_runner_on_postgresql_writes_well_formed_json(tmp_path: Path) -> N
     assert document["machine"]["postgresql"]
     assert set(document["source"]) == set(document["source_at_end"]) == {"commit", "src_modified"}
     assert document["sizes"]["ingest_rows"] == 2_000
-    assert list(document["figures"]) == ["ingest", "lookups"]
+    assert list(document["figures"]) == ["ingest", "lookups", "desk_resolve"]
     for name, figure in document["figures"].items():
         assert set(figure) == FIGURE_KEYS, name
         assert figure["skipped"] is None, figure["skipped"]
@@ -67,7 +67,8 @@ def test_quick_runner_on_postgresql_writes_well_formed_json(tmp_path: Path) -> N
         for comparison in figure["comparisons"]:
             assert set(comparison) == {"text", "value", "target", "met"}
             assert comparison["value"] is not None
-        assert figure["broker_peak_rss_mib"]["max"] > 0
+        if name != "desk_resolve":  # the desk's figure runs in this process, no broker
+            assert figure["broker_peak_rss_mib"]["max"] > 0
     ingest = document["figures"]["ingest"]["series"]
     assert ingest["matchhub"]["unit"] == "rows/s"
     lookups = document["figures"]["lookups"]["series"]

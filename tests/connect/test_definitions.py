@@ -226,3 +226,21 @@ def test_text_folding_forgives_spelling_not_meaning() -> None:
     assert fold_text("\u200fرقم البطاقة  الوطنية ") == fold_text("رقم البطاقة الوطنية")
     assert fold_text("Customer_NID") == "customer_nid"
     assert fold_text("محطة وقود") != fold_text("محطة غاز")
+
+
+def test_a_roster_names_the_desks_columns_and_only_a_roster_may(tmp_path: Path) -> None:
+    welfare = load(CONNECTORS / "welfare.toml")
+    assert set(welfare.roster_columns) == {"beneficiary_id", "household_id", "name", "governorate"}
+    roster = 'format = "matchhub-connector/1"\nkind = "welfare"\n' + ID
+    cases = {
+        HEAD + ID + LOAN + 'parse = "number"\n[roster]\nname = "x"\n': "only a welfare definition",
+        roster + '[roster]\nnme = "x"\n': "roster.nme: unknown key",
+        roster + '[roster]\nname = " "\n': "roster.name: empty",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "d.toml"
+        path.write_text(text)
+        with pytest.raises(DefinitionError, match=message):
+            load(path)
+    path.write_text(roster)
+    assert load(path).roster_columns == {}

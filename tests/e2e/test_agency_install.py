@@ -23,6 +23,8 @@ SERVER_DISTRIBUTIONS = {
     "starlette",
     "uvicorn",
 }
+# ... and those only the ministry's desk needs (the `desk` extra).
+DESK_DISTRIBUTIONS = {"argon2-cffi", "babel", "jinja2", "python-multipart", "xlsxwriter"}
 
 
 @pytest.mark.slow
@@ -44,6 +46,7 @@ def test_the_plain_install_is_the_agency_side(tmp_path: Path) -> None:
     installed = {line.split("==")[0].lower() for line in listed.splitlines()}
     assert "matchhub" in installed
     assert installed & SERVER_DISTRIBUTIONS == set()
+    assert installed & DESK_DISTRIBUTIONS == set()
     for module in sorted(BROKER_MODULES):
         found = subprocess.run(
             [python, "-c", f"import importlib.util as u; print(u.find_spec({module!r}) is None)"],

@@ -46,10 +46,19 @@ def list_entries(
         str | None,
         Query(description="A person's wire token: every entry that concerns that person."),
     ] = None,
+    end_user: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[a-z0-9][a-z0-9._:-]{7,63}$",
+            description="A staff member's pseudonymous id (Matchhub-End-User): every entry "
+            "their desk caused.",
+        ),
+    ] = None,
     after: Annotated[int, Query(ge=-1)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntriesOut:
-    """Entries of the audit log, oldest first, filtered by agency, route, time or subject."""
+    """Entries of the audit log, oldest first, filtered by agency, route, time, subject or end
+    user."""
     digest = None
     if subject is not None:
         if not is_token(subject):
@@ -63,6 +72,7 @@ def list_entries(
         since=since,
         until=until,
         subject=digest,
+        end_user=end_user,
         after=after,
         limit=limit,
     )
@@ -75,6 +85,7 @@ def list_entries(
                 kind=e.kind,
                 agency=e.agency,
                 route=e.route,
+                end_user=e.end_user,
                 leaf_hash=bytes(e.leaf_hash).hex(),
                 body=e.body,
                 entry=json.loads(e.body),

@@ -12,6 +12,9 @@ class EntryOut(BaseModel):
     kind: str
     agency: str | None
     route: str | None
+    end_user: str | None = Field(
+        default=None, description="The staff member the agency's desk named, if any."
+    )
     leaf_hash: str = Field(description="Hex of the RFC 9162 leaf hash of `body`.")
     body: str = Field(description="The canonical JSON the leaf hash is computed over.")
     entry: dict[str, Any] = Field(description="`body`, parsed.")

@@ -89,6 +89,8 @@ class PendingEntry:
     agency: str | None = None
     route: str | None = None
     subjects: Sequence[str] = ()
+    # The staff member named by the caller's desk (Matchhub-End-User), if any.
+    end_user: str | None = None
     # For an answer computed from the lookups' view: the view generation it was computed at.
     # The group-commit writer appends the entry only if that is still the database's.
     generation: int | None = None
@@ -103,9 +105,11 @@ def append(
     agency: str | None = None,
     route: str | None = None,
     subjects: Sequence[str] = (),
+    end_user: str | None = None,
 ) -> int:
     """Append one entry in the caller's transaction; returns its sequence number."""
-    return append_many(session, keys, [PendingEntry(kind, body, agency, route, subjects)])[0]
+    entry = PendingEntry(kind, body, agency, route, subjects, end_user=end_user)
+    return append_many(session, keys, [entry])[0]
 
 
 def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntry]) -> list[int]:
@@ -141,6 +145,9 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
             entry.setdefault("agency", pending.agency)
         if pending.route is not None:
             entry.setdefault("route", pending.route)
+        if pending.end_user is not None:
+            # In the hashed body, so the name of who acted is as tamper-evident as the act.
+            entry["end_user"] = pending.end_user
         digests = sorted(set(pending.subjects))
         if digests:
             entry["subjects"] = digests
@@ -154,6 +161,7 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
                 "kind": pending.kind,
                 "agency": pending.agency,
                 "route": pending.route,
+                "end_user": pending.end_user,
                 "body": data.decode(),
                 "leaf_hash": leaf,
             }
@@ -175,10 +183,10 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
 # PostgreSQL: one statement a batch, its columns as arrays. psycopg's executemany sends one
 # statement a row, and a lookup's ten subject digests made that most of the writer's time.
 _INSERT_ENTRIES = text(
-    "INSERT INTO audit_entries (seq, created_at, kind, agency, route, body, leaf_hash) "
+    "INSERT INTO audit_entries (seq, created_at, kind, agency, route, end_user, body, leaf_hash) "
     "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:created_at AS timestamptz[]), "
     "CAST(:kind AS varchar[]), CAST(:agency AS varchar[]), CAST(:route AS varchar[]), "
-    "CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
+    "CAST(:end_user AS varchar[]), CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
 )
 _INSERT_SUBJECTS = text(
     "INSERT INTO audit_subjects (digest, seq) "
@@ -290,10 +298,13 @@ def entries(
     since: datetime | None = None,
     until: datetime | None = None,
     subject: str | None = None,
+    end_user: str | None = None,
     after: int = -1,
     limit: int = 100,
 ) -> list[AuditEntry]:
     stmt = select(AuditEntry).where(AuditEntry.seq > after)
+    if end_user:
+        stmt = stmt.where(AuditEntry.end_user == end_user)
     if agency:
         stmt = stmt.where(AuditEntry.agency == agency)
     if route:

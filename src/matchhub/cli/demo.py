@@ -2,33 +2,35 @@
 
 A fresh state folder; the hub initialised; six partner agencies, the ministry and an auditor
 registered; a matching key made for the key ceremony; a synthetic population with each agency's
-extract; every connector run over real mutual TLS; one collective match job; three lookups; the
-audit log exported and verified offline. Everything it starts, it stops. It checks its own
-answer against the synthetic ground truth and says whether they are equal.
+extract; every partner's connector run over real mutual TLS; the ministry's side played by its
+desk (``matchhub-desk``, as named staff): the roster registered, one collective match turned
+into the ministry's beneficiary and household lists, three lookups; the audit log exported and
+verified offline. Everything it starts, it stops, and it leaves the desk's home ready to serve.
+It checks the desk's list against the synthetic ground truth and says whether they are equal.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import secrets
 import shutil
+import socket
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from matchhub.agency.connector import cli as connect_cli
 from matchhub.agency.connector.client import AgencyCredentials, make_client
-from matchhub.cli.processes import BrokerProcess
+from matchhub.cli.processes import BrokerProcess, free_port
 from matchhub.kit.errors import OperatorError
 from matchhub.protocol.catalogue import FLAGS
-from matchhub.protocol.tokens import MatchingKey, Tokeniser
+from matchhub.protocol.tokens import InvalidIdentifier, MatchingKey, normalise
 from matchhub.synth.extracts import generate
 
 CONNECTORS = Path(__file__).resolve().parents[3] / "connectors"
@@ -46,6 +48,10 @@ AGENCIES: tuple[tuple[str, str, str], ...] = (
 )
 PURPOSE = "eligibility_review"
 LABELS = {spec.code: (spec.label_en, spec.label_ar) for spec in FLAGS}
+BROKER_PORT = 8443
+DESK_PORT = 8600
+# The ministry's staff the demo makes at its desk (user name, role).
+STAFF = (("supervisor", "supervisor"), ("analyst", "analyst"), ("caseworker", "caseworker"))
 
 
 @dataclass
@@ -55,8 +61,10 @@ class DemoResult:
     roster: int
     summary: dict[str, Any]
     matches_truth: bool
-    flagged_tokens: set[str] = field(default_factory=set)
-    expected_tokens: set[str] = field(default_factory=set)
+    flagged: dict[str, set[str]] = field(default_factory=dict)
+    """The desk's list: beneficiary ID → flags."""
+    expected: dict[str, set[str]] = field(default_factory=dict)
+    """The synthetic ground truth, in the same terms."""
     seconds: float = 0.0
 
 
@@ -114,29 +122,24 @@ def _connect(console: Console, broker: str, home: Path, *, code: str, kind: str,
     )
 
 
-def _truth(data: Path, key: MatchingKey) -> tuple[dict[str, set[str]], list[str]]:
-    """Roster members' wire tokens → the flags the rules imply, and the roster's IDs."""
-    tokeniser = Tokeniser(key, "iq.ncn")
-    flagged: dict[str, set[str]] = {}
-    roster: list[str] = []
+def _truth(data: Path) -> dict[str, set[str]]:
+    """The ground truth in the ministry's terms: each flagged beneficiary's ID (from the
+    roster extract) → the flags the rules imply (from truth.csv)."""
+    flags: dict[str, set[str]] = {}
     with (data / "truth.csv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            if row["on_roster"] != "1":
+            if row["on_roster"] == "1" and row["flags"]:
+                flags[row["national_id"]] = set(row["flags"].split(";"))
+    expected: dict[str, set[str]] = {}
+    with (data / "welfare.csv").open(encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                national = normalise(row["رقم البطاقة الوطنية"], "iq.ncn")
+            except InvalidIdentifier:
                 continue
-            roster.append(row["national_id"])
-            if row["flags"]:
-                flagged[tokeniser.token(row["national_id"])] = set(row["flags"].split(";"))
-    return flagged, roster
-
-
-def _wait(client: httpx.Client, job_id: str, timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/match-jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.1)
-    raise OperatorError(f"the match job did not finish in {timeout:.0f} s")
+            if national in flags:
+                expected.setdefault(row["رقم المستفيد"], flags[national])
+    return expected
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
@@ -144,26 +147,28 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         "flag",
         "English",
         "العربية",
-        "source",
-        "flagged beneficiaries",
+        "beneficiaries",
+        "households",
         title=f"Collective match: {summary['flagged_beneficiaries']:,} of "
-        f"{summary['roster_size']:,} beneficiaries flagged",
+        f"{summary['roster_size']:,} beneficiaries flagged, in "
+        f"{summary['flagged_households']:,} of {summary['roster_households']:,} households",
     )
-    sources = {s["flag"]: s["source"] for s in summary["sources"]}
     for code, (english, arabic) in LABELS.items():
+        counts = summary["per_flag"].get(code, {"beneficiaries": 0, "households": 0})
         table.add_row(
-            code, english, arabic, sources.get(code, "-"), f"{summary['per_flag'].get(code, 0):,}"
+            code, english, arabic, f"{counts['beneficiaries']:,}", f"{counts['households']:,}"
         )
     return table
 
 
-def _names(data: Path, ids: Sequence[str]) -> dict[str, str]:
-    wanted, names = set(ids), {}
-    with (data / "population.csv").open(encoding="utf-8") as f:
-        for row in csv.reader(f):
-            if row and row[0] in wanted:
-                names[row[0]] = " ".join(row[5:9])
-    return names
+def _port(preferred: int) -> int:
+    """The usual port if it is free (so the printed commands work as they are), else any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
 
 
 @dataclass
@@ -221,52 +226,143 @@ def _set_up(home: Path, console: Console, people: int, seed: int) -> _Setup:
     return _Setup(key_file, key, data, truth, creds)
 
 
-def _match(console: Console, client: httpx.Client) -> tuple[dict[str, Any], dict[str, set[str]]]:
-    opened = client.post("/v1/match-jobs", json={"purpose": PURPOSE})
-    if opened.status_code != 201:
-        raise OperatorError(f"the match job was refused: {opened.text}")
-    job = _wait(client, opened.json()["id"])
-    if job["state"] != "succeeded":
-        raise OperatorError(f"the match job failed: {job['reason']}")
-    lines = client.get(f"/v1/match-jobs/{job['id']}/results").text.splitlines()
-    results = {item["token"]: {f["code"] for f in item["flags"]} for item in map(json.loads, lines)}
-    summary: dict[str, Any] = job["summary"]
+def _desk(home: Path, *args: str, stdin: str | None = None) -> None:
+    """One `matchhub-desk` command, run in this process exactly as the CLI runs it."""
+    import io  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from matchhub.agency.desk import cli as desk_cli  # noqa: PLC0415 (the desk's extra)
+
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        status = desk_cli.run([*args, "--home", str(home)])
+    finally:
+        sys.stdin = saved
+    if status != 0:
+        raise OperatorError(f"`matchhub-desk {' '.join(args[:2])}` failed ({status})")
+
+
+def _set_up_desk(home: Path, broker: str, setup: _Setup) -> tuple[Path, Path]:
+    """The ministry's desk: its home (the ministry's certificate, the matching key and the
+    roster extract copied in), and a supervisor, an analyst and a caseworker, whose passwords
+    go to a file only the demo's user may read."""
+    desk = home / "desk"
+    _desk(
+        desk,
+        "init",
+        "--broker",
+        broker,
+        "--credentials",
+        str(home / "agencies" / "molsa"),
+        "--code",
+        "molsa",
+        "--matching-key",
+        str(setup.key_file),
+        "--definition",
+        str(CONNECTORS / "welfare.toml"),
+        "--extract",
+        str(setup.data / "welfare.csv"),
+    )
+    passwords = desk / "demo-staff.txt"
+    lines = ["# The demo desk's staff: user name, role, password. Delete this file after use."]
+    for name, role in STAFF:
+        password = secrets.token_urlsafe(12)
+        _desk(desk, "user", "add", name, "--role", role, "--password-stdin", stdin=password)
+        lines.append(f"{name}\t{role}\t{password}")
+    passwords.touch(mode=0o600)
+    passwords.write_text("\n".join(lines) + "\n")
+    return desk, passwords
+
+
+def _ministry(console: Console, desk: Path) -> tuple[dict[str, Any], dict[str, set[str]], Path]:
+    """The ministry's side, at its desk: the analyst registers the roster and runs the
+    collective match; the list comes back as the ministry's own beneficiaries."""
+    from matchhub.agency.desk.config import DeskConfig  # noqa: PLC0415 (the desk's extra)
+    from matchhub.agency.desk.service import Desk  # noqa: PLC0415
+
+    started = time.monotonic()
+    _desk(desk, "roster", "--as", "analyst")
     console.print(
-        f"6. collective match job over roster version {summary['roster_version']} "
-        f"against every partner at once: {summary['seconds']:.2f} s"
+        f"6. the ministry's desk registered its roster as the analyst "
+        f"({time.monotonic() - started:.1f} s: read, hashed at the desk, only tokens sent)"
+    )
+    lists = desk / "lists" / "demo"
+    lists.mkdir(parents=True, exist_ok=True, mode=0o700)
+    beneficiaries, households = lists / "beneficiaries.csv", lists / "households.csv"
+    started = time.monotonic()
+    _desk(
+        desk,
+        "match",
+        "--purpose",
+        PURPOSE,
+        "--out",
+        str(beneficiaries),
+        "--households",
+        str(households),
+        "--as",
+        "analyst",
+    )
+    service = Desk(DeskConfig.load(desk))
+    try:
+        summary: dict[str, Any] = service.matches(limit=1)[0].summary or {}
+    finally:
+        service.close()
+    console.print(
+        f"7. collective match against every partner at once, turned back into the ministry's "
+        f"beneficiaries and households at the desk: {time.monotonic() - started:.1f} s"
     )
     console.print(_summary_table(summary))
     console.print(
-        "   per source: " + ", ".join(f"{kind} {n:,}" for kind, n in summary["per_source"].items())
+        "   per source: "
+        + ", ".join(f"{kind} {n['beneficiaries']:,}" for kind, n in summary["per_source"].items())
+        + f" (a beneficiary two partners report counts under each: "
+        f"{summary['several_sources']:,} such)"
     )
-    return summary, results
+    with beneficiaries.open(encoding="utf-8-sig", newline="") as f:
+        listed = {row["beneficiary_id"]: set(row["flags"].split(";")) for row in csv.DictReader(f)}
+    return summary, listed, beneficiaries
 
 
-def _lookups(
-    console: Console,
-    client: httpx.Client,
-    setup: _Setup,
-    roster: list[str],
-    expected: dict[str, set[str]],
-) -> None:
-    tokeniser = Tokeniser(setup.key, "iq.ncn")
-    flagged_ids = [i for i in roster if tokeniser.token(i) in expected]
-    picks = sorted(flagged_ids, key=lambda i: -len(expected[tokeniser.token(i)]))[:2]
-    picks += [i for i in roster if tokeniser.token(i) not in expected][:1]
-    names = _names(setup.data, picks)
-    answer = client.post(
-        "/v1/lookups", json={"purpose": PURPOSE, "tokens": [tokeniser.token(i) for i in picks]}
-    ).json()
+def _lookups(console: Console, desk: Path, data: Path, expected: dict[str, set[str]]) -> None:
+    """A caseworker looks up three beneficiaries by national ID, one typed in Arabic-Indic
+    digits; the desk sends only their tokens."""
+    from matchhub.agency.desk.config import DeskConfig  # noqa: PLC0415 (the desk's extra)
+    from matchhub.agency.desk.service import Desk  # noqa: PLC0415
+
+    flagged: list[str] = []
+    clear: list[str] = []
+    with (data / "welfare.csv").open(encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            target = flagged if row["رقم المستفيد"] in expected else clear
+            if len(target) < 2:
+                target.append(row["رقم البطاقة الوطنية"])
+            if len(flagged) == 2 and clear:
+                break
+    picks = flagged[:2] + clear[:1]
+    picks[0] = normalise(picks[0], "iq.ncn").translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    service = Desk(DeskConfig.load(desk))
+    try:
+        staff = service.staff("caseworker")
+        outcome = service.lookup(staff, "\n".join(picks), PURPOSE)
+        catalogue = service.catalogue(staff)
+    finally:
+        service.close()
     console.print(
-        "7. a case worker looks up three beneficiaries (the ministry's client hashes "
-        "their IDs; the broker sees tokens):"
+        "8. a caseworker looks up three beneficiaries at the desk (one ID typed in Arabic-Indic "
+        "digits; the broker sees only tokens):"
     )
-    for national_id, item in zip(picks, answer["results"], strict=True):
+    for entry in outcome.entries:
+        name = entry.person["name"] if entry.person else "?"
         flags = (
-            ", ".join(f"{f['code']} ({f['source']}, {f['as_of']})" for f in item["flags"])
-            or "no flags"
+            "; ".join(
+                f"{catalogue.flag_label(f['code'], 'en')} ({f['source']}, {f['as_of']})"
+                for f in entry.flags
+            )
+            or "no indication"
         )
-        console.print(f"   {names.get(national_id, '?')}: {flags}")
+        console.print(f"   {name}: {flags}")
 
 
 def run_demo(home: Path, console: Console, *, people: int = 20_000, seed: int = 2026) -> DemoResult:
@@ -276,28 +372,36 @@ def run_demo(home: Path, console: Console, *, people: int = 20_000, seed: int = 
     setup = _set_up(home, console, people, seed)
     auditor = home / "auditor"
     auditor.mkdir(parents=True, exist_ok=True)
-    with BrokerProcess(home, setup.creds["molsa"]) as broker:
+    port = _port(BROKER_PORT)
+    with BrokerProcess(home, setup.creds["molsa"], port=port) as broker:
         console.print(
             f"5. broker serving {broker.url} (mutual TLS, client certificates "
-            "required); each connector hashes its IDs locally and pushes only "
+            "required); each partner's connector hashes its IDs locally and pushes only "
             "tokens and flag codes:"
         )
-        for code, kind, _ in AGENCIES[:-1]:
+        for code, kind, _ in AGENCIES[1:-1]:
             _connect(console, broker.url, home, code=code, kind=kind, key=setup.key_file)
-        with make_client(broker.url, setup.creds["molsa"]) as client:
-            summary, results = _match(console, client)
-            expected, roster = _truth(setup.data, setup.key)
-            matches = results == expected
-            console.print(
-                f"   equal to the synthetic ground truth: "
-                f"{'[green]yes[/]' if matches else '[red]NO[/]'}"
-            )
-            _lookups(console, client, setup, roster, expected)
+        desk, passwords = _set_up_desk(home, broker.url, setup)
+        summary, listed, beneficiaries = _ministry(console, desk)
+        expected = _truth(setup.data)
+        matches = listed == expected
+        console.print(
+            f"   the desk's list equal to the synthetic ground truth, per beneficiary: "
+            f"{'[green]yes[/]' if matches else '[red]NO[/]'}"
+        )
+        _lookups(console, desk, setup.data, expected)
         with make_client(broker.url, setup.creds["audit-board"]) as client:
             checkpoint = client.get("/v1/audit/checkpoint").json()
+            named = client.get(
+                "/v1/audit/entries", params={"agency": "molsa", "limit": 1000}
+            ).json()["entries"]
         (auditor / "verifier.key").write_text(checkpoint["verifier_key"] + "\n")
         (auditor / "checkpoint.note").write_text(checkpoint["note"])
-    console.print("8. broker stopped.")
+    staff_named = sum(1 for e in named if e.get("end_user"))
+    console.print(
+        f"9. broker stopped. The audit log names the acting member of staff (a pseudonym, "
+        f"never a name) on {staff_named:,} of the ministry's {len(named):,} entries."
+    )
     _operator(home, "audit", "export", "--out", str(auditor / "export"))
     _operator(
         home,
@@ -311,16 +415,20 @@ def run_demo(home: Path, console: Console, *, people: int = 20_000, seed: int = 
         str(auditor / "checkpoint.note"),
     )
     console.print(
-        f"9. the auditor exported the audit log and verified it offline against "
+        f"10. the auditor exported the audit log and verified it offline against "
         f"the checkpoint it saved ({checkpoint['size']:,} entries at the time)"
     )
     seconds = time.monotonic() - started
     console.print(
         f"Done in {seconds:.0f} s. State: {home.resolve()}\n"
-        f"  matchhub --home {home} agency list             the agencies\n"
-        f"  matchhub --home {home} audit export --out DIR  the audit log\n"
+        f"  {beneficiaries}  the beneficiary list (and households.csv beside it)\n"
         f"  {home / 'connectors'}  each connector's report and rejected rows\n"
-        f"  {home / 'broker.log'}  the broker's log"
+        f"  {home / 'broker.log'}  the broker's log\n"
+        "The ministry's desk on the demo's state (two terminals):\n"
+        f"  matchhub --home {home} serve --port {port}\n"
+        f"  matchhub-desk serve --home {desk} --port {DESK_PORT}\n"
+        f"  then open http://127.0.0.1:{DESK_PORT}/ and sign in as supervisor, analyst or "
+        f"caseworker with the password in {passwords} (readable by you only)"
     )
     return DemoResult(
         home=home,
@@ -328,7 +436,7 @@ def run_demo(home: Path, console: Console, *, people: int = 20_000, seed: int = 
         roster=setup.truth["roster"],
         summary=summary,
         matches_truth=matches,
-        flagged_tokens=set(results),
-        expected_tokens=set(expected),
+        flagged=listed,
+        expected=expected,
         seconds=seconds,
     )

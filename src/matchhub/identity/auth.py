@@ -4,15 +4,23 @@ A route states the one scope it needs by taking a parameter of type
 ``Annotated[Principal, Depends(require(Scope.X))]``. The dependency authenticates the caller
 (certificate → registry) and checks the scope, so a route cannot forget either, and
 :func:`route_scope` lets a test list every route with its scope.
+
+The acting staff member. A consumer's or an auditor's desk names the person it acts for in the
+``Matchhub-End-User`` header: a pseudonymous id the desk gives each of its users (random, stable
+per user, never a name), as X-Road's ``userId``. It is read here, where the principal is made,
+so every route and every audit entry sees the same value: :func:`end_user` checks who may send
+it (consumers and auditors: a provider's connector acts for no one) and its shape, and the
+principal carries it into the request's audit entry.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Annotated, Any, Protocol, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -22,12 +30,20 @@ from matchhub.identity.peer import client_certificate
 from matchhub.identity.repository import Credential
 from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
-from matchhub.kit.errors import Forbidden, Unauthenticated
+from matchhub.kit.errors import Forbidden, Unauthenticated, UnprocessableEntity
 from matchhub.kit.requests import SessionDep, SettingsDep
 from matchhub.kit.settings import Settings
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.tokens import looks_like_raw_identifier
 
 SCOPE_ATTRIBUTE = "__matchhub_scope__"
 VIEW_ATTRIBUTE = "lookup_view"
+
+END_USER_HEADER = "matchhub-end-user"
+END_USER_KINDS = frozenset({AgencyKind.welfare, AgencyKind.auditor})
+END_USER_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:-]{7,63}", re.ASCII)
+"""8 to 64 characters of lowercase ASCII letters, digits and ``. _ : -``: room for a random id
+(the desk's are ``du-`` and 26 base32 letters), none for an Arabic name or a sentence."""
 
 
 class CredentialView(Protocol):
@@ -54,8 +70,50 @@ def authenticate_request(
     return _admit(request, principal, scope)
 
 
+def end_user(request: Request, principal: Principal) -> str | None:
+    """The ``Matchhub-End-User`` the caller named, checked; None when it named no one.
+
+    A provider may not send it (403 ``end_user_not_allowed``); a malformed one, or one that
+    looks like a national ID, is 422 ``invalid_end_user``. The refused value is never echoed
+    nor recorded: it might be a name."""
+    values = request.headers.getlist(END_USER_HEADER)
+    if not values:
+        return None
+    if principal.kind not in END_USER_KINDS:
+        raise Forbidden(
+            f"agencies of kind {principal.kind.value!r} act for no end user; only consumer and "
+            "auditor agencies may send Matchhub-End-User",
+            code="end_user_not_allowed",
+        )
+    value = values[0]
+    if len(values) > 1 or not END_USER_PATTERN.fullmatch(value) or looks_like_raw_identifier(value):
+        raise UnprocessableEntity(
+            "Matchhub-End-User must be one pseudonymous id: 8 to 64 characters of lowercase "
+            "letters, digits and . _ : - (never a name or an ID number)",
+            code="invalid_end_user",
+        )
+    return value
+
+
+EndUserHeader = Annotated[
+    str | None,
+    Header(
+        alias="Matchhub-End-User",
+        description="Consumer and auditor agencies' desks: the acting staff member's "
+        "pseudonymous id (8-64 of a-z 0-9 . _ : -, never a name), recorded in the audit entry. "
+        "A provider sending it gets 403 end_user_not_allowed; a malformed one 422 "
+        "invalid_end_user.",
+    ),
+]
+"""Declared so the OpenAPI document shows it on every route; read by :func:`end_user`."""
+
+
 def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
     request.state.principal = principal
+    acting = end_user(request, principal)
+    if acting is not None:
+        principal = principal.model_copy(update={"end_user": acting})
+        request.state.principal = principal
     if scope not in principal.scopes:
         raise Forbidden(
             f"agencies of kind {principal.kind.value!r} may not do this "
@@ -67,7 +125,12 @@ def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
 
 @cache
 def require(scope: Scope) -> Callable[..., Principal]:
-    def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    def dependency(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        matchhub_end_user: EndUserHeader = None,
+    ) -> Principal:
         return authenticate_request(request, session, settings, scope)
 
     setattr(dependency, SCOPE_ATTRIBUTE, scope)
@@ -90,7 +153,12 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     refuses is looked up in the database before being refused, so a certificate registered a
     moment ago is not turned away by a view that predates it."""
 
-    async def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    async def dependency(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        matchhub_end_user: EndUserHeader = None,
+    ) -> Principal:
         views = cast(CredentialViews, request.app.state.lookup_views)
         view = views.current()
         if view is not None:

@@ -18,6 +18,9 @@ class Principal(BaseModel):
     scopes: frozenset[Scope]
     certificate_fingerprint: str
     certificate_serial: str
+    end_user: str | None = None
+    """The staff member acting through the agency's desk (``Matchhub-End-User``): a
+    pseudonymous id the desk gives each user, never a name. Consumers and auditors only."""
 
 
 class WhoAmI(BaseModel):

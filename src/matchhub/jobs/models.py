@@ -38,6 +38,9 @@ class MatchJob(Base):
     purpose: Mapped[str] = mapped_column(ForeignKey("purposes.code"))
     flags: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     roster_snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    # Who asked, through the ministry's desk (Matchhub-End-User): named in every entry of the
+    # job's life, not only in the request that opened it.
+    end_user: Mapped[str | None] = mapped_column(String(64), default=None)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str | None] = mapped_column(Text, default=None)

@@ -33,6 +33,7 @@ def submit(session: Session, principal: Principal, request: OpenJob) -> MatchJob
         purpose=request.purpose,
         flags=sorted(granted) if request.flags is not None else None,
         roster_snapshot_id=roster.id,
+        end_user=principal.end_user,
         state="queued",
         progress=0.0,
         attempts=0,

@@ -306,11 +306,13 @@ def _likely(person: Person, rng: random.Random, chance: float, roster_factor: fl
 
 
 class RosterWriter(ExtractWriter):
-    """The welfare ministry's roster: every member of a beneficiary household."""
+    """The welfare ministry's roster: every member of a beneficiary household, with the
+    ministry's own beneficiary number and the household's form number (its household ID)."""
 
     kind = "welfare"
     id_column = "رقم البطاقة الوطنية"
     header = (
+        "رقم المستفيد",
         "رقم الاستمارة",
         id_column,
         "الاسم الثلاثي واللقب",
@@ -326,10 +328,12 @@ class RosterWriter(ExtractWriter):
     def rows_for(self, person: Person) -> tuple[list[list[str]], int]:
         if not person.on_roster:
             return [], 0
+        self.serial += 1  # the ministry numbers its beneficiaries as it enrols them
         return [self.sample_row(person)], 0
 
     def sample_row(self, person: Person) -> list[str]:
         return [
+            f"MB{self.serial:09d}",
             f"{person.governorate.code}-{person.household:08d}",
             self.spell(person),
             person.full_name,

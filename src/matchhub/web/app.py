@@ -74,6 +74,7 @@ def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str
             "roster_version": job.roster_snapshot_id,
             "reason": job.reason,
         },
+        end_user=job.end_user,
     )
 
 

@@ -61,6 +61,8 @@ def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry
             agency_kind=principal.kind.value,
             certificate=principal.certificate_fingerprint,
         )
+        if principal.end_user is not None:
+            body["end_user"] = principal.end_user
     else:
         try:
             cert = tls_extension_certificate(scope)
@@ -73,6 +75,7 @@ def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry
         agency=principal.code if principal else None,
         route=body["route"],
         subjects=subjects,
+        end_user=principal.end_user if principal else None,
     )
 
 

@@ -31,7 +31,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -43,6 +43,7 @@ from matchhub.protocol.tokens.normalise import ARABIC_INDIC_DIGITS, EASTERN_ARAB
 
 __all__ = [
     "FORMAT",
+    "ROSTER_FIELDS",
     "Combine",
     "CompiledFlag",
     "Definition",
@@ -60,6 +61,9 @@ __all__ = [
     "parse_number",
     "rules_from_catalogue",
 ]
+
+ROSTER_FIELDS = ("beneficiary_id", "household_id", "name", "governorate")
+"""The columns a roster's ``[roster]`` table may name, for the ministry's desk."""
 
 FORMAT = "matchhub-connector/1"
 """The ``format`` key of every definition; bump it, never reinterpret it."""
@@ -281,6 +285,10 @@ class Definition:
     delimiter: str
     many_rows: bool
     flags: tuple[FlagSource, ...]
+    roster_columns: Mapping[str, str] = field(default_factory=dict)
+    """A roster's ``[roster]`` table: which columns hold the ministry's own beneficiary ID,
+    household ID, name and governorate (`ROSTER_FIELDS`). Only the ministry's desk reads them,
+    to turn results back into its own beneficiaries; the connector sends none of them."""
 
     @property
     def roster(self) -> bool:
@@ -525,6 +533,7 @@ def load(path: str | Path) -> Definition:
         delimiter = extract.choice("delimiter", sorted(_DELIMITERS), ",") or ","
         extract.finish()
     flags = _flags_section(top, kind, many)
+    roster_columns = _roster_section(top, kind)
     top.finish()
     return Definition(
         path=path,
@@ -537,7 +546,21 @@ def load(path: str | Path) -> Definition:
         delimiter=delimiter,
         many_rows=many,
         flags=flags,
+        roster_columns=roster_columns,
     )
+
+
+def _roster_section(top: _Reader, kind: AgencyKind) -> dict[str, str]:
+    section = top.table_of("roster")
+    if section is None:
+        return {}
+    if kind is not AgencyKind.welfare:
+        raise top.error("roster", "only a welfare definition (a roster) names roster columns")
+    columns = {name: section.text(name) for name in ROSTER_FIELDS if name in section.table}
+    if any(not column.strip() for column in columns.values()):
+        raise section.error(next(n for n, c in columns.items() if not c.strip()), "empty")
+    section.finish()
+    return columns
 
 
 def _id_section(top: _Reader) -> tuple[Scheme, str, tuple[str, ...]]:

@@ -1,0 +1,3 @@
+from matchhub.agency.desk import main
+
+main()

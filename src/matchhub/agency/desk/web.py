@@ -1,0 +1,231 @@
+"""The desk's one way to add a page.
+
+A page is a plain function of a `PageContext`, registered with `Pages.page`::
+
+    @pages.page("/lookup", name="lookup", permission=Permission.lookup, nav="nav.lookup")
+    def lookup(ctx: PageContext) -> Response:
+        return ctx.render("lookup.html", ...)
+
+The registration does, for every page, what none may forget: a signed-in session (or the
+sign-in page), the role's permission (or 403, in the page), the CSRF token of every form
+posted (or 403), the member of staff and their language, and the page's place in the
+navigation, which each member of staff sees filtered by their role. The function runs in a
+worker thread, so it may call the database and the broker directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from matchhub.agency.desk import i18n, sessions
+from matchhub.agency.desk.accounts import Permission, Staff
+from matchhub.agency.desk.service import Desk
+
+HERE = Path(__file__).parent
+MAX_FORM_BYTES = 256 * 1024
+"""A posted form without a file: far more than any page's fields need."""
+
+Handler = Callable[["PageContext"], Response]
+BodyLimit = Callable[[Desk], int]
+"""The largest body a page's form may post, read from the desk's settings per request."""
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    name: str
+    permission: Permission | None
+    nav: str | None  # the navigation label's message key; None: not in the navigation
+
+
+@dataclass
+class PageContext:
+    request: Request
+    desk: Desk
+    staff: Staff
+    csrf: str
+    session_id: str
+    templates: Environment
+    navigation: list[Page]
+    form: FormData | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def lang(self) -> str:
+        return self.staff.language
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, str) else default
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        return render(
+            self.templates,
+            template,
+            status,
+            lang=self.lang,
+            staff=self.staff,
+            csrf=self.csrf,
+            nav=[
+                p for p in self.navigation if p.permission is None or self.staff.may(p.permission)
+            ],
+            path=self.request.url.path,
+            **values,
+        )
+
+    def t(self, key: str) -> str:
+        return i18n.t(key, self.lang)
+
+    def forbidden(self) -> HTMLResponse:
+        return self.render("error.html", 403, title="error.403.title", text="error.403.text")
+
+    def not_found(self) -> HTMLResponse:
+        return self.render("error.html", 404, title="error.404.title", text="error.404.text")
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def render(templates: Environment, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    lang = values.setdefault("lang", "ar")
+    values.setdefault("dir", "rtl" if lang == "ar" else "ltr")
+    html = templates.get_template(template).render(**values)
+    return HTMLResponse(html, status_code=status)
+
+
+def make_templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        t=i18n.t,
+        number=i18n.number,
+        percent=i18n.percent,
+        day=i18n.day,
+        moment=i18n.moment,
+        digits=i18n.digits,
+    )
+    return env
+
+
+class Pages:
+    """The registry: each page's route and its place in the navigation."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+        self.navigation: list[Page] = []
+
+    def page(
+        self,
+        path: str,
+        *,
+        name: str,
+        permission: Permission | None = None,
+        methods: tuple[str, ...] = ("GET",),
+        nav: str | None = None,
+        max_body: BodyLimit = lambda desk: MAX_FORM_BYTES,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            page = Page(path, name, permission, nav)
+            if nav is not None:
+                self.navigation.append(page)
+            self.routes.append(
+                Route(
+                    path, self._endpoint(page, handler, max_body), methods=list(methods), name=name
+                )
+            )
+            return handler
+
+        return register
+
+    def _endpoint(
+        self, page: Page, handler: Handler, max_body: BodyLimit
+    ) -> Callable[[Request], Any]:
+        navigation = self.navigation
+
+        async def endpoint(request: Request) -> Response:
+            desk: Desk = request.app.state.desk
+            templates: Environment = request.app.state.templates
+            cookie = request.cookies.get(desk.config.cookie_name)
+            found, why = await run_in_threadpool(_session, desk, cookie)
+            if found is None:
+                return redirect("/login?m=expired" if why == "expired" else "/login")
+            context = PageContext(
+                request,
+                desk,
+                found.staff,
+                found.csrf,
+                found.session_id,
+                templates,
+                navigation,
+                params=request.path_params,
+            )
+            if page.permission is not None and not found.staff.may(page.permission):
+                await run_in_threadpool(
+                    desk.record, found.staff, "forbidden", "refused", page=page.name
+                )
+                return context.forbidden()
+            if request.method == "POST":
+                refused = await _read_form(request, context, max_body(desk))
+                if refused is not None:
+                    return refused
+            try:
+                return await run_in_threadpool(handler, context)
+            finally:
+                if context.form is not None:
+                    await context.form.close()
+
+        return endpoint
+
+
+def _session(desk: Desk, cookie: str | None) -> tuple[sessions.Current | None, str | None]:
+    with desk.db.transaction() as session:
+        return sessions.current(session, cookie, desk.config.settings)
+
+
+async def _read_form(request: Request, context: PageContext, max_body: int) -> Response | None:
+    """The posted form, once its size is known to be allowed (refused before a byte of it is
+    read) and its CSRF token checked."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return Response("a form must say its length", status_code=411)
+    if int(length) > max_body:
+        await run_in_threadpool(
+            context.desk.record,
+            context.staff,
+            "too_large",
+            "refused",
+            page=request.url.path,
+            bytes=int(length),
+        )
+        return context.render("error.html", 413, title="error.413.title", text="error.413.text")
+    context.form = await request.form(max_files=1, max_fields=200)
+    if not sessions.csrf_ok(context.csrf, context.form.get("csrf")):
+        await context.form.close()
+        await run_in_threadpool(
+            context.desk.record, context.staff, "csrf", "refused", page=request.url.path
+        )
+        return context.render("error.html", 403, title="error.csrf.title", text="error.csrf.text")
+    return None
+
+
+def safe_back(value: str | None) -> str:
+    """A same-site path to go back to after a form, never another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return quote(value, safe="/?=&-_.~%")
