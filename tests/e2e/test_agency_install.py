@@ -66,6 +66,14 @@ def test_the_plain_install_is_the_agency_side(tmp_path: Path) -> None:
     assert connect.returncode == 0, connect.stderr
     assert "push" in connect.stdout
 
+    # The desk is an extra of its own: its command says in one line what to install.
+    desk = subprocess.run(
+        [env / "bin" / "matchhub-desk", "--help"], check=False, capture_output=True, text=True
+    )
+    assert desk.returncode == 2
+    assert "pip install 'matchhub[desk]'" in desk.stderr
+    assert "Traceback" not in desk.stderr
+
     # The broker's command says in one line what to install, without a traceback.
     broker = subprocess.run(
         [env / "bin" / "matchhub", "--help"], check=False, capture_output=True, text=True
