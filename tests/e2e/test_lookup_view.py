@@ -1,4 +1,4 @@
-"""Lookups answered from the in-memory view (lookups/view.py), over real mutual TLS, on SQLite
+"""Lookups answered from the in-memory view (lookups/inmemory.py), over real mutual TLS, on SQLite
 and PostgreSQL: the same answers as the database gives, and no answer from a view the hub has
 moved past, however stale the view is allowed to get."""
 

@@ -24,7 +24,7 @@ from matchhub.agency.connector.push import (
 )
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.wire import COMPACT, NDJSON
-from matchhub.uploads.models import Snapshot, Upload, roster_rows, snapshot_rows
+from matchhub.uploads.models import Snapshot, SnapshotState, Upload, roster_rows, snapshot_rows
 from matchhub.uploads.repository import UploadRepository
 from tests.conftest import Hub, RunningServer
 from tests.e2e.helpers import HANDSHAKE_REFUSED, national_ids, stored, tokens, visible_flags
@@ -132,7 +132,9 @@ def test_a_transaction_from_before_a_replacement_keeps_the_replaced_rows(
 
     replace(ids[:12])
     with hub.session() as session:
-        first = session.scalars(select(Snapshot.id).where(Snapshot.state == "current")).one()
+        first = session.scalars(
+            select(Snapshot.id).where(Snapshot.state == SnapshotState.current)
+        ).one()
     reader = create_engine(str(hub.settings.database_url))
     try:
         with reader.connect() as old:
@@ -277,7 +279,7 @@ def test_a_reader_never_sees_a_partial_snapshot(server: RunningServer) -> None:
                             select(func.count())
                             .select_from(snapshot_rows)
                             .join(Snapshot, Snapshot.id == snapshot_rows.c.snapshot_id)
-                            .where(Snapshot.state == "current")
+                            .where(Snapshot.state == SnapshotState.current)
                         )
                         or 0
                     )
@@ -439,7 +441,9 @@ def test_a_partition_drop_gives_way_to_a_reader(server: RunningServer) -> None:
         with engine.connect() as reader, Session(engine) as session:
             # Should the DROP ever wait for the reader again, fail in 10 s rather than hang.
             session.execute(text("SET statement_timeout = '10s'"))
-            snapshot = session.scalars(select(Snapshot).where(Snapshot.state == "current")).one()
+            snapshot = session.scalars(
+                select(Snapshot).where(Snapshot.state == SnapshotState.current)
+            ).one()
             reader.execute(text("LOCK TABLE snapshot_rows IN ACCESS SHARE MODE"))
             started = time.monotonic()
             assert UploadRepository(session).delete_rows(snapshot) is None
