@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.fixtures.api import InProcessApi, api
+from tests.fixtures.cli import operator_cli
 from tests.fixtures.database import (
     BACKENDS,
     PG_ADMIN_URL,
@@ -45,6 +46,7 @@ __all__ = [
     "database_url",
     "db_session",
     "hub",
+    "operator_cli",
     "server",
     "service_database",
     "templates",

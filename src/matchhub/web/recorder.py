@@ -179,8 +179,9 @@ async def _send_error(send: Callable[[Message], Awaitable[None]], status: int, b
 
 
 class AuditMiddleware:
-    """Records what the routes did not: refusals, and failures. Runs with the log off too, for
-    the view-generation check of a refusal worked out from the lookups' view."""
+    """Records what the routes did not: refusals, failures, and answers of routes without a
+    session. Runs with the log off too, for the view-generation check of an answer worked out
+    from the lookups' view."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
