@@ -32,14 +32,14 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(WORKERS) --cov=matchhub --cov-report=term:skip-covered
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal --cov=matchhub --cov-report=term:skip-covered
 
 # Unit, service and API tiers on SQLite: no server, no subprocess, no PostgreSQL.
 check: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	MATCHHUB_TEST_BACKENDS=sqlite $(BIN)/pytest -n $(WORKERS) -q -m "not slow"
+	MATCHHUB_TEST_BACKENDS=sqlite $(BIN)/pytest -n $(WORKERS) --dist worksteal -q -m "not slow"
 
 openapi: setup
 	$(BIN)/matchhub openapi
