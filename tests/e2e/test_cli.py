@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from matchhub.cli import bootstrap
+from matchhub.kit.settings import Settings
+
 
 def run(
     home: Path, *args: str, env: dict[str, str] | None = None
@@ -49,7 +52,7 @@ def test_init_writes_secrets_0600_and_refuses_to_overwrite(tmp_path: Path) -> No
 @pytest.mark.parametrize("broken", ["missing", "unreadable"])
 def test_serve_refuses_a_missing_or_unreadable_key(tmp_path: Path, broken: str) -> None:
     home = tmp_path / "state"
-    assert run(home, "init").returncode == 0
+    bootstrap.initialise(Settings(home=home))  # `init` itself is the test above
     key = home / "keys" / "broker.key"
     if broken == "missing":
         key.unlink()
