@@ -26,9 +26,10 @@ class UnitOfWork(Protocol):
     def session(self, request: Request) -> AbstractAsyncContextManager[Session]:
         """The request's one transaction, committed with its audit record at the end."""
 
-    async def record_answer(self, request: Request) -> None:
-        """Commit the request's audit entry now; for a caller authenticated from the lookups'
-        view, on condition that the view's generation is still the database's
+    async def record_answer(self, request: Request) -> int | None:
+        """Commit the request's audit entry now and return its sequence number (``None`` when
+        the log is off); for a caller authenticated from the lookups' view, on condition that
+        the view's generation is still the database's
         (:class:`~matchhub.kit.errors.StaleGeneration` if not)."""
 
 
@@ -80,13 +81,14 @@ def marked_read_only(route: Any) -> bool:
     return dependant is not None and any(d.call is read_only for d in dependant.dependencies)
 
 
-async def record_answer(request: Request) -> None:
-    """From inside a read-only route answering from the in-memory view the caller was
-    authenticated from: append its entry now, on condition that the view's generation is still
-    the database's. Raises :class:`~matchhub.kit.errors.StaleGeneration` if it is not, having
-    appended nothing and forgotten the view: the route must then answer from the database (and
-    its entry is recorded as usual), or let the error answer 503."""
-    await _unit_of_work(request).record_answer(request)
+async def record_answer(request: Request) -> int | None:
+    """From inside a read-only route: append its entry now and return its sequence number
+    (``None`` when the log is off). For a caller authenticated from the in-memory view, only
+    on condition that the view's generation is still the database's: raises
+    :class:`~matchhub.kit.errors.StaleGeneration` if it is not, having appended nothing and
+    forgotten the view; the route must then answer from the database (and its entry is
+    recorded as usual), or let the error answer 503."""
+    return await _unit_of_work(request).record_answer(request)
 
 
 @contextmanager

@@ -130,27 +130,29 @@ async def record_through_writer(request: Request) -> None:
         await _write(request.scope, _status(request), None)
 
 
-async def record_answer(request: Request) -> None:
-    """From inside a read-only route: append its entry now, before the route returns; for a
-    caller authenticated from the view, on condition that the view's generation is still the
-    database's. Raises :class:`~matchhub.kit.errors.StaleGeneration` if it is not, having
-    appended nothing and forgotten the view: the route must then answer from the database (and
-    its entry is recorded as usual), or let the error become its answer."""
-    await _write(request.scope, _status(request), None)
+async def record_answer(request: Request) -> int | None:
+    """From inside a read-only route: append its entry now, before the route returns, and
+    return its sequence number (``None`` when the log is off); for a caller authenticated from
+    the view, on condition that the view's generation is still the database's. Raises
+    :class:`~matchhub.kit.errors.StaleGeneration` if it is not, having appended nothing and
+    forgotten the view: the route must then answer from the database (and its entry is
+    recorded as usual), or let the error become its answer."""
+    return await _write(request.scope, _status(request), None)
 
 
 def mark_recorded(request: Request) -> None:
     _state(request.scope)[_DONE] = True
 
 
-async def _write(scope: Scope, status: int, error: str | None) -> None:
+async def _write(scope: Scope, status: int, error: str | None) -> int | None:
     """Append the request's entry through the group-commit writer, with the generation check
     if the caller was authenticated from the view (also when the log is off: the database is
-    then asked directly)."""
+    then asked directly); its sequence number, ``None`` when the log is off."""
+    seq: int | None = None
     try:
         if _enabled(scope):
             writer = cast(AuditWriter, scope["app"].state.audit_writer)
-            await writer.record(_entry(scope, status, error))
+            seq = await writer.record(_entry(scope, status, error))
         elif (generation := _checked_generation(scope, status)) is not None:
             views = scope["app"].state.lookup_views
             if await run_in_threadpool(views.generation) != generation:
@@ -159,6 +161,7 @@ async def _write(scope: Scope, status: int, error: str | None) -> None:
         _forget_view(scope)
         raise
     _state(scope)[_DONE] = True
+    return seq
 
 
 _UNAVAILABLE = (
