@@ -14,20 +14,18 @@ from benchmarks.data import push_tokens, random_tokens
 from benchmarks.hub import BenchHub
 from benchmarks.measure import Comparison, CpuMeter, Figure
 from matchhub.agency.connector.client import make_client
+from matchhub.kit.pgcopy import Layout
 from matchhub.protocol.kinds import AgencyKind
 
 FLAG = "bank.large_loan"
 _COPY_BLOCK = 8 * 2**20
-_ROW = np.dtype([("fields", ">i2"), ("l1", ">i4"), ("id", ">i4"), ("l2", ">i4"), ("token", "S16")])
+_ROW = Layout(("snapshot_id", ">i4"), ("token", "V16"))
 
 
 def pgcopy_payload(stored: np.ndarray, snapshot_id: int) -> bytes:
-    """Binary COPY data for rows (snapshot_id int4, token bytea), built without a Python loop."""
-    rows = np.empty(len(stored), dtype=_ROW)
-    rows["fields"], rows["l1"], rows["id"], rows["l2"] = 2, 4, snapshot_id, 16
-    rows["token"] = np.ascontiguousarray(stored).view("S16").ravel()
-    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-    return header + rows.tobytes() + b"\xff\xff"
+    """Binary COPY data for rows (snapshot_id int4, token bytea), as the broker writes it."""
+    tokens = np.ascontiguousarray(stored).view("V16").ravel()
+    return _ROW.encode({"snapshot_id": snapshot_id, "token": tokens}, len(tokens))
 
 
 def raw_copy_and_index(libpq: str, payload: bytes) -> tuple[float, float]:

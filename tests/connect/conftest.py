@@ -19,7 +19,7 @@ from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer
 from matchhub.protocol.tokens import MatchingKey, Tokeniser
 from matchhub.synth.extracts import generate
-from matchhub.uploads.models import Snapshot, Upload, roster_rows
+from matchhub.uploads.models import Snapshot, SnapshotState, Upload, roster_rows
 from tests.conftest import Hub, RunningServer
 from tests.e2e.helpers import visible_flags
 
@@ -191,7 +191,7 @@ class Broker:
             rows = session.execute(
                 select(roster_rows.c.token)
                 .join(Snapshot, Snapshot.id == roster_rows.c.snapshot_id)
-                .where(Snapshot.state == "current", Snapshot.kind == "roster")
+                .where(Snapshot.state == SnapshotState.current, Snapshot.kind == "roster")
             ).all()
         return {bytes(token) for (token,) in rows}
 

@@ -12,7 +12,7 @@ from matchhub.identity.models import Agency
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer
 from matchhub.protocol.tokens import MatchingKey, Tokeniser
-from matchhub.uploads.models import Snapshot, snapshot_rows
+from matchhub.uploads.models import Snapshot, SnapshotState, snapshot_rows
 from tests.conftest import Hub
 
 # How a refused TLS handshake reaches an httpx client (TLS 1.3 reports a refused client
@@ -45,7 +45,7 @@ def visible_flags(hub: Hub) -> dict[bytes, set[tuple[str, str]]]:
             select(snapshot_rows.c.token, Agency.code, Snapshot.flag_code)
             .join(Snapshot, Snapshot.id == snapshot_rows.c.snapshot_id)
             .join(Agency, Agency.id == Snapshot.agency_id)
-            .where(Snapshot.state == "current", Snapshot.kind == "flag")
+            .where(Snapshot.state == SnapshotState.current, Snapshot.kind == "flag")
         ).all()
     seen: dict[bytes, set[tuple[str, str]]] = defaultdict(set)
     for token, agency, flag in rows:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
 from fastapi.routing import RouteContext, iter_route_contexts
 
-from matchhub.identity.auth import route_scope
+from matchhub.identity.auth import LookupCaller, authenticates_from_view, route_scope
 from matchhub.identity.scopes import Scope
-from matchhub.kit.requests import read_only
+from matchhub.kit.requests import ReadOnly, read_only
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
 from matchhub.web.health import UNSCOPED_ROUTES
@@ -70,3 +71,30 @@ def test_read_only_routes_are_reads() -> None:
         ("GET", "/v1/audit/proofs/inclusion"),
         ("GET", "/v1/audit/proofs/consistency"),
     }
+
+
+def _from_view(route: RouteContext) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and authenticates_from_view(dependant)
+
+
+def test_only_read_only_routes_authenticate_from_the_lookup_view() -> None:
+    """Only a read-only route's entry goes through the writer's view-generation check; a route
+    that writes commits its entry in its own transaction, unchecked (identity/auth.py)."""
+    viewed = {r.path for r in _routes() if _from_view(r)}
+    assert viewed == {"/v1/lookups"}
+    assert [r.path for r in _routes() if _from_view(r) and not _read_only(r)] == []
+
+
+def test_the_view_check_sees_a_writing_route_that_authenticates_from_the_view() -> None:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.post("/v1/writes")
+    def writes(principal: LookupCaller) -> None: ...
+
+    @app.get("/v1/reads", dependencies=[ReadOnly])
+    def reads(principal: LookupCaller) -> None: ...
+
+    routes = {r.path: r for r in iter_route_contexts(app.routes)}
+    table = {path: (_from_view(r), _read_only(r)) for path, r in routes.items()}
+    assert table == {"/v1/writes": (True, False), "/v1/reads": (True, True)}

@@ -1,4 +1,4 @@
-"""The lookups' view (lookups/view.py) against plain Python sets: membership by binary search
+"""The lookups' view (lookups/inmemory.py) against plain Python sets: membership by binary search
 over the tokens' high 64 bits, decided by the low ones (tokens sharing a high half, and tokens
 with runs of zero bytes, are where it could go wrong), and the answers it assembles."""
 

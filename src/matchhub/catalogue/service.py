@@ -128,7 +128,7 @@ def granted_flags_with(
     subset: Sequence[str] | None,
 ) -> list[str]:
     """The rules of :func:`granted_flags`, over any catalogue: the database, or the lookups'
-    in-memory view of it (lookups/view.py)."""
+    in-memory view of it (lookups/inmemory.py)."""
     if not purpose:
         raise UnprocessableEntity("every request names its purpose", code="purpose_required")
     granted = granted_codes(grantees_of(principal), purpose)

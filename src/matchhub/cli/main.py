@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -584,11 +584,16 @@ def openapi(
     out.print(f"wrote {out_file}")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``matchhub`` command, with ``argv`` (default: the process's arguments); exits."""
     logs.configure()
     command = typer.main.get_command(app)
     try:
-        code = command.main(prog_name="matchhub", standalone_mode=False)
+        code = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="matchhub",
+            standalone_mode=False,
+        )
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)

@@ -5,6 +5,12 @@ A route states the one scope it needs by taking a parameter of type
 (certificate → registry) and checks the scope, so a route cannot forget either, and
 :func:`route_scope` lets a test list every route with its scope.
 
+:func:`require_viewed` authenticates from the lookups' in-memory view instead, on read-only
+routes only: their audit entries go through the group-commit writer, which commits an entry of
+a caller authenticated from a view only while the view's generation is the database's
+(web/recorder.py). A route that writes records its entry in its own transaction, where nothing
+checks the generation, so there the dependency reads the database like :func:`require`.
+
 The acting staff member. A consumer's or an auditor's desk names the person it acts for in the
 ``Matchhub-End-User`` header: a pseudonymous id the desk gives each of its users (random, stable
 per user, never a name), as X-Road's ``userId``. It is read here, where the principal is made,
@@ -31,13 +37,14 @@ from matchhub.identity.repository import Credential
 from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import Forbidden, Unauthenticated, UnprocessableEntity
-from matchhub.kit.requests import SessionDep, SettingsDep
+from matchhub.kit.requests import SessionDep, SettingsDep, is_read_only
 from matchhub.kit.settings import Settings
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import looks_like_raw_identifier
 
 SCOPE_ATTRIBUTE = "__matchhub_scope__"
-VIEW_ATTRIBUTE = "lookup_view"
+VIEWED_ATTRIBUTE = "__matchhub_viewed__"  # marks require_viewed's dependencies
+VIEW_ATTRIBUTE = "lookup_view"  # request.state: the view the caller was authenticated from
 
 END_USER_HEADER = "matchhub-end-user"
 END_USER_KINDS = frozenset({AgencyKind.welfare, AgencyKind.auditor})
@@ -47,7 +54,7 @@ END_USER_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:-]{7,63}", re.ASCII)
 
 
 class CredentialView(Protocol):
-    """An in-memory registry at a known generation (the lookups' view, lookups/view.py)."""
+    """An in-memory registry at a known generation (the lookups' view, lookups/inmemory.py)."""
 
     generation: int
 
@@ -63,7 +70,9 @@ class CredentialViews(Protocol):
 def authenticate_request(
     request: Request, session: Session, settings: Settings, scope: Scope
 ) -> Principal:
-    """The caller, from the database registry, holding ``scope``."""
+    """The caller, from the database registry, holding ``scope``. Whatever view the request
+    was authenticated from before, its answer now depends on the database."""
+    setattr(request.state, VIEW_ATTRIBUTE, None)
     principal = service.authenticate(
         session, client_certificate(request, settings), settings.hub_name
     )
@@ -146,10 +155,12 @@ def viewed(request: Request) -> CredentialView | None:
 @cache
 def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """:func:`require` for a hot read-only route: the caller is authenticated from the current
-    in-memory view when there is one, on the event loop, with no database round trip. The route
-    must then have its answer's audit entry committed on condition that the view's generation
-    is still the database's (audit/recorder.py ``record_answer``), and redo the request from
-    the database if it is not; :func:`viewed` tells it which view was used. A caller the view
+    in-memory view when there is one, on the event loop, with no database round trip, and
+    :func:`viewed` tells the route which view was used, so it may answer from it too. Whatever
+    the route does, its answer goes out only if its audit entry commits with the view's
+    generation still the database's (web/recorder.py); if not, the route answers again from
+    the database (``record_answer`` raises for it to do so) or the caller gets ``503
+    view_outdated``. On a route not marked read-only the view is never used. A caller the view
     refuses is looked up in the database before being refused, so a certificate registered a
     moment ago is not turned away by a view that predates it."""
 
@@ -160,7 +171,7 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         matchhub_end_user: EndUserHeader = None,
     ) -> Principal:
         views = cast(CredentialViews, request.app.state.lookup_views)
-        view = views.current()
+        view = views.current() if is_read_only(request) else None
         if view is not None:
             try:
                 principal = service.authenticate_with(
@@ -174,8 +185,16 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         return await run_in_threadpool(authenticate_request, request, session, settings, scope)
 
     setattr(dependency, SCOPE_ATTRIBUTE, scope)
+    setattr(dependency, VIEWED_ATTRIBUTE, True)
     dependency.__name__ = f"require_viewed_{scope.name}"
     return dependency
+
+
+def authenticates_from_view(dependant: Dependant) -> bool:
+    """Whether a route (its dependency tree) uses :func:`require_viewed`."""
+    return bool(getattr(dependant.call, VIEWED_ATTRIBUTE, False)) or any(
+        authenticates_from_view(sub) for sub in dependant.dependencies
+    )
 
 
 def route_scope(dependant: Dependant) -> Scope | None:

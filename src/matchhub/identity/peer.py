@@ -4,9 +4,10 @@ Two sources, chosen by ``Settings.client_cert_source``:
 
 ``tls``
     The broker terminates TLS itself. uvicorn does not put the peer certificate in the ASGI
-    scope, so :mod:`matchhub.web.server` adds it in the shape of the ASGI TLS extension
-    (``scope["extensions"]["tls"]["client_cert_chain"]``, a list of PEM strings), after the
-    handshake has verified it against the hub CA and CRL.
+    scope, so :mod:`matchhub.web.server` adds it with :func:`with_client_certificate` in the
+    shape of the ASGI TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``, a
+    list of PEM strings), after the handshake has verified it against the hub CA and CRL. The
+    in-process API tests put a certificate there the same way.
 ``proxy``
     An mTLS-terminating proxy (nginx ``ssl_verify_client on``) forwards the verified client
     certificate in ``X-Client-Cert`` (nginx ``$ssl_client_escaped_cert``). The header is believed
@@ -17,6 +18,7 @@ Two sources, chosen by ``Settings.client_cert_source``:
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
@@ -30,6 +32,28 @@ from matchhub.kit.settings import Settings
 
 PROXY_CERT_HEADER = "x-client-cert"
 PROXY_VERIFY_HEADER = "x-client-verify"
+
+ASGIApp = Callable[..., Any]
+
+
+def with_client_certificate(app: ASGIApp, peer_pem: str | None) -> ASGIApp:
+    """``app``, with ``peer_pem`` (a certificate the TLS layer has verified, or ``None``) in
+    every request's scope where :func:`tls_extension_certificate` reads it."""
+    tls = {
+        "server_cert": None,
+        "client_cert_chain": [peer_pem] if peer_pem else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+    }
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("extensions", {})["tls"] = tls
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 def tls_extension_certificate(scope: dict[str, Any] | Any) -> x509.Certificate | None:

@@ -1,7 +1,7 @@
 """The scopes each agency kind holds.
 
 A kind's scopes are fixed in code, not configuration: what a pension authority may do is part of
-the contract (DESIGN.md, "Parties"), and a route states the one scope it needs.
+the contract (docs/design.md, "Parties"), and a route states the one scope it needs.
 """
 
 from __future__ import annotations

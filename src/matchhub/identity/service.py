@@ -55,7 +55,7 @@ def authenticate_with(
     hub: str,
 ) -> Principal:
     """The rules of :func:`authenticate`, over any registry: the database, or the lookups'
-    in-memory view of it (lookups/view.py)."""
+    in-memory view of it (lookups/inmemory.py)."""
     if certificate is None:
         raise Unauthenticated("a client certificate is required", code="certificate_required")
     facts = _facts(certificate)

@@ -9,12 +9,13 @@ import psycopg
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from matchhub.identity.models import Agency
 from matchhub.jobs.models import RESULT_CHUNK_ROWS, MatchJob, match_result_chunks
-from matchhub.uploads.models import Snapshot, roster_rows, snapshot_rows
+from matchhub.kit.pgcopy import Layout
+from matchhub.uploads.models import roster_rows, snapshot_rows
 
-_HEADER = 19  # PGCOPY signature (11) + flags (4) + extension length (4)
-_TRAILER = 2
+# Rows as binary COPY reads them out (kit/pgcopy.py).
+_PROVIDER_ROW = Layout(("token", "V16"))
+_ROSTER_ROW = Layout(("ordinal", ">i4"), ("token", "V16"))
 
 
 class JobRepository:
@@ -27,26 +28,6 @@ class JobRepository:
 
     def get(self, job_id: str) -> MatchJob | None:
         return self.session.get(MatchJob, job_id)
-
-    def current_roster(self, agency_id: int) -> Snapshot | None:
-        stmt = select(Snapshot).where(
-            Snapshot.agency_id == agency_id, Snapshot.kind == "roster", Snapshot.state == "current"
-        )
-        return self.session.scalars(stmt).one_or_none()
-
-    def current_sources(self, flag_codes: Sequence[str]) -> list[tuple[Snapshot, str]]:
-        """Every provider's current snapshot of these flags, with the provider's kind."""
-        stmt = (
-            select(Snapshot, Agency.kind)
-            .join(Agency, Agency.id == Snapshot.agency_id)
-            .where(
-                Snapshot.kind == "flag",
-                Snapshot.state == "current",
-                Snapshot.flag_code.in_(list(flag_codes)),
-            )
-            .order_by(Snapshot.id)
-        )
-        return [(snapshot, kind) for snapshot, kind in self.session.execute(stmt).all()]
 
     def claim(self, worker: str, now: datetime, lease_until: datetime) -> MatchJob | None:
         """Take the oldest queued job, or a running one whose worker's lease ran out.
@@ -103,8 +84,7 @@ class JobRepository:
                 "TO STDOUT (FORMAT BINARY)",
                 snapshot_id,
             )
-            rows = np.frombuffer(data, dtype=np.uint8)[_HEADER:-_TRAILER].reshape(-1, 22)
-            return rows[:, 6:].tobytes()
+            return _PROVIDER_ROW.decode(data)["token"].tobytes()
         stmt = select(snapshot_rows.c.token).where(snapshot_rows.c.snapshot_id == snapshot_id)
         return b"".join(bytes(t) for t in self.session.scalars(stmt))
 
@@ -116,9 +96,8 @@ class JobRepository:
                 "TO STDOUT (FORMAT BINARY)",
                 snapshot_id,
             )
-            rows = np.frombuffer(data, dtype=np.uint8)[_HEADER:-_TRAILER].reshape(-1, 30)
-            ordinals = rows[:, 6:10].copy().view(">i4").astype(np.int32).ravel()
-            return ordinals, rows[:, 14:].tobytes()
+            rows = _ROSTER_ROW.decode(data)
+            return rows["ordinal"].astype(np.int32), rows["token"].tobytes()
         stmt = select(roster_rows.c.ordinal, roster_rows.c.token).where(
             roster_rows.c.snapshot_id == snapshot_id
         )
@@ -134,8 +113,6 @@ class JobRepository:
         with raw.cursor() as cursor, cursor.copy(sql, (snapshot_id,)) as copy:
             for block in copy:
                 out += block
-        if len(out) < _HEADER + _TRAILER:
-            raise RuntimeError("a COPY returned no data")
         return bytes(out)
 
     # results

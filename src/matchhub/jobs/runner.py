@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.jobs import service
@@ -26,7 +25,7 @@ from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
 from matchhub.matching.engine import MatchEngine, Source
-from matchhub.uploads.models import Snapshot
+from matchhub.uploads.repository import SnapshotRepository
 
 log = structlog.get_logger("matchhub.jobs")
 
@@ -183,9 +182,5 @@ class JobRunner:
         if not loaded:
             return
         with session_scope(self.factory) as session:
-            stale = list(
-                session.scalars(
-                    select(Snapshot.id).where(Snapshot.id.in_(loaded), Snapshot.state != "current")
-                )
-            )
+            stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)

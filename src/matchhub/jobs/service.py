@@ -19,12 +19,13 @@ from matchhub.keystore.rekey import Sealer
 from matchhub.kit.errors import Conflict, Gone, NotFound
 from matchhub.kit.models import utcnow
 from matchhub.matching.engine import MatchOutcome
+from matchhub.uploads.repository import SnapshotRepository
 
 
 def submit(session: Session, principal: Principal, request: OpenJob) -> MatchJob:
     granted = catalogue.granted_flags(session, principal, request.purpose, request.flags)
     repo = JobRepository(session)
-    roster = repo.current_roster(principal.agency_id)
+    roster = SnapshotRepository(session).current_roster(principal.agency_id)
     if roster is None:
         raise Conflict("register a roster before running a match job", code="no_roster")
     job = MatchJob(
@@ -118,7 +119,7 @@ def plan(session: Session, job: MatchJob) -> list[dict[str, Any]]:
             "as_of": snapshot.as_of.isoformat(),
             "rows": snapshot.rows,
         }
-        for snapshot, kind in JobRepository(session).current_sources(flags)
+        for snapshot, kind in SnapshotRepository(session).current_sources(flags)
     ]
 
 

@@ -1,7 +1,8 @@
 """The broker's own secrets, loaded once at start-up (never at import).
 
 ``broker.key``
-    re-keys every wire token on arrival (HMAC-SHA256). Held only by the broker: a leaked
+    re-keys every wire token on arrival (AES-CMAC, keystore/rekey.py) and seals roster
+    tokens (AES-SIV), under keys derived from it. Held only by the broker: a leaked
     matching key without it, or a leaked database without it, reveals nothing.
 ``audit-signing-key.pem``
     Ed25519; signs audit checkpoints. Its public half is what auditors verify against.

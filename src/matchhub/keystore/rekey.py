@@ -19,8 +19,6 @@ bits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -41,8 +39,9 @@ def derive(broker_key: bytes, label: str, length: int = 32) -> bytes:
 class Rekeyer:
     """AES-CMAC (RFC 4493) under K_rekey, computed for a whole chunk of tokens at once.
 
-    Why CMAC, batched: re-keying sits on the ingest path of tens of millions of rows, and a
-    per-token HMAC call costs about 4 µs of Python. A wire token is exactly two AES blocks, so
+    Why CMAC, batched: re-keying sits on the ingest path of tens of millions of rows, where a
+    library call per token (an HMAC, say) would cost more than the rest of the ingest (see
+    docs/benchmarks.md). A wire token is exactly two AES blocks, so
     its CMAC is ``E(E(M1) ⊕ M2 ⊕ K1)`` with the RFC's subkey K1: two AES-ECB passes over all the
     chunk's blocks (one library call each) and an XOR in numpy. It is the standard construction,
     evaluated in bulk, and ``tests/unit/test_rekey.py`` checks it bit for bit against
@@ -82,9 +81,6 @@ class Rekeyer:
 
     def rekey(self, wire: bytes) -> bytes:
         return self.rekey_many(wire)
-
-    def function(self) -> Callable[[bytes], bytes]:
-        return self.rekey
 
 
 def _double(block: bytes) -> bytes:

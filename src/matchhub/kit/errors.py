@@ -16,6 +16,8 @@ token, a key or an identifier.
     ├── UnprocessableEntity (422)   well-formed JSON that breaks the contract
     ├── TooManyRequests (429)
     └── ServiceUnavailable (503)    e.g. the audit record could not be written (fail closed)
+        └── StaleGeneration         an answer from the lookups' in-memory view, which the hub
+                                    moved past before its audit entry committed: never sent
 """
 
 from __future__ import annotations
@@ -96,6 +98,23 @@ class TooManyRequests(MatchhubError):
 class ServiceUnavailable(MatchhubError):
     status_code = 503
     default_code = "unavailable"
+
+
+class StaleGeneration(ServiceUnavailable):
+    """An answer computed from the lookups' in-memory view was not recorded because the hub
+    has changed since the view was loaded; the answer must not go out. A route that answers
+    from the view handles it by answering again from the database; anywhere else it reaches
+    the caller as ``503 view_outdated``, and asking again succeeds."""
+
+    default_code = "view_outdated"
+
+    def __init__(
+        self,
+        message: str = "the hub changed while this request was answered; nothing "
+        "was sent, ask again",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
 
 
 class OperatorError(Exception):

@@ -22,18 +22,15 @@ from matchhub.kit.settings import Settings
 AUDIT_NOTE = "audit_note"
 
 
-class StaleGeneration(RuntimeError):
-    """An answer computed from the lookups' in-memory view was not recorded because the hub
-    has changed since the view was loaded; the answer must not go out."""
-
-
 class UnitOfWork(Protocol):
     def session(self, request: Request) -> AbstractAsyncContextManager[Session]:
         """The request's one transaction, committed with its audit record at the end."""
 
-    async def record_answer(self, request: Request, *, generation: int) -> None:
-        """Commit the request's audit entry now, on condition that the view generation its
-        answer was computed at is still the database's; :class:`StaleGeneration` if not."""
+    async def record_answer(self, request: Request) -> int | None:
+        """Commit the request's audit entry now and return its sequence number (``None`` when
+        the log is off); for a caller authenticated from the lookups' view, on condition that
+        the view's generation is still the database's
+        (:class:`~matchhub.kit.errors.StaleGeneration` if not)."""
 
 
 def _unit_of_work(request: Request) -> UnitOfWork:
@@ -84,21 +81,23 @@ def marked_read_only(route: Any) -> bool:
     return dependant is not None and any(d.call is read_only for d in dependant.dependencies)
 
 
-async def record_answer(request: Request, *, generation: int) -> None:
-    """From inside a read-only route answering from the in-memory view: append its entry now,
-    on condition that ``generation`` is still the database's. Raises :class:`StaleGeneration`
-    if it is not, having appended nothing: the route must then answer from the database (and
-    its entry is recorded as usual)."""
-    await _unit_of_work(request).record_answer(request, generation=generation)
+async def record_answer(request: Request) -> int | None:
+    """From inside a read-only route: append its entry now and return its sequence number
+    (``None`` when the log is off). For a caller authenticated from the in-memory view, only
+    on condition that the view's generation is still the database's: raises
+    :class:`~matchhub.kit.errors.StaleGeneration` if it is not, having appended nothing and
+    forgotten the view; the route must then answer from the database (and its entry is
+    recorded as usual), or let the error answer 503."""
+    return await _unit_of_work(request).record_answer(request)
 
 
 @contextmanager
 def audit_fail_closed() -> Iterator[None]:
     """No record, no answer: a failure to write the audit record (anything but a refusal of
-    ours, or a view the hub moved past, which the caller handles) becomes 503."""
+    ours, such as a view the hub moved past) becomes 503."""
     try:
         yield
-    except (MatchhubError, StaleGeneration):
+    except MatchhubError:
         raise
     except Exception as exc:
         raise ServiceUnavailable(

@@ -8,14 +8,13 @@ from starlette.concurrency import run_in_threadpool
 from matchhub.audit.service import AuditKeys
 from matchhub.identity.auth import LookupCaller, authenticate_request, viewed
 from matchhub.identity.scopes import Scope
-from matchhub.kit.errors import MatchhubError, TooManyRequests
+from matchhub.kit.errors import MatchhubError, StaleGeneration, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import (
     AuditNote,
     ReadOnly,
     SessionDep,
     SettingsDep,
-    StaleGeneration,
     audit_fail_closed,
     record_answer,
 )
@@ -68,7 +67,7 @@ async def lookup(
             _note_answer(request, note, body, fast, view.generation)
             try:
                 with audit_fail_closed():
-                    await record_answer(request, generation=view.generation)
+                    await record_answer(request)
             except StaleGeneration:
                 # Not sent, so not recorded: the entry will say what the database answered.
                 for key in ANSWER_NOTE:

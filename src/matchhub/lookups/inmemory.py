@@ -11,7 +11,7 @@ holds nothing the database does not).
 The proof is the view generation (lookups/models.py): a counter that database triggers bump in
 the same transaction as any change a lookup depends on. The view records the generation it was
 loaded at. An answer computed from the view goes out only after its audit entry has committed
-in a batch that read the database's generation and found it unchanged (audit/writer.py);
+in a batch that read the database's generation and found it unchanged (web/writer.py);
 otherwise the entry is refused and the lookup is answered again from SQL. So a revocation, a
 withdrawn grant or a replaced snapshot reaches the very next answer that leaves the broker,
 exactly as it did when every lookup read the database; the view only saves the reads.

@@ -1,4 +1,4 @@
-"""Keeps the lookups' view (lookups/view.py) current.
+"""Keeps the lookups' view (lookups/inmemory.py) current.
 
 One thread polls the view generation and, when it has moved, loads a new view: the registry,
 the catalogue and the list of current snapshots in one consistent read, then the tokens of the
@@ -7,8 +7,14 @@ others are kept). While a new view loads, and whenever the hub holds more rows t
 may, :meth:`ViewKeeper.current` is ``None`` and lookups read SQL.
 
 Polling only decides how soon the view catches up; it is not what makes answers right. That
-is the audit writer's check at commit (audit/writer.py), which also tells the keeper at once
+is the audit writer's check at commit (web/writer.py), which also tells the keeper at once
 (:meth:`ViewKeeper.outdated`) when it finds the database ahead of the view.
+
+Three threads meet here: the keeper's own (loads), the event loop (:meth:`ViewKeeper.current`
+on every lookup) and the audit writer (:meth:`ViewKeeper.outdated`). What they share, the view
+and whether it is known to be behind, changes only under one lock, so a writer's news that
+arrives while a view loads is not lost when the load finishes: a view older than a generation
+the database is known to have reached is installed as behind.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import consistent_read
 from matchhub.lookups.inmemory import FlagSource, HubView, RosterView, TokenSet
 from matchhub.lookups.repository import ViewRepository
+from matchhub.uploads.repository import SnapshotRepository
 
 log = structlog.get_logger("matchhub.lookups")
 
@@ -37,10 +44,12 @@ class ViewKeeper:
         self._engine = read_only
         self._max_rows = max_rows
         self._poll = poll_seconds
+        self._lock = threading.Lock()  # guards the four below
         self._view: HubView | None = None
         self._stale = False
-        self._too_large = False
         self._seen: int | None = None  # the generation of the last load, with a view or not
+        self._reached = -1  # the newest generation the audit writer has seen the database at
+        self._too_large = False
         self._tokens: dict[int, TokenSet] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -48,14 +57,16 @@ class ViewKeeper:
 
     def current(self) -> HubView | None:
         """The view, unless it is known to be behind the database (or there is none)."""
-        view = self._view
-        return None if view is None or self._stale else view
+        with self._lock:
+            return None if self._stale else self._view
 
     def outdated(self, generation: int) -> None:
-        """The database is at ``generation``: stop answering from an older view, now."""
-        view = self._view
-        if view is not None and view.generation != generation:
-            self._stale = True
+        """The database is at ``generation``: stop answering from an older view, now (and from
+        one being loaded now, if it is older)."""
+        with self._lock:
+            self._reached = max(self._reached, generation)
+            if self._view is not None and self._view.generation < generation:
+                self._stale = True
         self._wake.set()
 
     def check_soon(self) -> None:
@@ -68,14 +79,16 @@ class ViewKeeper:
         ``catching_up`` (they read SQL meanwhile), ``too_large`` or ``off`` (they read SQL).
         Only the state: the view's size and generation would tell any caller how large other
         agencies' snapshots are and when the registry changes."""
+        with self._lock:
+            view, stale = self._view, self._stale
         if self._max_rows <= 0:
             state = "off"
         elif self._too_large:
             state = "too_large"
-        elif self._view is None:
+        elif view is None:
             state = "loading"
         else:
-            state = "catching_up" if self._stale else "current"
+            state = "catching_up" if stale else "current"
         return {"state": state}
 
     def generation(self) -> int:
@@ -102,19 +115,23 @@ class ViewKeeper:
             except Exception:  # the keeper outlives a failed load; lookups read SQL meanwhile
                 failures += 1
                 log.error("could not load the lookup view", failures=failures, exc_info=True)
-                self._stale, self._seen = True, None
+                with self._lock:
+                    self._stale, self._seen = True, None
             self._wake.wait(min(self._poll * 2**failures, MAX_BACKOFF_SECONDS))
             self._wake.clear()
 
     def refresh(self) -> None:
         """Load a new view if the database's generation is not the one last loaded."""
-        if self.generation() == self._seen and not self._stale:
-            return
-        if self._view is not None:
-            self._stale = True
+        now = self.generation()
+        with self._lock:
+            if now == self._seen and not self._stale:
+                return
+            self._stale = True  # the view held (if any) is behind `now`
         started = time.perf_counter()
         generation, fresh = self._load()
-        self._view, self._stale, self._seen = fresh, fresh is None, generation
+        with self._lock:
+            self._view, self._seen = fresh, generation
+            self._stale = fresh is None or generation < self._reached
         if fresh is not None:
             log.info(
                 "lookup view loaded",
@@ -134,7 +151,7 @@ class ViewKeeper:
             session = Session(bind=connection)
             repo = ViewRepository(session)
             generation = repo.generation()
-            snapshots = repo.current_snapshots()
+            snapshots = SnapshotRepository(session).current_listing()
             catalogue = CatalogueRepository(session)
             live_grants = catalogue.live_grants()
             purposes = frozenset(catalogue.purpose_codes())

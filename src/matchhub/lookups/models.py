@@ -12,9 +12,9 @@ class ViewGeneration(Base):
 
     Database triggers (migration 0008) bump it in the transaction that makes the change, so no
     code path can forget to, and a reader that sees generation G sees exactly the state G
-    counts. Lookups answered from the in-memory view (lookups/view.py) name the generation it
+    counts. Lookups answered from the in-memory view (lookups/inmemory.py) name the generation it
     was loaded at, and the audit writer refuses an answer whose generation is no longer the
-    database's (audit/writer.py)."""
+    database's (web/writer.py)."""
 
     __tablename__ = "view_generation"
 

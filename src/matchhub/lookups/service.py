@@ -53,7 +53,7 @@ def lookup(
 def lookup_in_view(
     view: HubView, principal: Principal, request: LookupRequest, rekeyer: Rekeyer, limit: int
 ) -> LookupResponse:
-    """The same answer from the in-memory view (lookups/view.py), by the same rules."""
+    """The same answer from the in-memory view (lookups/inmemory.py), by the same rules."""
     granted = catalogue.granted_flags_with(
         view.granted_codes, view.has_purpose, principal, request.purpose, None
     )

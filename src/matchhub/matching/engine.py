@@ -1,10 +1,10 @@
 """An in-process DuckDB that holds the re-keyed tokens of the snapshots jobs need.
 
 Why DuckDB: the collective match is one hash join of a roster (millions of tokens) against every
-provider's current snapshots (tens of millions). Measured on this project's 2-core machine, a
-PostgreSQL 15 hash join of 2M x 50M took 28 to 54 s; DuckDB's vectorised in-memory join of the same
-tokens took about 1 s. Tokens are 16 bytes: held as one UHUGEINT column, they hash and compare as
-machine words.
+provider's current snapshots (tens of millions). PostgreSQL's hash join of the same tokens was
+tens of times slower than DuckDB's vectorised in-memory join (docs/benchmarks.md has the
+figures). Tokens are 16 bytes: held as one UHUGEINT column, they hash and compare as machine
+words.
 
 Snapshots are loaded once per process (from SQL, by the caller) and dropped when no longer
 current; a job names exactly the snapshot ids it runs on, so a snapshot replaced mid-way cannot

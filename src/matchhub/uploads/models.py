@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Column,
     Date,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -52,6 +55,35 @@ class UploadChunk(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SnapshotState(StrEnum):
+    """A snapshot's life. Only ``current`` is visible to readers; which snapshots are current
+    is asked in one place (uploads/repository.py :class:`SnapshotRepository`), and database
+    triggers (migration 0008) bump the view generation when a snapshot enters or leaves it.
+
+    ``pending`` → ``current`` → ``superseded`` → ``purged``: rows arrive, the commit makes it
+    visible, a later commit replaces it, a purge deletes its rows once no reader can see them.
+    ``pending`` → ``discarded`` → ``purged``: its upload was aborted or expired. A retired key
+    version discards every snapshot made under it, current ones included."""
+
+    pending = "pending"
+    current = "current"
+    superseded = "superseded"
+    discarded = "discarded"
+    purged = "purged"
+
+
+# Stored as its value in a plain VARCHAR (no native enum type to migrate on PostgreSQL); the
+# CHECK constraint (migration 0009) refuses any other string, whoever writes it.
+_SNAPSHOT_STATE = Enum(
+    SnapshotState,
+    native_enum=False,
+    create_constraint=False,
+    length=16,
+    values_callable=lambda states: [s.value for s in states],
+    validate_strings=True,
+)
+
+
 class Snapshot(Base):
     """One provider's assertion of one flag, or one version of a consumer's roster.
 
@@ -62,7 +94,13 @@ class Snapshot(Base):
     """
 
     __tablename__ = "snapshots"
-    __table_args__ = (Index("ix_snapshots_agency_state", "agency_id", "kind", "state"),)
+    __table_args__ = (
+        Index("ix_snapshots_agency_state", "agency_id", "kind", "state"),
+        CheckConstraint(
+            "state IN ({})".format(", ".join(f"'{s.value}'" for s in SnapshotState)),
+            name="state",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), index=True)
@@ -70,7 +108,7 @@ class Snapshot(Base):
     kind: Mapped[str] = mapped_column(String(16))  # flag | roster
     flag_code: Mapped[str | None] = mapped_column(ForeignKey("flags.code"), default=None)
     key_version: Mapped[str] = mapped_column(ForeignKey("matching_key_versions.version"))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[SnapshotState] = mapped_column(_SNAPSHOT_STATE, default=SnapshotState.pending)
     as_of: Mapped[date] = mapped_column(Date)
     rows: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,20 +1,25 @@
+"""Every query of uploads and snapshots. Which snapshots are current, the one thing every
+reader of the hub depends on, is asked only through :class:`SnapshotRepository`."""
+
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
 from matchhub.kit.models import utcnow
+from matchhub.kit.pgcopy import Layout
 from matchhub.uploads.models import (
     Snapshot,
+    SnapshotState,
     Upload,
     UploadChunk,
     partition_name,
@@ -22,21 +27,136 @@ from matchhub.uploads.models import (
     snapshot_rows,
 )
 
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-# One row of binary COPY: 2 fields; an int4 snapshot id; a 16-byte token.
-_PGCOPY_ROW_DTYPE = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("id_length", ">i4"),
-        ("snapshot_id", ">i4"),
-        ("token_length", ">i4"),
-        ("token", "V16"),
-    ]
+# Rows as binary COPY writes them (kit/pgcopy.py).
+_SNAPSHOT_ROW = Layout(("snapshot_id", ">i4"), ("token", "V16"))
+_ROSTER_ROW = Layout(
+    ("snapshot_id", ">i4"), ("ordinal", ">i4"), ("token", "V16"), ("sealed", "V48")
 )
-_PGCOPY_ROSTER_ROW = struct.Struct(">hiiiii16si48s")  # 4 fields: id, ordinal, token, sealed
-_PGCOPY_TRAILER = struct.pack(">h", -1)
 DROP_LOCK_TIMEOUT = "250ms"
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
+
+
+_CURRENT = Snapshot.state == SnapshotState.current
+
+# The lookups' one statement (lookups/repository.py), built once with bound parameters:
+# building a statement costs more than running it here. The flags current snapshots of the
+# given flags assert of the given tokens, with the asserting kind and the snapshot date...
+_FLAGGED = (
+    select(snapshot_rows.c.token, Snapshot.flag_code, Agency.kind, Snapshot.as_of)
+    .join(Snapshot, Snapshot.id == snapshot_rows.c.snapshot_id)
+    .join(Agency, Agency.id == Snapshot.agency_id)
+    .where(
+        snapshot_rows.c.token.in_(bindparam("tokens", expanding=True)),
+        _CURRENT,
+        Snapshot.kind == "flag",
+        Snapshot.flag_code.in_(bindparam("flags", expanding=True)),
+    )
+    .subquery()
+)
+_ROSTER = Snapshot.__table__.alias("roster")
+# ...joined to the caller's current roster as the left side, so its row comes back (once, with
+# NULLs) even when none of the tokens is on it: membership, flags and the roster's version in
+# one trip.
+_ROSTER_ANSWERS = (
+    select(
+        _ROSTER.c.id,
+        _ROSTER.c.key_version,
+        roster_rows.c.token,
+        _FLAGGED.c.flag_code,
+        _FLAGGED.c.kind,
+        _FLAGGED.c.as_of,
+    )
+    .select_from(_ROSTER)
+    .outerjoin(
+        roster_rows,
+        and_(
+            roster_rows.c.snapshot_id == _ROSTER.c.id,
+            roster_rows.c.token.in_(bindparam("tokens", expanding=True)),
+        ),
+    )
+    .outerjoin(_FLAGGED, _FLAGGED.c.token == roster_rows.c.token)
+    .where(
+        _ROSTER.c.agency_id == bindparam("agency_id"),
+        _ROSTER.c.kind == "roster",
+        _ROSTER.c.state == SnapshotState.current,
+    )
+)
+_CURRENT_LISTING = (
+    select(
+        Snapshot.id,
+        Snapshot.agency_id,
+        Snapshot.kind,
+        Snapshot.flag_code,
+        Snapshot.key_version,
+        Snapshot.as_of,
+        Snapshot.rows,
+        Agency.kind.label("agency_kind"),
+    )
+    .join(Agency, Agency.id == Snapshot.agency_id)
+    .where(_CURRENT)
+    .order_by(Snapshot.id)
+)
+
+
+class SnapshotRepository:
+    """Which snapshots are current: what readers see (lookups, the lookup view, match jobs, the
+    metrics) and what a commit replaces. A snapshot is current when its state is
+    :attr:`SnapshotState.current`; no other module says so."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def current(
+        self, agency_id: int, kind: str, flag_codes: Iterable[str | None]
+    ) -> Sequence[Snapshot]:
+        """The agency's current snapshots of ``kind`` (of these flags, for a flag kind)."""
+        stmt = select(Snapshot).where(
+            Snapshot.agency_id == agency_id, Snapshot.kind == kind, _CURRENT
+        )
+        codes = [c for c in flag_codes if c is not None]
+        if codes:
+            stmt = stmt.where(Snapshot.flag_code.in_(codes))
+        return self.session.scalars(stmt).all()
+
+    def current_roster(self, agency_id: int) -> Snapshot | None:
+        stmt = select(Snapshot).where(
+            Snapshot.agency_id == agency_id, Snapshot.kind == "roster", _CURRENT
+        )
+        return self.session.scalars(stmt).one_or_none()
+
+    def current_sources(self, flag_codes: Sequence[str]) -> list[tuple[Snapshot, str]]:
+        """Every provider's current snapshot of these flags, with the provider's kind."""
+        stmt = (
+            select(Snapshot, Agency.kind)
+            .join(Agency, Agency.id == Snapshot.agency_id)
+            .where(Snapshot.kind == "flag", _CURRENT, Snapshot.flag_code.in_(list(flag_codes)))
+            .order_by(Snapshot.id)
+        )
+        return [(snapshot, kind) for snapshot, kind in self.session.execute(stmt).all()]
+
+    def current_listing(self) -> list[Row[Any]]:
+        """Every current snapshot's id, agency, kind, flag, key version, date, size and the
+        agency's kind, in id order (what the lookup view loads)."""
+        return list(self.session.connection().execute(_CURRENT_LISTING))
+
+    def no_longer_current(self, snapshot_ids: Collection[int]) -> list[int]:
+        """Which of these snapshots are not current any more."""
+        stmt = select(Snapshot.id).where(Snapshot.id.in_(list(snapshot_ids)), ~_CURRENT)
+        return list(self.session.scalars(stmt))
+
+    def count_current(self) -> dict[str, int]:
+        """Current snapshots by kind (``flag``, ``roster``)."""
+        stmt = select(Snapshot.kind, func.count()).where(_CURRENT).group_by(Snapshot.kind)
+        return {kind: int(n) for kind, n in self.session.execute(stmt).all()}
+
+    def roster_answers(
+        self, agency_id: int, tokens: Collection[bytes], flag_codes: Collection[str]
+    ) -> Sequence[Row[Any, Any, Any, Any, Any, Any]]:
+        """Rows of (roster id, roster key version, token or NULL, flag, kind, as_of): the
+        agency's current roster, which of ``tokens`` (stored form) are on it, and each flag a
+        current snapshot of one of ``flag_codes`` asserts of a member. No row: no roster."""
+        params = {"agency_id": agency_id, "tokens": list(tokens), "flags": list(flag_codes)}
+        return self.session.connection().execute(_ROSTER_ANSWERS, params).all()
 
 
 class UploadRepository:
@@ -71,7 +191,9 @@ class UploadRepository:
     def snapshots_under_key(self, version: str) -> Sequence[Snapshot]:
         stmt = select(Snapshot).where(
             Snapshot.key_version == version,
-            Snapshot.state.in_(("pending", "current", "superseded")),
+            Snapshot.state.in_(
+                (SnapshotState.pending, SnapshotState.current, SnapshotState.superseded)
+            ),
         )
         return self.session.scalars(stmt).all()
 
@@ -83,20 +205,9 @@ class UploadRepository:
         stmt = select(Snapshot).where(Snapshot.upload_id == upload_id).order_by(Snapshot.id)
         return self.session.scalars(stmt).all()
 
-    def current(
-        self, agency_id: int, kind: str, flag_codes: Iterable[str | None]
-    ) -> Sequence[Snapshot]:
-        stmt = select(Snapshot).where(
-            Snapshot.agency_id == agency_id,
-            Snapshot.kind == kind,
-            Snapshot.state == "current",
-        )
-        codes = [c for c in flag_codes if c is not None]
-        if codes:
-            stmt = stmt.where(Snapshot.flag_code.in_(codes))
-        return self.session.scalars(stmt).all()
-
-    def set_state(self, snapshot_ids: Sequence[int], state: str, **values: object) -> None:
+    def set_state(
+        self, snapshot_ids: Sequence[int], state: SnapshotState, **values: object
+    ) -> None:
         if snapshot_ids:
             self.session.execute(
                 update(Snapshot).where(Snapshot.id.in_(snapshot_ids)).values(state=state, **values)
@@ -107,8 +218,8 @@ class UploadRepository:
         pending snapshots of aborted or expired uploads. Roster versions are kept: match jobs
         name the roster version they ran on."""
         stmt = select(Snapshot).where(
-            (Snapshot.state == "discarded")
-            | ((Snapshot.state == "superseded") & (Snapshot.kind == "flag"))
+            (Snapshot.state == SnapshotState.discarded)
+            | ((Snapshot.state == SnapshotState.superseded) & (Snapshot.kind == "flag"))
         )
         return self.session.scalars(stmt).all()
 
@@ -168,10 +279,8 @@ class UploadRepository:
         tokens = np.frombuffer(stored, dtype="V16")
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            rows = np.empty(len(tokens), dtype=_PGCOPY_ROW_DTYPE)
-            rows["fields"], rows["id_length"], rows["snapshot_id"] = 2, 4, snapshot_id
-            rows["token_length"], rows["token"] = 16, tokens
-            payload = _PGCOPY_HEADER + rows.tobytes() + _PGCOPY_TRAILER
+            columns: dict[str, npt.ArrayLike] = {"snapshot_id": snapshot_id, "token": tokens}
+            payload = _SNAPSHOT_ROW.encode(columns, len(tokens))
             self._copy(f"{partition_name(snapshot_id)} (snapshot_id, token)", payload)
             return
         connection.execute(
@@ -185,14 +294,14 @@ class UploadRepository:
             return
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            payload = b"".join(
-                [_PGCOPY_HEADER]
-                + [
-                    _PGCOPY_ROSTER_ROW.pack(4, 4, snapshot_id, 4, ordinal, 16, token, 48, sealed)
-                    for snapshot_id, ordinal, token, sealed in rows
-                ]
-                + [_PGCOPY_TRAILER]
-            )
+            snapshot_ids, ordinals, tokens, sealed = zip(*rows, strict=True)
+            columns: dict[str, npt.ArrayLike] = {
+                "snapshot_id": snapshot_ids,
+                "ordinal": ordinals,
+                "token": _fixed(tokens, "V16"),
+                "sealed": _fixed(sealed, "V48"),
+            }
+            payload = _ROSTER_ROW.encode(columns, len(rows))
             self._copy("roster_rows (snapshot_id, ordinal, token, sealed)", payload)
             return
         connection.execute(
@@ -239,3 +348,11 @@ class UploadRepository:
             .where(snapshot_rows.c.snapshot_id == snapshot_id)
         )
         return int(self.session.scalar(stmt) or 0)
+
+
+def _fixed(values: Sequence[bytes], kind: str) -> np.ndarray:
+    """Byte strings all of the width of ``kind`` (e.g. ``"V16"``), as one array."""
+    array = np.frombuffer(b"".join(values), dtype=kind)
+    if len(array) != len(values):
+        raise ValueError(f"every value must be {np.dtype(kind).itemsize} bytes")
+    return array

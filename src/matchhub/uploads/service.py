@@ -25,8 +25,8 @@ from matchhub.kit.models import utcnow
 from matchhub.protocol import wire
 from matchhub.protocol.kinds import PROVIDER_KINDS
 from matchhub.uploads.digests import RunningDigests
-from matchhub.uploads.models import Snapshot, Upload, UploadChunk
-from matchhub.uploads.repository import UploadRepository
+from matchhub.uploads.models import Snapshot, SnapshotState, Upload, UploadChunk
+from matchhub.uploads.repository import SnapshotRepository, UploadRepository
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 
 
@@ -85,7 +85,7 @@ def open_upload(
             kind="flag" if flag_code else "roster",
             flag_code=flag_code,
             key_version=request.key_version,
-            state="pending",
+            state=SnapshotState.pending,
             as_of=upload.as_of,
             rows=0,
         )
@@ -237,15 +237,16 @@ def commit_upload(
     repo.lock_agency(upload.agency_id)
     mine = repo.snapshots_of(upload_id)
     now = utcnow()
+    snapshots = SnapshotRepository(session)
     if upload.kind == "roster":
-        previous = repo.current(upload.agency_id, "roster", [None])
+        previous = snapshots.current(upload.agency_id, "roster", [None])
     else:
-        previous = repo.current(upload.agency_id, "flag", upload.flags)
+        previous = snapshots.current(upload.agency_id, "flag", upload.flags)
     for snapshot in mine:
         if snapshot.kind == "flag":
             repo.attach_partition(snapshot.id)
-    repo.set_state([s.id for s in previous], "superseded")
-    repo.set_state([s.id for s in mine], "current", committed_at=now)
+    repo.set_state([s.id for s in previous], SnapshotState.superseded)
+    repo.set_state([s.id for s in mine], SnapshotState.current, committed_at=now)
     upload.state = "committed"
     upload.finished_at = now
     session.flush()
@@ -266,7 +267,7 @@ def abort_upload(
 
 def _discard(session: Session, upload: Upload, state: str) -> None:
     repo = UploadRepository(session)
-    repo.set_state([s.id for s in repo.snapshots_of(upload.id)], "discarded")
+    repo.set_state([s.id for s in repo.snapshots_of(upload.id)], SnapshotState.discarded)
     upload.state = state
     upload.finished_at = utcnow()
     session.flush()
@@ -296,7 +297,7 @@ def purge_unreachable(session: Session) -> int:
     oldest = repo.oldest_other_transaction()
     deleted = 0
     for snapshot in candidates:
-        if snapshot.state == "superseded":
+        if snapshot.state == SnapshotState.superseded:
             if snapshot.replaced_seen_at is None:
                 snapshot.replaced_seen_at = seen
             if oldest is not None and oldest <= snapshot.replaced_seen_at:
@@ -305,7 +306,7 @@ def purge_unreachable(session: Session) -> int:
         if removed is None:
             continue  # its partition is in use; a later pass drops it
         deleted += removed
-        snapshot.state = "purged"
+        snapshot.state = SnapshotState.purged
     session.flush()
     return deleted
 
@@ -350,7 +351,7 @@ def discard_key_version(session: Session, version: str) -> tuple[list[int], int,
     repo = UploadRepository(session)
     snapshots = repo.snapshots_under_key(version)
     for snapshot in snapshots:
-        snapshot.state = "discarded"
+        snapshot.state = SnapshotState.discarded
     now = utcnow()
     uploads = repo.open_uploads_under_key(version)
     for upload in uploads:

@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One connection per admitted request, and some for the job runner, the audit writer
-        # and the janitor (kit/admission.py).
+        # and the janitor (web/admission.py).
         engine = make_engine(
             settings.sqlalchemy_url,
             pool_size=settings.request_concurrency,
@@ -191,7 +191,8 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
         # FastAPI's own OpenTelemetry hooks stay off, whatever the environment says: matchhub
         # exports counts of its own (/metrics) and nothing else, and the hooks' request data
-        # includes bodies, which hold wire tokens. (They also cost a twentieth of a lookup.)
+        # includes bodies, which hold wire tokens. (They also cost lookups CPU: see
+        # docs/benchmarks.md.)
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings

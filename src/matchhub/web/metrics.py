@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit.models import AuditState
 from matchhub.jobs.models import MatchJob
-from matchhub.uploads.models import Snapshot, Upload
+from matchhub.uploads.models import Upload
+from matchhub.uploads.repository import SnapshotRepository
 
 router = APIRouter(tags=["health"])
 
@@ -38,13 +39,7 @@ class _DatabaseGauges(Collector):
             jobs = dict(
                 session.execute(select(MatchJob.state, func.count()).group_by(MatchJob.state)).all()
             )
-            snapshots = dict(
-                session.execute(
-                    select(Snapshot.kind, func.count())
-                    .where(Snapshot.state == "current")
-                    .group_by(Snapshot.kind)
-                ).all()
-            )
+            snapshots = SnapshotRepository(session).count_current()
         yield GaugeMetricFamily("matchhub_audit_entries", "Entries in the audit log", value=audit)
         yield GaugeMetricFamily("matchhub_open_uploads", "Uploads open now", value=uploads or 0)
         job_gauge = GaugeMetricFamily("matchhub_jobs", "Match jobs by state", labels=["state"])

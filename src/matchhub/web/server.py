@@ -15,39 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
-from typing import Any
 
 import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from matchhub.identity.peer import with_client_certificate
 from matchhub.keystore.material import load_key_material
 from matchhub.kit import logs
 from matchhub.kit.errors import OperatorError
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
-
-ASGIApp = Callable[..., Any]
-
-
-def _with_tls_extension(app: ASGIApp, peer_pem: str | None) -> ASGIApp:
-    tls = {
-        "server_cert": None,
-        "client_cert_chain": [peer_pem] if peer_pem else [],
-        "client_cert_name": None,
-        "client_cert_error": None,
-        "tls_version": None,
-        "cipher_suite": None,
-    }
-
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] in ("http", "websocket"):
-            scope.setdefault("extensions", {})["tls"] = tls
-        await app(scope, receive, send)
-
-    return wrapped
 
 
 class MutualTLSProtocol(HttpToolsProtocol):
@@ -67,7 +46,7 @@ class MutualTLSProtocol(HttpToolsProtocol):
             if der
             else None
         )
-        self.app = _with_tls_extension(self.app, pem)
+        self.app = with_client_certificate(self.app, pem)
 
 
 class ServerTLS:

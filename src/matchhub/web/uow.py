@@ -70,8 +70,8 @@ class RequestUnitOfWork:
         with CancelScope(shield=True):
             await run_in_threadpool(_commit_audited, session, request)
 
-    async def record_answer(self, request: Request, *, generation: int) -> None:
-        await record_answer(request, generation=generation)
+    async def record_answer(self, request: Request) -> int | None:
+        return await record_answer(request)
 
 
 def _commit_audited(session: Session, request: Request) -> None:

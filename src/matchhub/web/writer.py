@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service
 from matchhub.kit.db import session_scope
-from matchhub.kit.requests import StaleGeneration
+from matchhub.kit.errors import StaleGeneration
 
 log = structlog.get_logger("matchhub.audit")
 
@@ -139,6 +139,6 @@ class AuditWriter:
                 waiting.done.set_exception(exc)
             return
         for waiting in stale:
-            waiting.done.set_exception(StaleGeneration("the hub changed under the view"))
+            waiting.done.set_exception(StaleGeneration())
         for waiting, seq in zip(batch, seqs, strict=True):
             waiting.done.set_result(seq)

@@ -259,17 +259,6 @@ class FlagSource:
             return "number"
         return "boolean"
 
-    def parser(self) -> Callable[[str], Value]:
-        """A function from one non-empty cell to its value; raises ValueError."""
-        if self.parse is Parse.number:
-            thousands, decimal = self.thousands, self.decimal
-            return lambda cell: parse_number(cell, thousands, decimal)
-        if self.parse is Parse.boolean:
-            true, false = self.true_values, self.false_values
-            return lambda cell: parse_boolean(cell, true, false)
-        values = self.values
-        return lambda cell: fold_text(cell) in values
-
 
 @dataclass(frozen=True, slots=True)
 class Definition:

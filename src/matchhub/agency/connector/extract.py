@@ -514,7 +514,7 @@ def wire_chunks(
     roster: bool,
     max_bytes: int = MAX_CHUNK_BYTES,
 ) -> Iterator[Chunk]:
-    """Rows as numbered chunk bodies in the compact or the NDJSON format (uploads/formats.py).
+    """Rows as numbered chunk bodies in the compact or the NDJSON format (protocol/wire.py).
     A chunk closes at `chunk_rows` rows or `max_bytes` bytes, whichever comes first."""
     if media_type == COMPACT:
         yield from _compact_chunks(rows, len(flag_codes), chunk_rows, roster, max_bytes)

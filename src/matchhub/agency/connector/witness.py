@@ -1,12 +1,12 @@
 """
 The audit witness hook: where a connector checks the broker's audit log on each push.
 
-DESIGN.md asks for every push to be appended to a hash-chained, signed audit log. A connector
-that fetches the broker's signed checkpoint before it pushes and again after its commit, checks
-both signatures against the hub's audit public key and checks that the second log extends the
-first (an RFC 9162 consistency proof) and contains its own commit (an inclusion proof) is a
-*witness*: a broker that rewrote or forked its history would be caught by the agencies
-themselves, not only by an auditor reading an export later.
+The design (docs/design.md) asks for every push to be appended to a hash-chained, signed audit
+log. A connector that fetches the broker's signed checkpoint before it pushes and again after
+its commit, checks both signatures against the hub's audit public key and checks that the
+second log extends the first (an RFC 9162 consistency proof) and contains its own commit (an
+inclusion proof) is a *witness*: a broker that rewrote or forked its history would be caught by
+the agencies themselves, not only by an auditor reading an export later.
 
 The push calls `Witness.before_push` once the broker is reached and before the upload is
 opened, and `Witness.after_commit` after the commit; the report shows the outcome. `ApiWitness`

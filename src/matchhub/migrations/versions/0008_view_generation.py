@@ -1,7 +1,7 @@
 """the view generation: a counter the database bumps with every change a lookup depends on
 
 Lookups may answer from an in-memory view of the registry, the grants and the current
-snapshots (lookups/view.py). The view is only as good as the proof that it is current, so the
+snapshots (lookups/inmemory.py). The view is only as good as the proof that it is current, so the
 proof lives in the database: triggers bump ``view_generation.generation`` in the same
 transaction as any change to agencies, certificates, flags, purposes or grants, and whenever a
 snapshot enters or leaves ``current``. No code path can change what a lookup sees without

@@ -6,7 +6,7 @@ filter over tens of millions of entries, in an indexed column beside it. A match
 so the entries of the job's later states name the person who asked too.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

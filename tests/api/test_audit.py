@@ -1,40 +1,31 @@
-"""The audit log end to end: every request recorded, subject trail, checkpoints, proofs,
-witnesses, offline verification, tampering, and failing closed."""
+"""The audit log through the API: every request recorded, subject trail, checkpoints, proofs,
+witnesses, an append-only live log, and failing closed (export, offline verification and
+tampering: tests/e2e/test_audit_export.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 
-from matchhub.agency.connector.client import make_client
 from matchhub.agency.connector.push import push
-from matchhub.keystore.material import load_key_material
 from matchhub.protocol import merkle
 from matchhub.protocol.checkpoint import (
     CheckpointError,
     Witness,
-    sign_checkpoint,
     verify_checkpoint,
 )
 from matchhub.protocol.kinds import AgencyKind
-from matchhub.protocol.verify import VerificationError, verify_export
 from matchhub.uploads.models import Upload
 from matchhub.web.app import create_app
 from matchhub.web.recorder import UNAUDITED_PATHS
-from tests.conftest import Hub, RunningServer
+from tests.conftest import Hub, InProcessApi
 from tests.e2e.helpers import national_ids, tokens
 
 PURPOSE = "eligibility_review"
@@ -51,9 +42,9 @@ def _size(hub: Hub) -> int:
         return int(session.execute(text("SELECT size FROM audit_state")).scalar_one())
 
 
-def test_every_route_leaves_exactly_one_audit_entry(server: RunningServer) -> None:
+def test_every_route_leaves_exactly_one_audit_entry(api: InProcessApi) -> None:
     """The route walk: each route, called (and mostly refused), adds one entry naming it."""
-    hub = server.hub
+    hub = api.hub
     molsa = hub.add_agency("molsa", AgencyKind.welfare)
     routes = [
         r
@@ -61,7 +52,7 @@ def test_every_route_leaves_exactly_one_audit_entry(server: RunningServer) -> No
         if r.path not in UNAUDITED_PATHS
     ]
     assert len(routes) >= 12
-    with make_client(server.url, molsa) as client:
+    with api.client(molsa) as client:
         for route in routes:
             path = re.sub(r"\{[^}]+\}", "0" * 32, route.path).replace(
                 "/chunks/" + "0" * 32, "/chunks/0"
@@ -89,14 +80,14 @@ def test_every_route_leaves_exactly_one_audit_entry(server: RunningServer) -> No
         assert _size(hub) == before + 1
 
 
-def test_lookups_leave_a_subject_trail_and_no_token(server: RunningServer) -> None:
-    hub = server.hub
+def test_lookups_leave_a_subject_trail_and_no_token(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     molsa = hub.add_agency("molsa", AgencyKind.welfare)
     auditor = hub.add_agency("audit-board", AgencyKind.auditor)
     ids = national_ids(6, seed=31)
     toks = tokens(key, ids)
-    with make_client(server.url, molsa) as client:
+    with api.client(molsa) as client:
         push(
             client,
             kind="roster",
@@ -109,7 +100,7 @@ def test_lookups_leave_a_subject_trail_and_no_token(server: RunningServer) -> No
                 "/v1/lookups", json={"purpose": PURPOSE, "tokens": [toks[i] for i in pair]}
             )
             assert response.status_code == 200
-    with make_client(server.url, auditor) as client:
+    with api.client(auditor) as client:
         trail = _entries(client, subject=toks[ids[1]])
         assert [e["route"] for e in trail] == ["/v1/lookups", "/v1/lookups"]
         assert all(e["purpose"] == PURPOSE and e["agency"] == "molsa" for e in trail)
@@ -124,10 +115,10 @@ def test_lookups_leave_a_subject_trail_and_no_token(server: RunningServer) -> No
         assert token not in everything
 
 
-def test_checkpoints_proofs_and_a_witness(server: RunningServer, tmp_path: Path) -> None:
-    hub = server.hub
+def test_checkpoints_proofs_and_a_witness(api: InProcessApi, tmp_path: Path) -> None:
+    hub = api.hub
     auditor = hub.add_agency("audit-board", AgencyKind.auditor)
-    with make_client(server.url, auditor) as client:
+    with api.client(auditor) as client:
         first = client.get("/v1/audit/checkpoint").json()
         verifier = first["verifier_key"]
         witness = Witness(tmp_path / "witness.json", verifier, first["origin"])
@@ -156,7 +147,7 @@ def test_checkpoints_proofs_and_a_witness(server: RunningServer, tmp_path: Path)
         bad = client.get("/v1/audit/proofs/inclusion", params={"seq": 0, "tree_size": 10**9})
         assert bad.json()["error"]["code"] == "invalid_tree_size"
         molsa = hub.add_agency("molsa", AgencyKind.welfare)
-    with make_client(server.url, molsa) as client:
+    with api.client(molsa) as client:
         # Any agency may witness the log; only auditors read its entries and inclusion proofs.
         assert client.get("/v1/audit/checkpoint").status_code == 200
         assert client.get("/v1/audit/entries").json()["error"]["code"] == "scope_denied"
@@ -164,118 +155,12 @@ def test_checkpoints_proofs_and_a_witness(server: RunningServer, tmp_path: Path)
         assert inclusion.json()["error"]["code"] == "scope_denied"
 
 
-def _cli(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"MATCHHUB_DATABASE_URL": hub.settings.database_url or ""}
-    return subprocess.run(
-        [sys.executable, "-m", "matchhub", "--home", str(hub.settings.home), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, **env},
-    )
-
-
-def _verify(folder: Path, key: str, saved: str | None = None) -> str:
-    try:
-        verify_export(folder, key, saved)
-    except VerificationError as exc:
-        return str(exc)
-    return "ok"
-
-
-def _rewrite(folder: Path, edit: Any, signer: Ed25519PrivateKey, origin: str) -> None:
-    """A forger with the real signing key: change entries, recompute leaves, re-sign."""
-    lines = [json.loads(x) for x in (folder / "entries.jsonl").read_text().splitlines()]
-    lines = edit(lines)
-    hashes = []
-    with (folder / "entries.jsonl").open("w") as f:
-        for item in lines:
-            item["leaf_hash"] = merkle.leaf_hash(item["body"].encode()).hex()
-            hashes.append(bytes.fromhex(item["leaf_hash"]))
-            f.write(json.dumps(item) + "\n")
-    note = sign_checkpoint(origin, len(hashes), merkle.root(hashes), origin, signer)
-    (folder / "checkpoints.jsonl").write_text(json.dumps({"size": len(hashes), "note": note}))
-
-
-def test_export_verify_and_every_kind_of_tampering(server: RunningServer, tmp_path: Path) -> None:
-    hub = server.hub
-    molsa = hub.add_agency("molsa", AgencyKind.welfare)
-    with make_client(server.url, molsa) as client:
-        for _ in range(6):
-            client.get("/v1/whoami")
-    export = tmp_path / "export"
-    result = _cli(hub, "audit", "export", "--out", str(export))
-    assert result.returncode == 0, result.stderr
-    key_file = tmp_path / "pinned.key"
-    shutil.copy(export / "verifier.key", key_file)
-    key = key_file.read_text().strip()
-    saved = json.loads((export / "checkpoints.jsonl").read_text().splitlines()[-1])["note"]
-    ok = _cli(hub, "audit", "verify", "--export", str(export), "--key", str(key_file))
-    assert ok.returncode == 0, ok.stderr
-    assert "verified" in ok.stdout
-
-    def copy(name: str) -> Path:
-        target = tmp_path / name
-        shutil.copytree(export, target)
-        return target
-
-    lines = (export / "entries.jsonl").read_text().splitlines()
-    edited = copy("edited")
-    entry = json.loads(lines[3])
-    entry["body"] = entry["body"].replace('"status":200', '"status":201')
-    (edited / "entries.jsonl").write_text("\n".join([*lines[:3], json.dumps(entry), *lines[4:]]))
-    assert "entry 3 was edited" in _verify(edited, key)
-
-    tail = copy("tail")
-    (tail / "entries.jsonl").write_text("\n".join(lines[:-2]) + "\n")
-    assert "entries after the last one were deleted" in _verify(tail, key)
-
-    other = Ed25519PrivateKey.generate()
-    origin = verify_checkpoint(saved, key).origin
-    forged = copy("other-key")
-    _rewrite(forged, lambda rows: rows, other, origin)
-    assert "unknown_key" in _verify(forged, key)
-
-    signer = load_key_material(hub.paths).audit_signing_key
-    rewritten = copy("rewritten")
-
-    def edit_entry_two(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = json.loads(rows[2]["body"])
-        body["agency"] = "someone-else"
-        rows[2]["body"] = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return rows
-
-    _rewrite(rewritten, edit_entry_two, signer, origin)
-    assert _verify(rewritten, key) == "ok"  # re-signed with the real key, it looks fine...
-    assert "history rewritten" in _verify(rewritten, key, saved)  # ...until a witness checks
-
-    rolled = copy("rolled-back")
-    _rewrite(rolled, lambda rows: rows[:4], signer, origin)
-    assert "rollback" in _verify(rolled, key, saved)
-    saved_file = tmp_path / "saved.note"
-    saved_file.write_text(saved)
-    cli = _cli(
-        hub,
-        "audit",
-        "verify",
-        "--export",
-        str(rolled),
-        "--key",
-        str(key_file),
-        "--checkpoint",
-        str(saved_file),
-    )
-    assert cli.returncode != 0
-    assert "rollback" in cli.stderr
-
-
 def test_the_live_log_is_append_only_and_a_witness_catches_a_superuser(
-    server: RunningServer, tmp_path: Path
+    api: InProcessApi, tmp_path: Path
 ) -> None:
-    hub = server.hub
+    hub = api.hub
     auditor = hub.add_agency("audit-board", AgencyKind.auditor)
-    with make_client(server.url, auditor) as client:
+    with api.client(auditor) as client:
         for _ in range(4):
             client.get("/v1/whoami")
         first = client.get("/v1/audit/checkpoint").json()
@@ -298,7 +183,7 @@ def test_the_live_log_is_append_only_and_a_witness_catches_a_superuser(
             text("UPDATE audit_entries SET leaf_hash = :h WHERE seq = 1"),
             {"h": merkle.leaf_hash(b"forged")},
         )
-    with make_client(server.url, auditor) as client:
+    with api.client(auditor) as client:
         client.get("/v1/whoami")
         # The broker's frontier still holds the true history, so a rewrite shows at the
         # next checkpoint: the proofs, computed from the stored leaves, no longer agree.
@@ -312,8 +197,8 @@ def test_the_live_log_is_append_only_and_a_witness_catches_a_superuser(
     assert caught.value.reason.value == "inconsistent"
 
 
-def test_audit_failure_fails_closed(server: RunningServer) -> None:
-    hub = server.hub
+def test_audit_failure_fails_closed(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     with hub.session() as session:
@@ -337,7 +222,7 @@ def test_audit_failure_fails_closed(server: RunningServer) -> None:
                     "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
                 )
             )
-    with make_client(server.url, bank) as client:
+    with api.client(bank) as client:
         response = client.post(
             "/v1/uploads",
             json={
@@ -365,30 +250,5 @@ def test_audit_failure_fails_closed(server: RunningServer) -> None:
             )
         )
     # The writer outlives a failed batch.
-    with make_client(server.url, bank) as client:
+    with api.client(bank) as client:
         assert client.get("/v1/whoami").status_code == 200
-
-
-def test_concurrent_appends_stay_one_chain(server: RunningServer, tmp_path: Path) -> None:
-    hub = server.hub
-    creds = [hub.add_agency(f"agency-{n}", AgencyKind.welfare) for n in range(4)]
-    errors: list[str] = []
-
-    def hammer(n: int) -> None:
-        with make_client(server.url, creds[n]) as client:
-            for _ in range(15):
-                if client.get("/v1/whoami").status_code != 200:
-                    errors.append("status")
-
-    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    export = tmp_path / "export"
-    assert _cli(hub, "audit", "export", "--out", str(export)).returncode == 0
-    key = (export / "verifier.key").read_text().strip()
-    report = verify_export(export, key)
-    assert report.entries == _size(hub)
-    assert report.entries >= 60

@@ -1,19 +1,17 @@
-"""Provider snapshots and rosters pushed over real mutual TLS, on SQLite and PostgreSQL."""
+"""Provider snapshots and rosters pushed to the app in process, on SQLite and PostgreSQL (the
+TLS handshake and PostgreSQL's partitions under readers: tests/e2e/test_uploads_postgres.py)."""
 
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 from contextlib import ExitStack
 
-import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
-from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.agency.connector.push import (
     Chunk,
     PushClient,
@@ -24,10 +22,9 @@ from matchhub.agency.connector.push import (
 )
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.wire import COMPACT, NDJSON
-from matchhub.uploads.models import Snapshot, Upload, roster_rows, snapshot_rows
-from matchhub.uploads.repository import UploadRepository
-from tests.conftest import Hub, RunningServer
-from tests.e2e.helpers import HANDSHAKE_REFUSED, national_ids, stored, tokens, visible_flags
+from matchhub.uploads.models import Snapshot, SnapshotState, Upload, roster_rows, snapshot_rows
+from tests.conftest import Hub, InProcessApi, RunningServer
+from tests.e2e.helpers import national_ids, stored, tokens, visible_flags
 
 LOAN = "bank.large_loan"
 
@@ -37,7 +34,7 @@ def _rows(toks: dict[str, str], ids: list[str], flags: list[str]) -> list[tuple[
 
 
 def _push_loans(
-    server: RunningServer,
+    api: InProcessApi | RunningServer,
     bank: AgencyCredentials,
     key_version: str,
     toks: dict[str, str],
@@ -46,7 +43,7 @@ def _push_loans(
     chunk_rows: int = 50_000,
 ) -> None:
     """The bank's snapshot of large loans: these IDs, replacing its previous one."""
-    with make_client(server.url, bank) as client:
+    with api.client(bank) as client:
         push(
             client,
             kind="flags",
@@ -57,15 +54,15 @@ def _push_loans(
         )
 
 
-def test_snapshots_replace_atomically_and_retries_are_idempotent(server: RunningServer) -> None:
-    hub = server.hub
+def test_snapshots_replace_atomically_and_retries_are_idempotent(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     ids = national_ids(40, seed=1)
     toks = tokens(key, ids)
     first, second = ids[:30], ids[10:40]  # ids[:10] pay off their loans; ids[30:] take one
 
-    with make_client(server.url, bank) as client:
+    with api.client(bank) as client:
         pusher = PushClient(client)
         upload = pusher.open("flags", key.version, [LOAN], len(first))
         chunks = list(ndjson_chunks(_rows(toks, first, [LOAN]), 7, roster=False))
@@ -101,67 +98,15 @@ def test_snapshots_replace_atomically_and_retries_are_idempotent(server: Running
     assert total == len(second)
 
 
-def test_a_transaction_from_before_a_replacement_keeps_the_replaced_rows(
-    server: RunningServer,
-) -> None:
-    """PostgreSQL: a statement that began before a replacing commit may still read the replaced
-    snapshot's partition, so it is dropped only once every transaction older than the moment a
-    purge pass saw the replacement has ended. (SQLite readers keep deleted rows in their WAL
-    snapshot and never lose a table: there the rows go at once, as the test above shows.)"""
-    hub = server.hub
-    if not hub.settings.database_url:
-        pytest.skip("PostgreSQL partitions only")
-    key = hub.matching_key()
-    bank = hub.add_agency("rafidain", AgencyKind.bank)
-    ids = national_ids(20, seed=5)
-    toks = tokens(key, ids)
-
-    def replace(rows: list[str]) -> None:
-        _push_loans(server, bank, key.version, toks, rows, chunk_rows=8)
-
-    def snapshot(snapshot_id: int) -> tuple[str, object, int]:
-        with hub.session() as session:
-            found = session.get(Snapshot, snapshot_id)
-            assert found is not None
-            rows = session.scalar(
-                select(func.count())
-                .select_from(snapshot_rows)
-                .where(snapshot_rows.c.snapshot_id == snapshot_id)
-            )
-            return found.state, found.replaced_seen_at, int(rows or 0)
-
-    replace(ids[:12])
-    with hub.session() as session:
-        first = session.scalars(select(Snapshot.id).where(Snapshot.state == "current")).one()
-    reader = create_engine(str(hub.settings.database_url))
-    try:
-        with reader.connect() as old:
-            old.execute(text("SELECT 1"))  # a transaction from before the replacement, open
-            replace(ids[8:])
-            time.sleep(1.0)  # the after-commit purge retries meanwhile
-            state, seen, rows = snapshot(first)
-            assert (state, rows) == ("superseded", 12)
-            assert seen is not None
-            old.rollback()
-        deadline = time.monotonic() + 20
-        while snapshot(first)[0] != "purged" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert snapshot(first)[0] == "purged"
-        assert snapshot(first)[2] == 0
-    finally:
-        reader.dispose()
-    assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids[8:]}
-
-
-def test_providers_and_flags_are_independent(server: RunningServer) -> None:
-    hub = server.hub
+def test_providers_and_flags_are_independent(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     trade = hub.add_agency("trade-ministry", AgencyKind.trade)
     pension = hub.add_agency("pension-authority", AgencyKind.pension)
     ids = national_ids(12, seed=2)
     toks = tokens(key, ids)
     fuel, gen = "trade.fuel_station_owner", "trade.generator_owner"
-    with make_client(server.url, trade) as client:
+    with api.client(trade) as client:
         push(
             client,
             kind="flags",
@@ -170,7 +115,7 @@ def test_providers_and_flags_are_independent(server: RunningServer) -> None:
             rows=[(toks[ids[0]], [fuel, gen]), (toks[ids[1]], [gen])],
             chunk_rows=1,
         )
-    with make_client(server.url, pension) as client:
+    with api.client(pension) as client:
         push(
             client,
             kind="flags",
@@ -180,7 +125,7 @@ def test_providers_and_flags_are_independent(server: RunningServer) -> None:
             fmt="ndjson",
         )
     # A later trade snapshot of the generator flag alone leaves its fuel-station snapshot.
-    with make_client(server.url, trade) as client:
+    with api.client(trade) as client:
         push(
             client, kind="flags", key_version=key.version, flags=[gen], rows=[(toks[ids[2]], [gen])]
         )
@@ -193,12 +138,12 @@ def test_providers_and_flags_are_independent(server: RunningServer) -> None:
     }
 
 
-def test_roster_versions_are_kept(server: RunningServer) -> None:
-    hub = server.hub
+def test_roster_versions_are_kept(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     molsa = hub.add_agency("molsa", AgencyKind.welfare)
     toks = tokens(key, national_ids(20, seed=3))
-    with make_client(server.url, molsa) as client:
+    with api.client(molsa) as client:
         one = push(
             client,
             kind="roster",
@@ -230,8 +175,8 @@ def test_roster_versions_are_kept(server: RunningServer) -> None:
     assert counts == {v1: 15, v2: 15}
 
 
-def test_interrupted_upload_resumes_to_the_same_result(server: RunningServer) -> None:
-    hub = server.hub
+def test_interrupted_upload_resumes_to_the_same_result(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     ids = national_ids(50, seed=4)
@@ -241,13 +186,13 @@ def test_interrupted_upload_resumes_to_the_same_result(server: RunningServer) ->
     def chunks() -> list[Chunk]:
         return list(compact_chunks(rows, [LOAN], 8, roster=False))
 
-    with make_client(server.url, bank) as client:
+    with api.client(bank) as client:
         pusher = PushClient(client)
         upload = pusher.open("flags", key.version, [LOAN], len(rows))
         for chunk in chunks()[:3]:
             pusher.put(upload["id"], chunk, COMPACT)
     # The connector "crashed"; a new process resumes from what the broker says it has.
-    with make_client(server.url, bank) as client:
+    with api.client(bank) as client:
         pusher = PushClient(client)
         status = pusher.status(upload["id"])
         assert (status["state"], status["next_seq"], status["chunks_received"]) == ("open", 3, 3)
@@ -256,14 +201,14 @@ def test_interrupted_upload_resumes_to_the_same_result(server: RunningServer) ->
     assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids}
 
 
-def test_a_reader_never_sees_a_partial_snapshot(server: RunningServer) -> None:
-    hub = server.hub
+def test_a_reader_never_sees_a_partial_snapshot(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     ids = national_ids(300, seed=5)
     toks = tokens(key, ids)
     old, new = ids[:100], ids[50:300]
-    _push_loans(server, bank, key.version, toks, old)
+    _push_loans(api, bank, key.version, toks, old)
     allowed = {len(old), len(new)}
     seen: list[int] = []
     done = threading.Event()
@@ -277,7 +222,7 @@ def test_a_reader_never_sees_a_partial_snapshot(server: RunningServer) -> None:
                             select(func.count())
                             .select_from(snapshot_rows)
                             .join(Snapshot, Snapshot.id == snapshot_rows.c.snapshot_id)
-                            .where(Snapshot.state == "current")
+                            .where(Snapshot.state == SnapshotState.current)
                         )
                         or 0
                     )
@@ -286,7 +231,7 @@ def test_a_reader_never_sees_a_partial_snapshot(server: RunningServer) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        _push_loans(server, bank, key.version, toks, new, chunk_rows=10)
+        _push_loans(api, bank, key.version, toks, new, chunk_rows=10)
     finally:
         done.set()
         reader.join()
@@ -315,13 +260,13 @@ def _expect(call: object, status: int, code: str) -> PushError:
     return caught.value
 
 
-def test_bad_input_is_refused_and_changes_nothing(server: RunningServer) -> None:
+def test_bad_input_is_refused_and_changes_nothing(api: InProcessApi) -> None:
     with ExitStack() as stack:
-        _bad_input(server, stack)
+        _bad_input(api, stack)
 
 
-def _bad_input(server: RunningServer, stack: ExitStack) -> None:
-    hub = server.hub
+def _bad_input(api: InProcessApi, stack: ExitStack) -> None:
+    hub = api.hub
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     molsa = hub.add_agency("molsa", AgencyKind.welfare)
@@ -332,7 +277,7 @@ def _bad_input(server: RunningServer, stack: ExitStack) -> None:
     good = _rows(toks, ids, [LOAN])
 
     def client(creds: AgencyCredentials) -> PushClient:
-        return PushClient(stack.enter_context(make_client(server.url, creds)), attempts=1)
+        return PushClient(stack.enter_context(api.client(creds)), attempts=1)
 
     p = client(bank)
     push(p.client, kind="flags", key_version=key.version, flags=[LOAN], rows=good)
@@ -392,12 +337,12 @@ def _bad_input(server: RunningServer, stack: ExitStack) -> None:
     assert all(state in {"open", "aborted", "committed"} for state, _ in uploads)
 
 
-def test_chunk_after_commit_is_refused(server: RunningServer) -> None:
-    hub = server.hub
+def test_chunk_after_commit_is_refused(api: InProcessApi) -> None:
+    hub = api.hub
     key = hub.matching_key()
     bank = hub.add_agency("rafidain", AgencyKind.bank)
     toks = tokens(key, national_ids(3, seed=7))
-    with make_client(server.url, bank) as http:
+    with api.client(bank) as http:
         result = push(
             http,
             kind="flags",
@@ -411,44 +356,3 @@ def test_chunk_after_commit_is_refused(server: RunningServer) -> None:
             lambda: p.put(result.upload["id"], Chunk(1, b"", 0), NDJSON), 409, "upload_not_open"
         )
         _expect(lambda: p.commit(result.upload["id"], 3, result.sha256), 409, "upload_not_open")
-
-
-def test_unauthenticated_upload_is_refused(server: RunningServer) -> None:
-    hub = server.hub
-    context = ssl.create_default_context(cafile=str(hub.paths.ca_cert))
-    with (
-        httpx.Client(base_url=server.url, verify=context) as client,
-        pytest.raises(HANDSHAKE_REFUSED),
-    ):
-        client.post("/v1/uploads", json={})
-
-
-def test_a_partition_drop_gives_way_to_a_reader(server: RunningServer) -> None:
-    """PostgreSQL: dropping a partition locks the whole partitioned table, and every reader
-    after it would queue behind a DROP waiting for one long reader (a view load, a cold match
-    job). The DROP waits a moment, then gives way, for a later purge pass."""
-    hub = server.hub
-    if not hub.settings.database_url:
-        pytest.skip("PostgreSQL partitions only")
-    key = hub.matching_key()
-    bank = hub.add_agency("rafidain", AgencyKind.bank)
-    toks = tokens(key, national_ids(6, seed=9))
-    _push_loans(server, bank, key.version, toks, list(toks))
-    engine = create_engine(str(hub.settings.database_url))
-    try:
-        with engine.connect() as reader, Session(engine) as session:
-            # Should the DROP ever wait for the reader again, fail in 10 s rather than hang.
-            session.execute(text("SET statement_timeout = '10s'"))
-            snapshot = session.scalars(select(Snapshot).where(Snapshot.state == "current")).one()
-            reader.execute(text("LOCK TABLE snapshot_rows IN ACCESS SHARE MODE"))
-            started = time.monotonic()
-            assert UploadRepository(session).delete_rows(snapshot) is None
-            assert time.monotonic() - started < 5
-            reader.rollback()  # the reader is done
-            assert UploadRepository(session).delete_rows(snapshot) == len(toks)
-            session.rollback()  # a test of the lock, not a purge: keep the rows
-        with hub.session() as session:
-            held = session.scalar(select(func.count()).select_from(snapshot_rows))
-        assert held == len(toks)
-    finally:
-        engine.dispose()
