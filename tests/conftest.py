@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -33,6 +34,12 @@ from tests.fixtures.database import (
 )
 from tests.fixtures.hub import Hub, hub
 from tests.fixtures.server import RunningServer, server
+
+# Property tests assert what is generated, never how fast: on a loaded 2-core machine (CI, or
+# several test runs at once) a draw may take longer than Hypothesis's defaults allow, which says
+# nothing about the code under test.
+settings.register_profile("matchhub", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("matchhub")
 
 # The fixtures, and the classes tests import from here as they always have.
 __all__ = [
