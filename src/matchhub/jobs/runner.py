@@ -47,6 +47,33 @@ class JobRunner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._restored = threading.Event()
+        self._running = 0
+        self._running_lock = threading.Lock()
+
+    def restored(self) -> None:
+        """The database is another history now (kit/epoch.py): snapshot ids may be issued
+        again with other rows, so the engine's loaded snapshots go before the next job. Never
+        under a running one: the snapshots its plan names were committed in the history it
+        reads, and what the engine holds of them is right."""
+        self._restored.set()
+        self._wake.set()
+
+    def _admit(self) -> bool:
+        """Count a job in; after a restore, first wait for the running ones, then start the
+        engine afresh."""
+        with self._running_lock:
+            if self._restored.is_set():
+                if self._running:
+                    return False
+                self.engine = MatchEngine()
+                self._restored.clear()
+            self._running += 1
+            return True
+
+    def _release(self) -> None:
+        with self._running_lock:
+            self._running -= 1
 
     def notify(self) -> None:
         """A job was queued: claim it now rather than at the next poll."""
@@ -80,6 +107,14 @@ class JobRunner:
                 self._wake.clear()
 
     def run_once(self) -> bool:
+        if not self._admit():
+            return False
+        try:
+            return self._claim_and_run()
+        finally:
+            self._release()
+
+    def _claim_and_run(self) -> bool:
         now = utcnow()
         with session_scope(self.factory) as session:
             job = JobRepository(session).claim(self.worker, now, now + self.lease)

@@ -47,6 +47,11 @@ class RunningDigests:
                 return 0, hashlib.sha256().hexdigest()
             return state.position, state.hash.copy().hexdigest()
 
+    def clear(self) -> None:
+        """The database was restored: what was fed may no longer be what it holds."""
+        with self._lock:
+            self._states.clear()
+
     def forget(self, upload_id: str) -> None:
         with self._lock:
             self._states.pop(upload_id, None)
