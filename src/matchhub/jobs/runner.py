@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.jobs import service
@@ -181,24 +182,53 @@ class JobRunner:
                 job.worker = job.lease_until = None
                 session.flush()
                 self._state(session, job, "succeeded")
+        except DBAPIError as exc:
+            if not _database_away(exc):
+                self._failed(job_id, exc)
+                return
+            self._hand_back(job_id)
         except Exception as exc:
-            log.exception("match job failed", job=job_id)
-            with session_scope(self.factory) as session:
-                job = JobRepository(session).owned(job_id, self.worker)
-                if job is not None:
-                    self._fail(session, job, f"internal error ({type(exc).__name__})")
+            self._failed(job_id, exc)
         finally:
             done.set()
             heartbeat.join()
             self._evict()
 
+    def _hand_back(self, job_id: str) -> None:
+        """The database went away under the job (a failover, a restart): the job is not at
+        fault. Hand it back to be claimed again (by any worker, counting an attempt), or leave
+        it to its lease if the database is still away."""
+        log.warning("database away during a match job; handing it back", job=job_id)
+        try:
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is not None:
+                    job.state, job.worker, job.lease_until = "queued", None, None
+                    session.flush()
+                    self._state(session, job, "queued")
+        except DBAPIError:
+            log.warning("the job waits for its lease to run out", job=job_id)
+
+    def _failed(self, job_id: str, exc: Exception) -> None:
+        log.exception("match job failed", job=job_id)
+        try:
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is not None:
+                    self._fail(session, job, f"internal error ({type(exc).__name__})")
+        except DBAPIError:
+            log.warning("could not record the job's failure; its lease will run out", job=job_id)
+
     def _heartbeat(self, job_id: str, done: threading.Event, progress: list[float]) -> None:
         interval = self.settings.job_lease_seconds / 3
         while not done.wait(interval):
-            with session_scope(self.factory) as session:
-                JobRepository(session).renew(
-                    job_id, self.worker, utcnow() + self.lease, progress[0]
-                )
+            try:
+                with session_scope(self.factory) as session:
+                    JobRepository(session).renew(
+                        job_id, self.worker, utcnow() + self.lease, progress[0]
+                    )
+            except DBAPIError:  # the database is away for a moment: renew at the next beat
+                log.warning("could not renew a job's lease", job=job_id, exc_info=True)
 
     def _ensure_loaded(self, roster_id: int, source_ids: list[int]) -> None:
         loaded = self.engine.loaded()
@@ -219,3 +249,8 @@ class JobRunner:
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
+
+
+def _database_away(exc: DBAPIError) -> bool:
+    """A lost or refused connection, not an error of the job's own."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
