@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -100,6 +104,16 @@ def test_an_agencys_lookup_rate_holds_across_two_processes(hub: Hub, stack: Exit
     while any(c.get("/readyz").json()["processes"].get("serve") != 2 for c in clients):
         assert time.monotonic() < deadline, "the processes never saw each other"
         time.sleep(0.1)
+    listed = subprocess.run(
+        [sys.executable, "-m", "matchhub", "--home", str(hub.settings.home), "processes"],
+        env={**os.environ, **_env(hub)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert all(re.search(rf"\b{b.pid}\b", listed) for b in brokers), listed
+    assert listed.count("serve") >= 2
     body = {"purpose": PURPOSE, "tokens": [token]}
     started = time.monotonic()
     statuses = [clients[n % 2].post("/v1/lookups", json=body).status_code for n in range(40)]

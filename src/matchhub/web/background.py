@@ -6,6 +6,10 @@ waited, abandoned uploads expired, replaced rows purged, expired job results del
 do everything in one process). Any number of processes may run it at once: a job is claimed
 by one of them (``FOR UPDATE SKIP LOCKED``) and published under its lease fence, and every
 janitor step is idempotent and safe beside another.
+
+Work that prepares a host's shared files from the database (issue 18's snapshot segments)
+belongs in :func:`janitor_pass` or beside the runner here, and must be dropped by a
+:meth:`Background.restored` listener: a restore issues snapshot ids again (kit/epoch.py).
 """
 
 from __future__ import annotations
