@@ -1,7 +1,8 @@
 """``matchhub worker``: the background work (web/background.py) in a process of its own, with
 no HTTP. Any number may run beside any number of ``matchhub serve`` processes, on any host
-sharing the database and the state folder's keys. SIGTERM or SIGINT stops it: the running
-job's lease is left to expire (another worker re-runs the job), nothing half-published."""
+sharing the database and the state folder's keys. SIGTERM or SIGINT stops it: a running job
+has 30 s to finish; past that the process ends without publishing it, and another worker runs
+it again once its lease has run out. Nothing is ever half-published."""
 
 from __future__ import annotations
 
