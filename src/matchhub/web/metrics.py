@@ -24,6 +24,7 @@ from matchhub.audit.models import AuditCheckpoint, AuditState
 from matchhub.jobs.models import MatchJob
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.models import utcnow
+from matchhub.uploads import service as upload_service
 from matchhub.uploads.models import Upload
 from matchhub.uploads.repository import SnapshotRepository
 from matchhub.web.fleet import Fleet
@@ -47,7 +48,7 @@ class _DatabaseGauges(Collector):
             )
             snapshots = SnapshotRepository(session).count_current()
             checkpointed = session.scalar(select(func.max(AuditCheckpoint.created_at)))
-            purges = uploads.purges_waiting(session)
+            purges = upload_service.purges_waiting(session)
         yield GaugeMetricFamily("matchhub_audit_entries", "Entries in the audit log", value=audit)
         if checkpointed is not None:
             if checkpointed.tzinfo is None:  # SQLite keeps no zone; the column is UTC
