@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks import connector, desk, hub, ingest, queries, wholepath
+from benchmarks import connector, desk, hub, ingest, processes, queries, replication, wholepath
 from benchmarks.config import MODES, Context
 from benchmarks.hub import DEFAULT_ADMIN_URL, postgres_version
 from benchmarks.measure import Figure, cpu_ticks, machine, source_version, steal_percent
@@ -31,6 +31,8 @@ FIGURES: dict[str, Callable[[Context], Figure]] = {
     "ingest": ingest.run,
     "bulk_match": queries.run_bulk,
     "lookups": queries.run_lookups,
+    "processes": processes.run,
+    "replication": replication.run,
     "audit": queries.run_audit,
     "hashing": connector.run,
     "whole_path": wholepath.run,

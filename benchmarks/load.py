@@ -11,6 +11,7 @@ import itertools
 import ssl
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,19 +66,22 @@ class LoadResult:
 
 async def _load(
     *,
-    url: str,
+    url: str | Sequence[str],
     context: ssl.SSLContext,
     request: Request,
     clients: int,
     seconds: float,
     max_requests: int,
-    broker_pid: int | None,
+    broker_pid: int | Sequence[int] | None,
 ) -> LoadResult:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(30.0)
-    pool = [
-        httpx.AsyncClient(base_url=url, verify=context, limits=limits, timeout=timeout)
-        for _ in range(clients)
+    urls = [url] if isinstance(url, str) else list(url)
+    pool = [  # the clients spread evenly over the brokers, as a balancer in front would
+        httpx.AsyncClient(
+            base_url=urls[n % len(urls)], verify=context, limits=limits, timeout=timeout
+        )
+        for n in range(clients)
     ]
     bodies = itertools.cycle(request.bodies or (b"",))
     headers = {"content-type": "application/json"} if request.bodies else {}
@@ -127,17 +131,18 @@ async def _load(
 
 
 def run_load(
-    url: str,
+    url: str | Sequence[str],
     credentials: AgencyCredentials,
     request: Request,
     *,
     clients: int,
     seconds: float,
     max_requests: int = 5_000_000,
-    broker_pid: int | None = None,
+    broker_pid: int | Sequence[int] | None = None,
 ) -> LoadResult:
     """``clients`` concurrent clients sending ``request`` for ``seconds`` (or ``max_requests``
-    in all, whichever comes first); only 200 answers count."""
+    in all, whichever comes first); only 200 answers count. Several URLs (broker processes)
+    share the clients evenly."""
     return asyncio.run(
         _load(
             url=url,

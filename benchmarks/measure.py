@@ -8,6 +8,7 @@ import platform
 import ssl
 import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,12 +193,14 @@ class CpuSplit:
 
 
 class CpuMeter:
-    def __init__(self, broker_pid: int | None) -> None:
-        self.broker_pid = broker_pid
+    def __init__(self, broker_pid: int | Sequence[int] | None) -> None:
+        """``broker_pid``: one broker process, or several whose CPU is summed."""
+        pids = (broker_pid,) if isinstance(broker_pid, int) else tuple(broker_pid or ())
+        self.broker_pids = pids
         self._start = self._read()
 
     def _read(self) -> tuple[float, float, float]:
-        broker = cpu_seconds(self.broker_pid) if self.broker_pid else 0.0
+        broker = sum(cpu_seconds(pid) for pid in self.broker_pids)
         return (os.times().user + os.times().system, broker, postgres_cpu_seconds())
 
     def stop(self, wall: float) -> CpuSplit:

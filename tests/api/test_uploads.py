@@ -3,6 +3,7 @@ TLS handshake and PostgreSQL's partitions under readers: tests/e2e/test_uploads_
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -72,8 +73,10 @@ def test_snapshots_replace_atomically_and_retries_are_idempotent(api: InProcessA
         again = pusher.put(upload["id"], chunks[2], NDJSON)  # a retry of an earlier chunk
         assert again["duplicate"] is True
         assert visible_flags(hub) == {}  # nothing is visible before the commit
-        digest = pusher.send(upload["id"], lambda: iter(chunks), NDJSON, len(first)).sha256
-        assert len(digest) == 64
+        # The first commit form, the SHA-256 of the bodies: this one process received every
+        # chunk (the retry fed its running digest nothing twice), so it can check it.
+        bodies = hashlib.sha256(b"".join(c.body for c in chunks)).hexdigest()
+        assert pusher.commit(upload["id"], len(first), sha256=bodies)["state"] == "committed"
         assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in first}
 
         push(
@@ -327,6 +330,8 @@ def _bad_input(api: InProcessApi, stack: ExitStack) -> None:
     _expect(lambda: client(other).status(u["id"]), 404, "upload_not_found")
     _expect(lambda: p.commit(u["id"], 2, "0" * 64), 422, "row_count_mismatch")
     _expect(lambda: p.commit(u["id"], 1, "0" * 64), 422, "digest_mismatch")
+    _expect(lambda: p.commit(u["id"], 1, sha256="0" * 64), 422, "digest_mismatch")
+    _expect(lambda: p.commit(u["id"], 1), 422, "digest_required")
     p.abort(u["id"])
     _expect(lambda: p.put(u["id"], Chunk(1, line, 1), NDJSON), 409, "upload_not_open")
 
@@ -355,4 +360,6 @@ def test_chunk_after_commit_is_refused(api: InProcessApi) -> None:
         _expect(
             lambda: p.put(result.upload["id"], Chunk(1, b"", 0), NDJSON), 409, "upload_not_open"
         )
-        _expect(lambda: p.commit(result.upload["id"], 3, result.sha256), 409, "upload_not_open")
+        _expect(
+            lambda: p.commit(result.upload["id"], 3, result.chunks_sha256), 409, "upload_not_open"
+        )

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
 
+from matchhub.audit import service as audit
 from matchhub.identity.models import Agency
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer
 from matchhub.protocol.tokens import MatchingKey, Tokeniser
+from matchhub.protocol.verify import Report, verify_export
 from matchhub.uploads.models import Snapshot, SnapshotState, snapshot_rows
 from tests.conftest import Hub
 
@@ -51,3 +54,15 @@ def visible_flags(hub: Hub) -> dict[bytes, set[tuple[str, str]]]:
     for token, agency, flag in rows:
         seen[bytes(token)].add((agency, flag))
     return dict(seen)
+
+
+def verify_audit_log(hub: Hub, folder: Path, saved_checkpoint: str | None = None) -> Report:
+    """Export the hub's audit log (as `matchhub audit export` does) and verify it offline,
+    against a checkpoint saved earlier if one is given."""
+    keys = audit.keys_from(
+        load_key_material(hub.paths), hub.settings.hub_name, hub.settings.audit_checkpoint_every
+    )
+    with hub.session() as session:
+        audit.export(session, keys, folder)
+    verifier = (folder / "verifier.key").read_text().strip()
+    return verify_export(folder, verifier, saved_checkpoint)

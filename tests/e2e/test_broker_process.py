@@ -3,6 +3,7 @@ it leaves on disk."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -13,10 +14,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from matchhub.agency.connector.client import make_client
-from matchhub.agency.connector.push import Chunk, PushClient, compact_chunks, push
+from matchhub.agency.connector.push import Chunk, PushClient, PushError, compact_chunks, push
 from matchhub.cli.processes import BrokerProcess
 from matchhub.protocol.kinds import AgencyKind
-from matchhub.protocol.wire import COMPACT
+from matchhub.protocol.wire import COMPACT, chunks_digest
 from tests.conftest import Hub
 from tests.e2e.helpers import national_ids, stored, tokens, visible_flags
 
@@ -47,13 +48,25 @@ def test_upload_resumes_after_the_broker_is_killed(hub: Hub) -> None:
         broker.kill()
         broker.start()
         with make_client(broker.url, bank) as client:
-            pusher = PushClient(client)
+            pusher = PushClient(client, attempts=1)
             status = pusher.status(upload["id"])
-            # The rows of 4 chunks are committed; the running digest died with the process.
-            assert (status["chunks_received"], status["next_seq"]) == (4, 0)
-            result = pusher.send(upload["id"], lambda: iter(chunks()), COMPACT, len(rows))
-        assert result.upload["state"] == "committed"
-        assert result.upload["rows_received"] == len(rows)
+            # What the commit checks is in the database: the broker goes on from chunk 4.
+            assert (status["chunks_received"], status["next_seq"]) == (4, 4)
+            for chunk in chunks()[4:]:
+                pusher.put(upload["id"], chunk, COMPACT)
+            bodies = hashlib.sha256(b"".join(c.body for c in chunks())).hexdigest()
+            # The first form needs the running digest the killed process held: refused, with
+            # the chunk a re-send to this process would start from.
+            with pytest.raises(PushError) as refused:
+                pusher.commit(upload["id"], len(rows), sha256=bodies)
+            assert (refused.value.code, refused.value.details) == (
+                "digest_state_lost",
+                {"next_seq": 0},
+            )
+            each = [hashlib.sha256(c.body).digest() for c in chunks()]
+            committed = pusher.commit(upload["id"], len(rows), chunks_digest(each))
+        assert committed["state"] == "committed"
+        assert committed["rows_received"] == len(rows)
     finally:
         broker.stop()
     assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids}

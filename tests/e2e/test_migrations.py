@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -41,6 +42,35 @@ def test_downgrade_to_base_and_up_again(database_url: str | None, tmp_path: Path
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade(engine)
         assert set(inspect(engine).get_table_names()) == tables
+    finally:
+        engine.dispose()
+
+
+def test_a_view_generation_is_the_database_clock_and_never_repeats(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    """0013: a bump sets the generation to the clock in microseconds (or one more than before),
+    so a database restored to an earlier point never reaches again a generation a broker holds."""
+    engine = make_engine(_url(database_url, tmp_path))
+    bump = text(
+        "INSERT INTO purposes (code, label_en, label_ar, legal_basis, created_at) "
+        "VALUES (:c, 'x', 'x', 'x', CURRENT_TIMESTAMP)"
+    )
+    read = text("SELECT generation FROM view_generation")
+    try:
+        upgrade(engine)
+        seen = []
+        before = time.time()
+        for n in range(3):
+            with engine.begin() as connection:
+                connection.execute(bump, {"c": f"p{n}"})
+                seen.append(connection.execute(read).scalar_one())
+        assert seen == sorted(set(seen))  # strictly increasing, even within one clock tick
+        assert before * 1e6 - 5e6 < seen[0] < time.time() * 1e6 + 5e6  # the clock, not a count
+        downgrade(engine, "0013-1")  # the revision below this one, wherever it is chained
+        with engine.begin() as connection:
+            connection.execute(bump, {"c": "p9"})
+            assert connection.execute(read).scalar_one() == seen[-1] + 1  # a counter again
     finally:
         engine.dispose()
 

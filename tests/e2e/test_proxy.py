@@ -1,4 +1,5 @@
-"""A real nginx terminating mutual TLS in front of the broker, with deploy/nginx-matchhub.conf."""
+"""A real nginx terminating mutual TLS in front of two broker processes, with
+deploy/nginx-matchhub.conf."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import uvicorn
 
 from matchhub.agency.connector.client import AgencyCredentials, make_client
+from matchhub.agency.connector.push import push
 from matchhub.cli.processes import free_port
 from matchhub.keystore import pki
 from matchhub.kit.settings import Settings
@@ -23,8 +26,9 @@ from matchhub.protocol.kinds import AgencyKind
 from matchhub.web.server import build_server
 from tests import pki as test_pki
 from tests.conftest import Hub
-from tests.e2e.helpers import HANDSHAKE_REFUSED
+from tests.e2e.helpers import HANDSHAKE_REFUSED, national_ids, stored, tokens, visible_flags
 
+LOAN = "bank.large_loan"
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx-matchhub.conf"
 
 
@@ -32,8 +36,17 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx-matchhub.conf
 class Fronted:
     hub: Hub
     edge: str  # nginx
-    broker: str  # the broker itself
+    broker: str  # the first broker itself
     proxy: AgencyCredentials
+    servers: list[uvicorn.Server]
+
+    def requests_seen(self, n: int, route: str) -> float:
+        """Requests for ``route`` broker ``n`` answered, by its own metrics."""
+        metrics = self.servers[n].config.app.state.metrics
+        value = metrics.registry.get_sample_value(
+            "matchhub_http_requests_total", {"method": "GET", "route": route, "status": "200"}
+        )
+        return float(value or 0)
 
 
 @pytest.fixture
@@ -56,21 +69,25 @@ def fronted(hub: Hub, tmp_path: Path) -> Iterator[Fronted]:
             "trusted_proxy_fingerprints": [pki.fingerprint(issued.certificate)],
         }
     )
-    broker_port, edge_port = free_port(), free_port()
-    server = build_server(settings, port=broker_port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    ports, edge_port = [free_port(), free_port()], free_port()
+    servers = [build_server(settings, port=port) for port in ports]
+    threads = [threading.Thread(target=server.run, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
     conf = TEMPLATE.read_text()
+    upstream = " ".join(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in ports)
     for name, value in {
         "@LISTEN@": f"127.0.0.1:{edge_port}",
         "@SERVER_NAME@": "localhost",
         "@STATE@": str(hub.settings.home),
-        "@BROKER@": f"127.0.0.1:{broker_port}",
+        "@UPSTREAM_SERVERS@": upstream,
         "@BROKER_NAME@": "localhost",
         "@PROXY_CERT@": str(proxy.certificate),
         "@PROXY_KEY@": str(proxy.key),
     }.items():
         conf = conf.replace(name, value)
+    directives = [line for line in conf.splitlines() if not line.lstrip().startswith("#")]
+    assert not any("@" in line for line in directives), "a placeholder was left unfilled"
     prefix = tmp_path / "nginx"
     (prefix / "logs").mkdir(parents=True)
     (prefix / "site.conf").write_text(conf)
@@ -87,19 +104,21 @@ def fronted(hub: Hub, tmp_path: Path) -> Iterator[Fronted]:
     )
     try:
         deadline = time.monotonic() + 20
-        while not server.started or not _listening(edge_port):
+        while not all(server.started for server in servers) or not _listening(edge_port):
             if process.poll() is not None:
                 raise RuntimeError(f"nginx exited: {(prefix / 'logs' / 'error.log').read_text()}")
             assert time.monotonic() < deadline, "nginx or the broker did not start"
             time.sleep(0.05)
         yield Fronted(
-            hub, f"https://127.0.0.1:{edge_port}", f"https://127.0.0.1:{broker_port}", proxy
+            hub, f"https://127.0.0.1:{edge_port}", f"https://127.0.0.1:{ports[0]}", proxy, servers
         )
     finally:
         process.terminate()
         process.wait(timeout=10)
-        server.should_exit = True
-        thread.join(timeout=20)
+        for server in servers:
+            server.should_exit = True
+        for thread in threads:
+            thread.join(timeout=20)
 
 
 def _listening(port: int) -> bool:
@@ -145,3 +164,32 @@ def test_the_proxy_refuses_clients_without_a_hub_certificate(fronted: Fronted) -
     assert response.status_code == 400  # nginx: "The SSL certificate error"
     assert "certificate" in response.text.lower()
     assert isinstance(response, httpx.Response)
+
+
+def test_nginx_spreads_requests_over_both_brokers_and_passes_over_a_stopped_one(
+    fronted: Fronted,
+) -> None:
+    hub = fronted.hub
+    key = hub.matching_key()
+    bank = hub.add_agency("rafidain", AgencyKind.bank)
+    toks = tokens(key, national_ids(40, seed=41))
+    with make_client(fronted.edge, bank) as client:
+        for _ in range(10):
+            assert client.get("/v1/whoami").status_code == 200
+        seen = [fronted.requests_seen(n, "/v1/whoami") for n in (0, 1)]
+        assert seen[0] + seen[1] == 10
+        assert min(seen) >= 3, seen  # round robin, roughly
+        # An upload's chunks go wherever nginx sends them; the commit checks them all.
+        result = push(client, kind="flags", key_version=key.version, flags=[LOAN],
+                      rows=[(t, [LOAN]) for t in toks.values()], chunk_rows=4)  # fmt: skip
+        assert result.upload["state"] == "committed"
+        gets = [fronted.requests_seen(n, "/v1/uploads/{upload_id}") for n in (0, 1)]
+        fronted.servers[1].should_exit = True  # one broker process stops
+        deadline = time.monotonic() + 20
+        while _listening(int(fronted.servers[1].config.port)):
+            assert time.monotonic() < deadline, "the broker did not stop"
+            time.sleep(0.05)
+        statuses = [client.get("/v1/whoami").status_code for _ in range(6)]
+    assert statuses == [200] * 6  # nginx passes over the stopped one
+    assert sum(gets) >= 1
+    assert visible_flags(hub) == {stored(hub, t): {("rafidain", LOAN)} for t in toks.values()}

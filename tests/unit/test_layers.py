@@ -19,6 +19,7 @@ ROOT = Path(matchhub.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("protocol",),  # shared bit for bit with the agencies
     ("kit",),  # database, errors, settings, logs, the request port
+    ("fleet",),  # the broker's own processes and their heartbeats
     ("matching",),  # the pure match engine
     ("keystore",),
     ("identity",),

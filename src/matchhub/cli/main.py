@@ -555,6 +555,39 @@ def serve(
 
 
 @app.command()
+def worker(ctx: typer.Context) -> None:
+    """Match jobs, purges, retention and checkpoints, with no HTTP (run any number)."""
+    from matchhub.web.worker import run_worker
+
+    settings = _state(ctx).settings()
+    out.print(f"matchhub worker (state {settings.home})")
+    run_worker(settings)
+
+
+@app.command()
+def processes(ctx: typer.Context) -> None:
+    """The broker processes announced in the database, and when each was last seen."""
+    from matchhub.fleet.repository import FleetRepository
+    from matchhub.kit.models import utcnow
+
+    settings = _state(ctx).settings()
+    table = Table("process", "role", "host", "pid", "started", "last seen")
+    with _session(settings) as session:
+        now = utcnow()
+        for row in FleetRepository(session).all():
+            ago = (now - row.seen_at).total_seconds()
+            table.add_row(
+                row.id,
+                row.role,
+                row.host,
+                str(row.pid),
+                row.started_at.isoformat(timespec="seconds"),
+                f"{ago:.0f} s ago" + (" (gone?)" if ago > 3 * settings.heartbeat_seconds else ""),
+            )
+    out.print(table)
+
+
+@app.command()
 def demo(
     home: Annotated[Path, typer.Option(help="A fresh folder for the demo's state.")] = Path(
         "var/demo"

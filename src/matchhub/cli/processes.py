@@ -1,5 +1,5 @@
-"""Start ``matchhub serve`` as a child process and wait until it answers: used by the demo, the
-end-to-end tests that kill the broker, and the benchmarks."""
+"""Start ``matchhub serve`` (or ``matchhub worker``) as a child process and wait until it is
+up: used by the demo, the end-to-end tests that kill the broker, and the benchmarks."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ class BrokerProcess:
         self.env = {**os.environ, **(env or {})}
         self.log = log or home / "broker.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None  # noqa: S101 (started)
+        return self.process.pid
 
     @property
     def url(self) -> str:
@@ -100,3 +105,28 @@ class BrokerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class WorkerProcess(BrokerProcess):
+    """``matchhub worker``: up once it has announced itself (its log says so)."""
+
+    READY = b"worker running"
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        command = [sys.executable, "-m", "matchhub", "--home", str(self.home), "worker"]
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the worker exited with status {self.process.returncode}; see {self.log}"
+                )
+            with self.log.open("rb") as log:
+                log.seek(offset)
+                if self.READY in log.read():
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the worker did not start in {timeout}s; see {self.log}")

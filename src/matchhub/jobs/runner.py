@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.jobs import service
@@ -47,6 +48,33 @@ class JobRunner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._restored = threading.Event()
+        self._running = 0
+        self._running_lock = threading.Lock()
+
+    def restored(self) -> None:
+        """The database is another history now (kit/epoch.py): snapshot ids may be issued
+        again with other rows, so the engine's loaded snapshots go before the next job. Never
+        under a running one: the snapshots its plan names were committed in the history it
+        reads, and what the engine holds of them is right."""
+        self._restored.set()
+        self._wake.set()
+
+    def _admit(self) -> bool:
+        """Count a job in; after a restore, first wait for the running ones, then start the
+        engine afresh."""
+        with self._running_lock:
+            if self._restored.is_set():
+                if self._running:
+                    return False
+                self.engine = MatchEngine()
+                self._restored.clear()
+            self._running += 1
+            return True
+
+    def _release(self) -> None:
+        with self._running_lock:
+            self._running -= 1
 
     def notify(self) -> None:
         """A job was queued: claim it now rather than at the next poll."""
@@ -80,6 +108,14 @@ class JobRunner:
                 self._wake.clear()
 
     def run_once(self) -> bool:
+        if not self._admit():
+            return False
+        try:
+            return self._claim_and_run()
+        finally:
+            self._release()
+
+    def _claim_and_run(self) -> bool:
         now = utcnow()
         with session_scope(self.factory) as session:
             job = JobRepository(session).claim(self.worker, now, now + self.lease)
@@ -146,24 +182,53 @@ class JobRunner:
                 job.worker = job.lease_until = None
                 session.flush()
                 self._state(session, job, "succeeded")
+        except DBAPIError as exc:
+            if not _database_away(exc):
+                self._failed(job_id, exc)
+                return
+            self._hand_back(job_id)
         except Exception as exc:
-            log.exception("match job failed", job=job_id)
-            with session_scope(self.factory) as session:
-                job = JobRepository(session).owned(job_id, self.worker)
-                if job is not None:
-                    self._fail(session, job, f"internal error ({type(exc).__name__})")
+            self._failed(job_id, exc)
         finally:
             done.set()
             heartbeat.join()
             self._evict()
 
+    def _hand_back(self, job_id: str) -> None:
+        """The database went away under the job (a failover, a restart): the job is not at
+        fault. Hand it back to be claimed again (by any worker, counting an attempt), or leave
+        it to its lease if the database is still away."""
+        log.warning("database away during a match job; handing it back", job=job_id)
+        try:
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is not None:
+                    job.state, job.worker, job.lease_until = "queued", None, None
+                    session.flush()
+                    self._state(session, job, "queued")
+        except DBAPIError:
+            log.warning("the job waits for its lease to run out", job=job_id)
+
+    def _failed(self, job_id: str, exc: Exception) -> None:
+        log.exception("match job failed", job=job_id)
+        try:
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is not None:
+                    self._fail(session, job, f"internal error ({type(exc).__name__})")
+        except DBAPIError:
+            log.warning("could not record the job's failure; its lease will run out", job=job_id)
+
     def _heartbeat(self, job_id: str, done: threading.Event, progress: list[float]) -> None:
         interval = self.settings.job_lease_seconds / 3
         while not done.wait(interval):
-            with session_scope(self.factory) as session:
-                JobRepository(session).renew(
-                    job_id, self.worker, utcnow() + self.lease, progress[0]
-                )
+            try:
+                with session_scope(self.factory) as session:
+                    JobRepository(session).renew(
+                        job_id, self.worker, utcnow() + self.lease, progress[0]
+                    )
+            except DBAPIError:  # the database is away for a moment: renew at the next beat
+                log.warning("could not renew a job's lease", job=job_id, exc_info=True)
 
     def _ensure_loaded(self, roster_id: int, source_ids: list[int]) -> None:
         loaded = self.engine.loaded()
@@ -184,3 +249,8 @@ class JobRunner:
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
+
+
+def _database_away(exc: DBAPIError) -> bool:
+    """A lost or refused connection, not an error of the job's own."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -39,7 +40,20 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     if read_only:
         kwargs["isolation_level"] = "AUTOCOMMIT"
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        url = _primary_for_readers(url)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _primary_for_readers(url: str) -> str:
+    """libpq's ``target_session_attrs=read-write`` (the multi-host URL that finds the primary
+    after a failover) asks each session whether it is read-only, and the read-only engine's
+    sessions are, by design: ask those for ``primary`` (not in recovery) instead, which picks
+    the same server."""
+    parsed = make_url(url)
+    if parsed.query.get("target_session_attrs") == "read-write":
+        parsed = parsed.update_query_dict({"target_session_attrs": "primary"})
+        return parsed.render_as_string(hide_password=False)
+    return url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

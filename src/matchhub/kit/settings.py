@@ -52,7 +52,10 @@ class Settings(BaseSettings):
     )
     lookup_max_tokens: int = Field(default=1000, ge=1, le=100_000)
     lookup_rate_per_second: float = Field(
-        default=50.0, gt=0, description="Lookup requests per second per agency (sustained)."
+        default=50.0,
+        gt=0,
+        description="Lookup requests per second per agency (sustained), across every serving "
+        "process.",
     )
     lookup_burst: int = Field(default=200, ge=1, description="Lookup requests allowed at once.")
     lookup_view_max_rows: int = Field(
@@ -66,6 +69,18 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the view checks the hub's generation. Correctness does not "
         "depend on it (every answer from the view is checked when its audit entry commits).",
+    )
+    serve_background: bool = Field(
+        default=True,
+        description="Whether `matchhub serve` also runs the background work (match jobs, "
+        "purges, retention, checkpoints). On by default, so one process does everything; "
+        "the production units turn it off and run `matchhub worker` processes instead.",
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often each broker process stamps its row in broker_processes; the "
+        "serving processes alive divide each agency's lookup rate between them.",
     )
     job_workers: int = Field(default=1, ge=0, description="Match-job threads per process.")
     job_poll_seconds: float = Field(default=0.5, gt=0)

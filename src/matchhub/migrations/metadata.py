@@ -3,6 +3,7 @@ autogenerate and the models-versus-migrations check read it)."""
 
 from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
 from matchhub.catalogue.models import Flag, Grant, Purpose
+from matchhub.fleet.models import BrokerProcess
 from matchhub.identity.models import Agency, Certificate
 from matchhub.jobs.models import MatchJob, match_result_chunks
 from matchhub.keystore.models import MatchingKeyVersion
@@ -16,6 +17,7 @@ __all__ = [
     "AuditEntry",
     "AuditState",
     "Base",
+    "BrokerProcess",
     "Certificate",
     "Flag",
     "Grant",

@@ -10,13 +10,18 @@
     token bytes alone.
 
 Errors name the line (row) number, never its content: a bad line may hold an identifier.
+
+A commit names what was sent by :func:`chunks_digest`: the SHA-256 over the chunks' own SHA-256
+digests (32 bytes each) in sequence order. Each chunk's digest is all the broker keeps of it, so
+any broker process can check a commit whichever processes took the chunks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +34,17 @@ FORMATS = (NDJSON, COMPACT)
 
 _TOKEN = re.compile(f"[0-9a-f]{{{TOKEN_LENGTH}}}")
 WIRE_TOKEN_BYTES = TOKEN_BYTES
+
+
+def chunks_digest(chunk_digests: Iterable[bytes]) -> str:
+    """The commit's ``chunks_sha256``: hex SHA-256 over the raw 32-byte SHA-256 of each chunk
+    body, concatenated in sequence order (chunk 0 first)."""
+    digest = hashlib.sha256()
+    for one in chunk_digests:
+        if len(one) != hashlib.sha256().digest_size:
+            raise ValueError("a chunk digest is the 32 raw bytes of a SHA-256")
+        digest.update(one)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,11 @@
-"""The running SHA-256 of each open upload's chunk bodies, kept in memory only.
+"""The running SHA-256 of each open upload's chunk bodies, in this process's memory only:
+what checks the first form of the commit digest (``sha256``, of the bodies concatenated).
 
-The commit carries the SHA-256 of all chunk bodies in sequence order. The bodies hold wire
-tokens, which never reach disk, and a hash state cannot be persisted without the tail of the
-last body, so the running state lives in this process. After a broker restart it is gone: the
-upload's ``next_seq`` drops back to 0 and the client re-sends from there. Chunks already stored
-are recognised by their per-chunk digest, fed to the hash and not stored twice, so a resume
-after a restart costs bandwidth, never correctness.
-
-Several broker processes need upload requests of one upload to reach one process (session
-affinity on the upload id); see deploy/README.md.
+The bodies hold wire tokens and never reach disk, and a hash state cannot be persisted without
+the tail of the last body, so this state cannot be shared between processes or survive a
+restart. The commit's second form, ``chunks_sha256`` (protocol/wire.py), is recomputed from the
+per-chunk digests the database keeps, so any process checks it; this one is checked only by a
+process that has fed every chunk, in order, from chunk 0 (a re-sent chunk feeds it too).
 """
 
 from __future__ import annotations
@@ -49,6 +46,11 @@ class RunningDigests:
             if state is None:
                 return 0, hashlib.sha256().hexdigest()
             return state.position, state.hash.copy().hexdigest()
+
+    def clear(self) -> None:
+        """The database was restored: what was fed may no longer be what it holds."""
+        with self._lock:
+            self._states.clear()
 
     def forget(self, upload_id: str) -> None:
         with self._lock:

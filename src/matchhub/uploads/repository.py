@@ -178,6 +178,15 @@ class UploadRepository:
     def chunk(self, upload_id: str, seq: int) -> UploadChunk | None:
         return self.session.get(UploadChunk, (upload_id, seq))
 
+    def chunk_digests(self, upload_id: str) -> list[tuple[int, str]]:
+        """(seq, hex SHA-256) of every chunk received, in sequence order."""
+        stmt = (
+            select(UploadChunk.seq, UploadChunk.sha256)
+            .where(UploadChunk.upload_id == upload_id)
+            .order_by(UploadChunk.seq)
+        )
+        return [(int(seq), str(digest)) for seq, digest in self.session.execute(stmt)]
+
     def add(self, obj: Upload | UploadChunk | Snapshot) -> None:
         self.session.add(obj)
         self.session.flush()

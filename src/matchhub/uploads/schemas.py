@@ -20,13 +20,30 @@ class OpenUpload(BaseModel):
     )
 
 
+HEX_SHA256 = f"^[0-9a-f]{{{TOKEN_LENGTH}}}$"
+
+
 class CommitUpload(BaseModel):
+    """At least one of the two digests. ``chunks_sha256`` is checked by any broker process;
+    ``sha256`` (the first form) only by a process that received every chunk itself."""
+
     model_config = ConfigDict(extra="forbid")
 
     rows: int = Field(ge=0)
-    sha256: str = Field(
-        pattern=f"^[0-9a-f]{{{TOKEN_LENGTH}}}$",
-        description="Hex SHA-256 of the chunk bodies concatenated in sequence order.",
+    chunks_sha256: str | None = Field(
+        default=None,
+        pattern=HEX_SHA256,
+        description="Hex SHA-256 over the chunks' own SHA-256 digests (32 raw bytes each) "
+        "concatenated in sequence order. Checked by whichever broker process takes the "
+        "commit. Connectors send this.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=HEX_SHA256,
+        description="The first form: hex SHA-256 of the chunk bodies concatenated in sequence "
+        "order. The bodies are never kept, so only a broker process that received every "
+        "chunk itself can check it; elsewhere a commit carrying only this form is refused "
+        "(409 digest_state_lost). Alongside chunks_sha256 it is checked where it can be.",
     )
 
 
@@ -41,8 +58,8 @@ class UploadOut(BaseModel):
     rows_received: int
     chunks_received: int
     next_seq: int = Field(
-        description="The chunk the broker expects next. Lower than chunks_received after a "
-        "broker restart: re-send from here; stored chunks are recognised, not stored twice."
+        description="The chunk the broker expects next (chunks_received while the upload is "
+        "open): any broker process accepts it."
     )
     created_at: datetime
     expires_at: datetime

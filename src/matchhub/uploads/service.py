@@ -127,24 +127,23 @@ def put_chunk(
     digest = hashlib.sha256(body).hexdigest()
     repo = UploadRepository(session)
     stored = repo.chunk(upload_id, seq)
-    position = ctx.digests.position(upload_id)
     if stored is not None:
         if not hmac.compare_digest(stored.sha256, digest):
             raise Conflict(
                 f"chunk {seq} was received with different content", code="chunk_conflict"
             )
-        # A retry, or a re-send after a broker restart that rebuilds the running digest.
-        if seq == position:
-            ctx.digests.advance(upload_id, seq, body)
+        # A retry: its answer was lost, or it went to another process meanwhile. It still
+        # feeds this process's running digest of the bodies (the first commit form).
+        ctx.digests.advance(upload_id, seq, body)
         return ChunkReceipt(
             seq=seq,
             rows=stored.rows,
             sha256=digest,
             duplicate=True,
-            next_seq=ctx.digests.position(upload_id),
+            next_seq=upload.chunks_received,
         )
-    if seq != position or seq != upload.chunks_received:
-        expected = min(position, upload.chunks_received)
+    if seq != upload.chunks_received:
+        expected = upload.chunks_received
         raise Conflict(
             f"chunk {seq} is out of order; the broker expects chunk {expected}",
             code="chunk_out_of_order",
@@ -214,6 +213,10 @@ def commit_upload(
 ) -> Upload:
     upload = _own_upload(session, principal, upload_id, for_update=True)
     _open(upload)
+    if request.chunks_sha256 is None and request.sha256 is None:
+        raise UnprocessableEntity(
+            "a commit names the digest of what was sent (chunks_sha256)", code="digest_required"
+        )
     if not (request.rows == upload.rows_received == upload.expected_rows):
         raise UnprocessableEntity(
             f"the commit says {request.rows} rows; {upload.rows_received} were received and "
@@ -221,18 +224,7 @@ def commit_upload(
             code="row_count_mismatch",
             details={"rows_received": upload.rows_received, "expected_rows": upload.expected_rows},
         )
-    position, digest = ctx.digests.hexdigest(upload_id)
-    if position != upload.chunks_received:
-        raise Conflict(
-            "the broker restarted since these chunks arrived; re-send them from next_seq so it "
-            "can check the digest",
-            code="digest_state_lost",
-            details={"next_seq": position},
-        )
-    if not hmac.compare_digest(digest, request.sha256):
-        raise UnprocessableEntity(
-            "the SHA-256 of the chunks received differs from the commit's", code="digest_mismatch"
-        )
+    _check_digests(session, upload, request, ctx)
     repo = UploadRepository(session)
     repo.lock_agency(upload.agency_id)
     mine = repo.snapshots_of(upload_id)
@@ -252,6 +244,44 @@ def commit_upload(
     session.flush()
     after_commit(session, lambda: ctx.digests.forget(upload_id))
     return upload
+
+
+def _check_digests(
+    session: Session, upload: Upload, request: CommitUpload, ctx: UploadContext
+) -> None:
+    """The commit's digests against what arrived. ``chunks_sha256`` is recomputed from the
+    chunk digests in the database, so any process can check it. The first form, ``sha256`` of
+    the bodies themselves, needs the running digest only a process that received every chunk
+    holds (the bodies hold wire tokens and are never kept): checked where it is held, refused
+    when it is the only digest and is not."""
+    if request.chunks_sha256 is not None:
+        received = UploadRepository(session).chunk_digests(upload.id)
+        if [seq for seq, _ in received] != list(range(upload.chunks_received)):
+            raise Conflict(  # pragma: no cover (chunks and their count commit together)
+                "the chunks received do not form a sequence", code="chunks_incomplete"
+            )
+        combined = wire.chunks_digest(bytes.fromhex(d) for _, d in received)
+        if not hmac.compare_digest(combined, request.chunks_sha256):
+            raise UnprocessableEntity(
+                "chunks_sha256 differs from the digest of the chunks received",
+                code="digest_mismatch",
+            )
+    if request.sha256 is not None:
+        position, digest = ctx.digests.hexdigest(upload.id)
+        if position == upload.chunks_received:
+            if not hmac.compare_digest(digest, request.sha256):
+                raise UnprocessableEntity(
+                    "the SHA-256 of the chunks received differs from the commit's",
+                    code="digest_mismatch",
+                )
+        elif request.chunks_sha256 is None:
+            raise Conflict(
+                "this broker process did not receive every chunk of this upload itself, so it "
+                "cannot check the SHA-256 of the bodies (they are never kept): commit with "
+                "chunks_sha256, or re-send the chunks from details.next_seq to this process",
+                code="digest_state_lost",
+                details={"next_seq": position},
+            )
 
 
 def abort_upload(
@@ -330,9 +360,7 @@ def describe(session: Session, upload: Upload, ctx: UploadContext) -> UploadOut:
         as_of=upload.as_of,
         rows_received=upload.rows_received,
         chunks_received=upload.chunks_received,
-        next_seq=ctx.digests.position(upload.id)
-        if upload.state == "open"
-        else upload.chunks_received,
+        next_seq=upload.chunks_received,
         created_at=upload.created_at,
         expires_at=upload.expires_at,
         finished_at=upload.finished_at,

@@ -3,48 +3,43 @@ import, so building the app (for the OpenAPI document, say) touches nothing on d
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from matchhub import __version__
 from matchhub.audit import service as audit
 from matchhub.audit.endpoints import router as audit_router
-from matchhub.audit.service import AuditKeys
 from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.identity.endpoints import router as identity_router
-from matchhub.jobs import service as jobs
 from matchhub.jobs.endpoints import router as jobs_router
-from matchhub.jobs.models import MatchJob
-from matchhub.jobs.runner import JobRunner
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer, Sealer
-from matchhub.kit.db import make_engine, make_sessionmaker, session_scope
-from matchhub.kit.models import utcnow
+from matchhub.kit.db import make_engine, make_sessionmaker
+from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.ratelimit import RateLimiter
 from matchhub.kit.settings import Settings
 from matchhub.lookups.endpoints import router as lookups_router
 from matchhub.lookups.keeper import ViewKeeper
 from matchhub.lookups.repository import ViewRepository
-from matchhub.matching.engine import MatchEngine
-from matchhub.uploads import service as uploads
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.endpoints import router as uploads_router
 from matchhub.uploads.service import UploadContext
 from matchhub.web import handlers
 from matchhub.web.admission import AdmissionMiddleware
+from matchhub.web.background import Background, NoBackground
+from matchhub.web.fleet import Fleet
 from matchhub.web.health import router as health_router
 from matchhub.web.metrics import Metrics, MetricsMiddleware
 from matchhub.web.metrics import router as metrics_router
 from matchhub.web.recorder import AuditMiddleware
 from matchhub.web.uow import RequestUnitOfWork
+from matchhub.web.views import Views
 from matchhub.web.writer import AuditWriter
 
 log = structlog.get_logger("matchhub")
@@ -60,124 +55,105 @@ Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
 """
 
 
-def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str) -> None:
-    """Every job state change is an audit entry, in the transaction that makes the change."""
-    audit.append(
-        session,
-        keys,
-        kind="job",
-        route=None,
-        body={
-            "job": job.id,
-            "state": state,
-            "attempt": job.attempts,
-            "roster_version": job.roster_snapshot_id,
-            "reason": job.reason,
-        },
-        end_user=job.end_user,
+def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
+    """Engines, keys, the view keeper, the audit writer, the heartbeat and (if this process
+    does it) the background work; returns what stops them."""
+    # One connection per admitted request, and some for the job runner, the audit writer
+    # and the janitor (web/admission.py).
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.request_concurrency,
+        max_overflow=BACKGROUND_CONNECTIONS,
     )
+    # Read-only routes' sessions: autocommit connections the database keeps read-only
+    # (kit/db.py), as many as requests may be admitted, and two for the lookup view's
+    # loads and the metrics gauges.
+    reader = make_engine(
+        settings.sqlalchemy_url,
+        read_only=True,
+        pool_size=settings.request_concurrency,
+        max_overflow=BACKGROUND_READERS,
+    )
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.read_sessionmaker = make_sessionmaker(reader)
+    app.state.unit_of_work = RequestUnitOfWork(app.state.sessionmaker, app.state.read_sessionmaker)
+    keys = load_key_material(settings.paths)
+    app.state.keys = keys
+    digests = RunningDigests()
+    app.state.uploads = UploadContext(
+        rekeyer=Rekeyer(keys.broker_key.value),
+        sealer=Sealer(keys.broker_key.value),
+        digests=digests,
+        ttl=timedelta(seconds=settings.upload_ttl_seconds),
+    )
+    app.state.audit_keys = audit.keys_from(keys, settings.hub_name, settings.audit_checkpoint_every)
+    views = Views(
+        partial(
+            ViewKeeper,
+            reader,
+            max_rows=settings.lookup_view_max_rows,
+            poll_seconds=settings.lookup_view_poll_seconds,
+        )
+    )
+    app.state.lookup_views = views
+    writer = AuditWriter(
+        app.state.sessionmaker,
+        app.state.audit_keys,
+        generation=lambda session: ViewRepository(session).generation(hold=True),
+        on_stale=views.outdated,
+    )
+    app.state.audit_writer = writer
+    limiter = RateLimiter(settings.lookup_rate_per_second, settings.lookup_burst)
+    app.state.lookup_limiter = limiter
+    fleet = Fleet(
+        app.state.sessionmaker,
+        "serve",
+        interval=settings.heartbeat_seconds,
+        on_serving=limiter.set_share,
+    )
+    app.state.fleet = fleet
+    background: Background | None = None
+    if settings.serve_background:
+        background = Background(app.state.sessionmaker, settings, app.state.audit_keys)
+    app.state.job_runner = background or NoBackground()
+    # After a restore or a failover, before the first query of the new history runs:
+    # nothing kept by snapshot id is carried over (kit/epoch.py).
+    epoch = EpochWatch()
+    epoch.listeners.append(lambda _old, _new: digests.clear())
+    epoch.listeners.append(lambda _old, _new: views.renew())
+    if background is not None:
+        epoch.listeners.append(lambda _old, _new: background.restored())
+    epoch.attach(engine)
+    epoch.attach(reader)
+    app.state.epoch = epoch
+    fleet.start()
+    writer.start()
+    views.start()
+    app.state.metrics = Metrics(lambda: app.state.read_sessionmaker, fleet, epoch, views)
+    if background is not None:
+        background.start()
 
+    def stop() -> None:
+        if background is not None:
+            background.stop()
+        views.stop()
+        writer.stop()
+        fleet.stop()
+        reader.dispose()
+        engine.dispose()
 
-def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
-    """Expire abandoned uploads, purge rows no reader can see, delete expired job results,
-    sign a checkpoint when entries have waited long enough. Idempotent."""
-    with session_scope(factory) as session:
-        older = utcnow() - timedelta(seconds=settings.audit_checkpoint_seconds)
-        audit.checkpoint_if_stale(session, keys, older)
-    with session_scope(factory) as session:
-        uploads.expire_stale(session)
-    with session_scope(factory) as session:
-        uploads.purge_unreachable(session)
-    with session_scope(factory) as session:
-        jobs.expire_results(session)
-
-
-async def _janitor(app: FastAPI, interval: float) -> None:
-    while True:
-        try:
-            await run_in_threadpool(
-                janitor_pass, app.state.sessionmaker, app.state.settings, app.state.audit_keys
-            )
-        except Exception:  # the janitor must outlive a failed pass; it is logged
-            log.exception("janitor pass failed")
-        await asyncio.sleep(interval)
+    return stop
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One connection per admitted request, and some for the job runner, the audit writer
-        # and the janitor (web/admission.py).
-        engine = make_engine(
-            settings.sqlalchemy_url,
-            pool_size=settings.request_concurrency,
-            max_overflow=BACKGROUND_CONNECTIONS,
-        )
-        # Read-only routes' sessions: autocommit connections the database keeps read-only
-        # (kit/db.py), as many as requests may be admitted, and two for the lookup view's
-        # loads and the metrics gauges.
-        reader = make_engine(
-            settings.sqlalchemy_url,
-            read_only=True,
-            pool_size=settings.request_concurrency,
-            max_overflow=BACKGROUND_READERS,
-        )
-        app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.read_sessionmaker = make_sessionmaker(reader)
-        app.state.unit_of_work = RequestUnitOfWork(
-            app.state.sessionmaker, app.state.read_sessionmaker
-        )
-        keys = load_key_material(settings.paths)
-        app.state.keys = keys
-        app.state.uploads = UploadContext(
-            rekeyer=Rekeyer(keys.broker_key.value),
-            sealer=Sealer(keys.broker_key.value),
-            digests=RunningDigests(),
-            ttl=timedelta(seconds=settings.upload_ttl_seconds),
-        )
-        app.state.audit_keys = audit.keys_from(
-            keys, settings.hub_name, settings.audit_checkpoint_every
-        )
-        views = ViewKeeper(
-            reader,
-            max_rows=settings.lookup_view_max_rows,
-            poll_seconds=settings.lookup_view_poll_seconds,
-        )
-        app.state.lookup_views = views
-        writer = AuditWriter(
-            app.state.sessionmaker,
-            app.state.audit_keys,
-            generation=lambda session: ViewRepository(session).generation(hold=True),
-            on_stale=views.outdated,
-        )
-        app.state.audit_writer = writer
-        writer.start()
-        views.start()
-        app.state.metrics = Metrics(lambda: app.state.read_sessionmaker)
-        app.state.lookup_limiter = RateLimiter(
-            settings.lookup_rate_per_second, settings.lookup_burst
-        )
-        runner = JobRunner(
-            app.state.sessionmaker,
-            MatchEngine(),
-            settings,
-            on_state=partial(audit_job_state, app.state.audit_keys),
-        )
-        app.state.job_runner = runner
-        runner.start()
-        janitor = asyncio.create_task(_janitor(app, settings.janitor_interval_seconds))
+        stop = _start(app, settings)
         try:
             yield
         finally:
-            janitor.cancel()
-            with suppress(asyncio.CancelledError):
-                await janitor
-            await run_in_threadpool(runner.stop)
-            await run_in_threadpool(views.stop)
-            await run_in_threadpool(writer.stop)
-            reader.dispose()
-            engine.dispose()
+            await run_in_threadpool(stop)
 
     app = FastAPI(
         title="matchhub",

@@ -23,7 +23,9 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> JSONResponse:
     """The database answers and the key material is loaded. Also the state of the lookups'
     in-memory view (`lookup_view.state`: `current`, `loading`, `catching_up`, `too_large` or
-    `off`), which does not decide readiness: lookups read SQL while it is not current."""
+    `off`), which does not decide readiness: lookups read SQL while it is not current; and the
+    broker processes alive by role (`processes`: `serve`, `worker`), as this process's last
+    heartbeat counted them."""
     checks: dict[str, str] = {}
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
     try:
@@ -36,11 +38,13 @@ def readyz(request: Request) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     # Informational: lookups are answered either way (from SQL while the view is not current).
     views = getattr(request.app.state, "lookup_views", None)
+    fleet = getattr(request.app.state, "fleet", None)
     return JSONResponse(
         {
             "status": "ready" if ready else "not_ready",
             "checks": checks,
             "lookup_view": views.status() if views is not None else None,
+            "processes": dict(fleet.counts) if fleet is not None else None,
         },
         status_code=200 if ready else 503,
     )

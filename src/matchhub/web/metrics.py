@@ -1,7 +1,9 @@
-"""``GET /metrics``: request counts and latencies per route template, and a few gauges read
-from the database at scrape time (audit log size, open uploads, jobs by state, current
-snapshots). Like the health endpoints it has no scope (it says nothing about anyone), but it
-is still behind mutual TLS."""
+"""``GET /metrics``: request counts and latencies per route template, a few gauges read from
+the database at scrape time (audit log size and its last checkpoint, open uploads, jobs by
+state, current snapshots, broker processes alive), and this process's own state (its lookup
+view, its share of the lookup rate, the database histories it has seen). Like the health
+endpoints it has no scope (it says nothing about anyone), but it is still behind mutual TLS.
+The alert rules in deploy/alerts.yml read these names."""
 
 from __future__ import annotations
 
@@ -18,10 +20,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from matchhub.audit.models import AuditState
+from matchhub.audit.models import AuditCheckpoint, AuditState
 from matchhub.jobs.models import MatchJob
+from matchhub.kit.epoch import EpochWatch
+from matchhub.kit.models import utcnow
+from matchhub.uploads import service as upload_service
 from matchhub.uploads.models import Upload
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.web.fleet import Fleet
+from matchhub.web.views import Views
 
 router = APIRouter(tags=["health"])
 
@@ -40,7 +47,22 @@ class _DatabaseGauges(Collector):
                 session.execute(select(MatchJob.state, func.count()).group_by(MatchJob.state)).all()
             )
             snapshots = SnapshotRepository(session).count_current()
+            checkpointed = session.scalar(select(func.max(AuditCheckpoint.created_at)))
+            purges = upload_service.purges_waiting(session)
         yield GaugeMetricFamily("matchhub_audit_entries", "Entries in the audit log", value=audit)
+        if checkpointed is not None:
+            if checkpointed.tzinfo is None:  # SQLite keeps no zone; the column is UTC
+                checkpointed = checkpointed.replace(tzinfo=utcnow().tzinfo)
+            yield GaugeMetricFamily(
+                "matchhub_audit_checkpoint_age_seconds",
+                "Seconds since the last signed audit checkpoint",
+                value=(utcnow() - checkpointed).total_seconds(),
+            )
+        yield GaugeMetricFamily(
+            "matchhub_purges_waiting",
+            "Replaced or discarded snapshots whose rows are still to be purged",
+            value=purges or 0,
+        )
         yield GaugeMetricFamily("matchhub_open_uploads", "Uploads open now", value=uploads or 0)
         job_gauge = GaugeMetricFamily("matchhub_jobs", "Match jobs by state", labels=["state"])
         for state in ("queued", "running", "succeeded", "failed"):
@@ -54,10 +76,47 @@ class _DatabaseGauges(Collector):
         yield snap
 
 
+class _ProcessGauges(Collector):
+    """This process's own state, and the broker processes its heartbeat last counted."""
+
+    def __init__(self, fleet: Fleet, epoch: EpochWatch, views: Views) -> None:
+        self.fleet, self.epoch, self.views = fleet, epoch, views
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        processes = GaugeMetricFamily(
+            "matchhub_broker_processes",
+            "Broker processes alive by role, as this process's last heartbeat counted them",
+            labels=["role"],
+        )
+        for role in ("serve", "worker"):
+            processes.add_metric([role], self.fleet.counts.get(role, 0))
+        yield processes
+        state = self.views.status()["state"]
+        view = GaugeMetricFamily(
+            "matchhub_lookup_view_state",
+            "This process's lookup view: 1 for the state it is in",
+            labels=["state"],
+        )
+        for name in ("current", "loading", "catching_up", "too_large", "off"):
+            view.add_metric([name], 1 if state == name else 0)
+        yield view
+        yield GaugeMetricFamily(
+            "matchhub_database_history_changes",
+            "Times this process found the database restored or failed over (kit/epoch.py)",
+            value=self.epoch.changes,
+        )
+
+
 class Metrics:
     """One registry per app: no global state, so tests and several apps never collide."""
 
-    def __init__(self, factory: Callable[[], sessionmaker[Session]]) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], sessionmaker[Session]],
+        fleet: Fleet,
+        epoch: EpochWatch,
+        views: Views,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "matchhub_http_requests",
@@ -73,6 +132,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.registry.register(_DatabaseGauges(factory))
+        self.registry.register(_ProcessGauges(fleet, epoch, views))
 
 
 Scope = MutableMapping[str, Any]

@@ -2,8 +2,9 @@
 
 Retries: a network error or a 5xx on a chunk is retried with exponential backoff; the broker
 accepts a repeated chunk once. Resume: given an upload id, the client asks the broker which
-chunk it expects next (``next_seq``) and continues from there; after a broker restart that is
-chunk 0 again, and chunks already stored are recognised rather than stored twice.
+chunk it expects next (``next_seq``) and continues from there, whichever broker process
+answers. The commit carries ``chunks_sha256`` (protocol/wire.py: the SHA-256 over each chunk's
+own SHA-256), which any broker process can check.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from matchhub.protocol.wire import COMPACT, NDJSON, encode_compact
+from matchhub.protocol.wire import COMPACT, NDJSON, chunks_digest, encode_compact
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -36,7 +37,8 @@ class PushResult:
     upload: dict[str, Any]
     rows: int
     chunks: int
-    sha256: str
+    sha256: str  # of the bodies concatenated: the report's fingerprint of what was sent
+    chunks_sha256: str  # what the commit carries
     retries: int = 0
     seconds: float = 0.0
 
@@ -112,10 +114,22 @@ class PushClient:
             headers={"content-type": media_type},
         )
 
-    def commit(self, upload_id: str, rows: int, sha256: str) -> dict[str, Any]:
-        return self._json(
-            "POST", f"/v1/uploads/{upload_id}/commit", json={"rows": rows, "sha256": sha256}
-        )
+    def commit(
+        self,
+        upload_id: str,
+        rows: int,
+        chunks_sha256: str | None = None,
+        *,
+        sha256: str | None = None,
+    ) -> dict[str, Any]:
+        """Commit with the digest any broker process checks (``chunks_sha256``); ``sha256``,
+        the first form, is for tests of the brokers that still accept it."""
+        body: dict[str, Any] = {"rows": rows}
+        if chunks_sha256 is not None:
+            body["chunks_sha256"] = chunks_sha256
+        if sha256 is not None:
+            body["sha256"] = sha256
+        return self._json("POST", f"/v1/uploads/{upload_id}/commit", json=body)
 
     def abort(self, upload_id: str) -> dict[str, Any]:
         return self._json("DELETE", f"/v1/uploads/{upload_id}")
@@ -133,9 +147,11 @@ class PushClient:
         so that a resume after a broker restart can read the data again from the start."""
         started = time.monotonic()
         digest, count = hashlib.sha256(), 0
+        each: list[bytes] = []
         next_seq = int(self.status(upload_id)["next_seq"])
         for chunk in chunks():
             digest.update(chunk.body)
+            each.append(hashlib.sha256(chunk.body).digest())
             count += 1
             if chunk.seq < next_seq:
                 continue
@@ -144,14 +160,21 @@ class PushClient:
             except PushError as exc:
                 if exc.code != "chunk_out_of_order":
                     raise
-                # The broker lost its running digest (it restarted): start over from its seq.
+                # Another run of this upload moved the broker on: continue from where it is.
                 return self.send(upload_id, chunks, media_type, rows, on_chunk=on_chunk)
             next_seq = int(receipt["next_seq"])
             if on_chunk:
                 on_chunk(chunk)
-        upload = self.commit(upload_id, rows, digest.hexdigest())
+        combined = chunks_digest(each)
+        upload = self.commit(upload_id, rows, combined)
         return PushResult(
-            upload, rows, count, digest.hexdigest(), self.retries, time.monotonic() - started
+            upload,
+            rows,
+            count,
+            digest.hexdigest(),
+            combined,
+            self.retries,
+            time.monotonic() - started,
         )
 
 

@@ -1,0 +1,109 @@
+"""The background work: match jobs, and the janitor's rounds (checkpoints when entries have
+waited, abandoned uploads expired, replaced rows purged, expired job results deleted).
+
+``matchhub worker`` runs it alone; ``matchhub serve`` runs it too when
+``MATCHHUB_SERVE_BACKGROUND`` is on (the default, so ``make demo`` and a lone ``matchhub serve``
+do everything in one process). Any number of processes may run it at once: a job is claimed
+by one of them (``FOR UPDATE SKIP LOCKED``) and published under its lease fence, and every
+janitor step is idempotent and safe beside another.
+
+Work that prepares a host's shared files from the database (issue 18's snapshot segments)
+belongs in :func:`janitor_pass` or beside the runner here, and must be dropped by a
+:meth:`Background.restored` listener: a restore issues snapshot ids again (kit/epoch.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from functools import partial
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from matchhub.audit import service as audit
+from matchhub.audit.service import AuditKeys
+from matchhub.jobs import service as jobs
+from matchhub.jobs.models import MatchJob
+from matchhub.jobs.runner import JobRunner
+from matchhub.kit.db import session_scope
+from matchhub.kit.models import utcnow
+from matchhub.kit.settings import Settings
+from matchhub.matching.engine import MatchEngine
+from matchhub.uploads import service as uploads
+
+log = structlog.get_logger("matchhub")
+
+
+def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str) -> None:
+    """Every job state change is an audit entry, in the transaction that makes the change."""
+    audit.append(
+        session,
+        keys,
+        kind="job",
+        route=None,
+        body={
+            "job": job.id,
+            "state": state,
+            "attempt": job.attempts,
+            "roster_version": job.roster_snapshot_id,
+            "reason": job.reason,
+        },
+        end_user=job.end_user,
+    )
+
+
+def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
+    """Expire abandoned uploads, purge rows no reader can see, delete expired job results,
+    sign a checkpoint when entries have waited long enough. Idempotent."""
+    with session_scope(factory) as session:
+        older = utcnow() - timedelta(seconds=settings.audit_checkpoint_seconds)
+        audit.checkpoint_if_stale(session, keys, older)
+    with session_scope(factory) as session:
+        uploads.expire_stale(session)
+    with session_scope(factory) as session:
+        uploads.purge_unreachable(session)
+    with session_scope(factory) as session:
+        jobs.expire_results(session)
+
+
+class Background:
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
+        self._factory, self._settings, self._keys = factory, settings, keys
+        self.runner = JobRunner(
+            factory, MatchEngine(), settings, on_state=partial(audit_job_state, keys)
+        )
+        self._stop = threading.Event()
+        self._janitor = threading.Thread(target=self._sweep, name="janitor", daemon=True)
+
+    def start(self) -> None:
+        self.runner.start()
+        self._janitor.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.runner.stop()
+        if self._janitor.is_alive():
+            self._janitor.join(timeout=30)
+
+    def notify(self) -> None:
+        """A job was queued here: claim it now rather than at the next poll."""
+        self.runner.notify()
+
+    def restored(self) -> None:
+        self.runner.restored()
+
+    def _sweep(self) -> None:
+        while not self._stop.is_set():
+            try:
+                janitor_pass(self._factory, self._settings, self._keys)
+            except Exception:  # the janitor must outlive a failed pass; it is logged
+                log.exception("janitor pass failed")
+            self._stop.wait(self._settings.janitor_interval_seconds)
+
+
+class NoBackground:
+    """``matchhub serve`` without background work: the workers poll for queued jobs."""
+
+    def notify(self) -> None:
+        pass
