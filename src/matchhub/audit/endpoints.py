@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated, cast
+from datetime import UTC, datetime
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 
@@ -27,6 +27,16 @@ def _keys(request: Request) -> service.AuditKeys:
     return cast(service.AuditKeys, request.app.state.audit_keys)
 
 
+_CODE = r"^[a-z0-9][a-z0-9._:-]{0,63}$"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (the log's own times are)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 @router.get(
     "/entries",
     response_model=EntriesOut,
@@ -38,10 +48,20 @@ def list_entries(
     request: Request,
     session: SessionDep,
     note: AuditNote,
-    agency: str | None = None,
-    route: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    agency: Annotated[str | None, Query(pattern=_CODE, description="An agency's code.")] = None,
+    route: Annotated[
+        str | None,
+        Query(
+            pattern=r"^/[A-Za-z0-9/{}_.-]{0,199}$",
+            description="A route template, e.g. `/v1/lookups`.",
+        ),
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="From this time (inclusive; no zone means UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Before this time (exclusive; no zone means UTC).")
+    ] = None,
     subject: Annotated[
         str | None,
         Query(description="A person's wire token: every entry that concerns that person."),
@@ -54,28 +74,50 @@ def list_entries(
             "their desk caused.",
         ),
     ] = None,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    outcome: Annotated[
+        Literal["accepted", "refused"] | None,
+        Query(description="Requests accepted, or refused."),
+    ] = None,
+    error: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z0-9_]{1,64}$", description="Refusals with this error code."),
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="`asc`: oldest first; `desc`: newest first.")
+    ] = "asc",
+    after: Annotated[
+        int,
+        Query(
+            ge=-1,
+            description="The cursor: `next_after` of the previous page (entries after it "
+            "in the chosen order); -1 starts at the oldest (`asc`) or the newest (`desc`).",
+        ),
+    ] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntriesOut:
-    """Entries of the audit log, oldest first, filtered by agency, route, time, subject or end
-    user."""
+    """Entries of the audit log, filtered by agency, route, period, subject, end user, outcome
+    and error code, in pages by sequence number (keyset: as fast on the last page as the
+    first)."""
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise UnprocessableEntity("since must be before until", code="invalid_period")
     digest = None
     if subject is not None:
         if not is_token(subject):
             raise UnprocessableEntity("subject must be a 64-hex wire token", code="invalid_token")
         digest = _keys(request).subject(subject)
         note["subjects"] = [digest]
-    rows = service.entries(
-        session,
+    query = service.EntryFilter(
         agency=agency,
         route=route,
         since=since,
         until=until,
         subject=digest,
         end_user=end_user,
-        after=after,
-        limit=limit,
+        outcome=outcome,
+        error=error,
     )
+    rows = service.entries(session, query, after=after, limit=limit, newest_first=order == "desc")
     note["entries_out"] = len(rows)
     return EntriesOut(
         entries=[

@@ -94,6 +94,9 @@ class PendingEntry:
     # For an answer computed from the lookups' view: the view generation it was computed at.
     # The group-commit writer appends the entry only if that is still the database's.
     generation: int | None = None
+    # A request's outcome (accepted or refused) and a refusal's error code, for the filters.
+    outcome: str | None = None
+    error: str | None = None
 
 
 def append(
@@ -132,8 +135,11 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
     rows: list[dict[str, Any]] = []
     subject_rows: list[dict[str, Any]] = []
     seqs: list[int] = []
+    last = state.last_time
     for pending in entries:
-        now = utcnow()
+        # Never earlier than the entry before: a period is then one range of sequence numbers.
+        now = utcnow() if last is None else max(utcnow(), last)
+        last = now
         seq = state.size
         entry = {
             **pending.body,
@@ -162,6 +168,8 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
                 "agency": pending.agency,
                 "route": pending.route,
                 "end_user": pending.end_user,
+                "outcome": pending.outcome,
+                "error": pending.error,
                 "body": data.decode(),
                 "leaf_hash": leaf,
             }
@@ -176,6 +184,7 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
             _sign(session, keys, state, frontier)
     _insert(session, rows, subject_rows)
     state.frontier = frontier.to_dict()
+    state.last_time = last
     session.flush()
     return seqs
 
@@ -183,10 +192,12 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
 # PostgreSQL: one statement a batch, its columns as arrays. psycopg's executemany sends one
 # statement a row, and a lookup's ten subject digests made that most of the writer's time.
 _INSERT_ENTRIES = text(
-    "INSERT INTO audit_entries (seq, created_at, kind, agency, route, end_user, body, leaf_hash) "
+    "INSERT INTO audit_entries "
+    "(seq, created_at, kind, agency, route, end_user, outcome, error, body, leaf_hash) "
     "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:created_at AS timestamptz[]), "
     "CAST(:kind AS varchar[]), CAST(:agency AS varchar[]), CAST(:route AS varchar[]), "
-    "CAST(:end_user AS varchar[]), CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
+    "CAST(:end_user AS varchar[]), CAST(:outcome AS varchar[]), CAST(:error AS varchar[]), "
+    "CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
 )
 _INSERT_SUBJECTS = text(
     "INSERT INTO audit_subjects (digest, seq) "
@@ -290,36 +301,81 @@ def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class EntryFilter:
+    """What an auditor asks of the log; every field optional. ``since`` is inclusive, ``until``
+    exclusive; ``subject`` is a subject digest (never a token)."""
+
+    agency: str | None = None
+    route: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    subject: str | None = None
+    end_user: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+
+
+def _period_bounds(session: Session, since: datetime | None, until: datetime | None) -> range:
+    """The sequence numbers of the entries in a period.
+
+    Entry times never go back in sequence order (``append_many``), so the period's entries are
+    one range, its ends found through ``ix_audit_entries_time`` in two index probes however
+    long the log; the filters then page within it by sequence number.
+    """
+    first, stop = 0, size(session)
+    if since is not None:
+        first = _first_at(session, since, stop)
+    if until is not None:
+        stop = _first_at(session, until, stop)
+    return range(first, max(first, stop))
+
+
+def _first_at(session: Session, moment: datetime, otherwise: int) -> int:
+    """The first entry at or after ``moment`` (``otherwise`` if none is)."""
+    found = session.scalar(
+        select(AuditEntry.seq)
+        .where(AuditEntry.created_at >= moment)
+        .order_by(AuditEntry.created_at, AuditEntry.seq)
+        .limit(1)
+    )
+    return otherwise if found is None else int(found)
+
+
 def entries(
     session: Session,
+    query: EntryFilter | None = None,
     *,
-    agency: str | None = None,
-    route: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    subject: str | None = None,
-    end_user: str | None = None,
     after: int = -1,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[AuditEntry]:
-    stmt = select(AuditEntry).where(AuditEntry.seq > after)
-    if end_user:
-        stmt = stmt.where(AuditEntry.end_user == end_user)
-    if agency:
-        stmt = stmt.where(AuditEntry.agency == agency)
-    if route:
-        stmt = stmt.where(AuditEntry.route == route)
-    if since:
-        stmt = stmt.where(AuditEntry.created_at >= since)
-    if until:
-        stmt = stmt.where(AuditEntry.created_at < until)
-    if subject:
+    """One page of entries, by sequence number: after ``after`` (oldest first), or before it
+    (``newest_first``; ``after=-1`` starts at the newest). Keyset paging: each page is an index
+    range scan from the cursor, as fast on the last page of a long log as on the first."""
+    query = query or EntryFilter()
+    bounds = _period_bounds(session, query.since, query.until)
+    stmt = select(AuditEntry).where(AuditEntry.seq >= bounds.start, AuditEntry.seq < bounds.stop)
+    if after >= 0:
+        stmt = stmt.where(AuditEntry.seq < after if newest_first else AuditEntry.seq > after)
+    if query.end_user:
+        stmt = stmt.where(AuditEntry.end_user == query.end_user)
+    if query.agency:
+        stmt = stmt.where(AuditEntry.agency == query.agency)
+    if query.route:
+        stmt = stmt.where(AuditEntry.route == query.route)
+    if query.outcome:
+        stmt = stmt.where(AuditEntry.outcome == query.outcome)
+    if query.error:
+        stmt = stmt.where(AuditEntry.error == query.error)
+    if query.subject:
         stmt = stmt.where(
             AuditEntry.seq.in_(
-                select(audit_subjects.c.seq).where(audit_subjects.c.digest == subject)
+                select(audit_subjects.c.seq).where(audit_subjects.c.digest == query.subject)
             )
         )
-    return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
+    order = AuditEntry.seq.desc() if newest_first else AuditEntry.seq
+    return list(session.scalars(stmt.order_by(order).limit(limit)))
 
 
 def export(session: Session, keys: AuditKeys, out: Path) -> tuple[int, int]:

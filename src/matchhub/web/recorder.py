@@ -101,6 +101,8 @@ def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry
         subjects=subjects,
         end_user=principal.end_user if principal else None,
         generation=_checked_generation(scope, status),
+        outcome=body["outcome"],
+        error=error,
     )
 
 
