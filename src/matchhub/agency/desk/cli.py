@@ -112,6 +112,13 @@ def init(
         Path | None,
         typer.Option(help="The roster extract (UTF-8 CSV). Without it: an audit office's desk."),
     ] = None,
+    audit_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The broker log's verifier key, obtained out of band (`matchhub audit "
+            "export` writes verifier.key); else pinned on the first visit."
+        ),
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
     database_url: Annotated[
         str | None,
@@ -147,6 +154,7 @@ def init(
             (matching_key, config.matching_key),
             (definition, config.definition),
             (extract, config.extract),
+            (audit_key, config.audit_key),
         ):
             if given is not None:
                 _copy_secret(given, kept)

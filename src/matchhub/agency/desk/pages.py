@@ -284,8 +284,3 @@ def desk_log(ctx: PageContext) -> Response:
     with ctx.desk.db.transaction() as session:
         events = eventlog.recent(session, limit=300)
     return ctx.render("log.html", events=events)
-
-
-@pages.page("/audit", name="audit", permission=Permission.audit, nav="nav.audit")
-def audit(ctx: PageContext) -> Response:
-    return ctx.render("audit.html")

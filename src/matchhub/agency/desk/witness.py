@@ -214,9 +214,9 @@ def _raise(
     )
 
 
-def status(database: Database) -> WitnessView:
+def status(database: Database, problem: str | None = None) -> WitnessView:
     """What the witness knows now, without asking the broker."""
-    return _view(database)
+    return _view(database, problem)
 
 
 def _view(database: Database, problem: str | None = None) -> WitnessView:
