@@ -30,6 +30,7 @@ from tests.conftest import RunningServer
 from tests.desk.conftest import PASSWORD, run_cli, serving
 from tests.desk.test_browser import ARTIFACTS, Shots, _sign_in, browser  # noqa: F401 (fixture)
 from tests.e2e.helpers import national_ids, tokens
+from tests.fixtures.cli import OperatorCli
 
 PURPOSE = "eligibility_review"
 AUDIT_PAGES = ("/audit", "/audit/entries", "/audit/person", "/audit/anomalies", "/audit/report")
@@ -251,6 +252,7 @@ def test_the_auditors_round_in_a_browser(office: Office, request: pytest.Fixture
     backend = "postgresql" if "postgresql" in request.node.name else "sqlite"
     shots = Shots(ARTIFACTS / backend)
     desk = office.desk()
+    before = _audit_size(office)
     try:
         with serving(desk) as url:
             context = chromium.new_context(accept_downloads=True, locale="ar-IQ")
@@ -313,3 +315,48 @@ def test_the_auditors_round_in_a_browser(office: Office, request: pytest.Fixture
             context.close()
     finally:
         desk.close()
+    # Nothing the auditor did changed the log beyond the entries of the desk's own reads.
+    with office.server.hub.session() as session:
+        rows = session.execute(
+            text("SELECT agency, route, body FROM audit_entries WHERE seq >= :s"), {"s": before}
+        ).all()
+    assert rows
+    assert {r[0] for r in rows} == {"audit-board"}
+    assert all(r[1].startswith("/v1/audit/") and '"method":"GET"' in r[2] for r in rows)
+
+
+def test_an_export_is_verified_offline_from_the_page_and_an_edit_is_caught(
+    office: Office, operator_cli: OperatorCli, tmp_path: Path
+) -> None:
+    hub = office.server.hub
+    with signed_in(office, "omar.salih") as client:
+        page = client.get("/audit")  # the witness accepts (and pins the key) first
+        export = tmp_path / "export"
+        ran = operator_cli(
+            hub.settings.home,
+            "audit",
+            "export",
+            "--out",
+            str(export),
+            env={"MATCHHUB_DATABASE_URL": hub.settings.database_url or ""},
+        )
+        assert ran.returncode == 0, ran.stderr
+
+        def verify(entries: bytes) -> httpx.Response:
+            files = {
+                "entries": ("entries.jsonl", entries),
+                "checkpoints": ("checkpoints.jsonl", (export / "checkpoints.jsonl").read_bytes()),
+            }
+            return client.post("/audit/verify", data={"csrf": _csrf(page)}, files=files)
+
+        good = verify((export / "entries.jsonl").read_bytes())
+        assert good.status_code == 200
+        assert 'id="verification"' in good.text
+        assert "notice ok" in good.text.split('id="verification"')[0].rsplit("<p", 1)[1]
+        lines = (export / "entries.jsonl").read_bytes().splitlines(keepends=True)
+        edited = lines[1].replace(b"molsa", b"mols4", 1) if b"molsa" in lines[1] else b""
+        bad = verify(b"".join([lines[0], edited or lines[2], *lines[2:]]))
+        assert bad.status_code == 422
+        assert "does not verify" in bad.text or "لا تجتاز التحقق" in bad.text
+        missing = client.post("/audit/verify", data={"csrf": _csrf(page)})
+        assert missing.status_code == 422

@@ -166,8 +166,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Match the whole roster against every partner at once.",
     ),
     "dashboard.audit_hint": (
-        "وحدة التدقيق قيد الإعداد.",
-        "The auditor's console is being prepared.",
+        "سجل التدقيق لدى الوسيط: القيود، أثر الوصول إلى شخص، الحالات الشاذة، والتقرير.",
+        "The broker's audit log: its entries, a person's trail, anomalies and the report.",
     ),
     # lookup
     "lookup.title": ("الاستعلام عن حالة", "Case lookup"),
