@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
@@ -365,7 +365,11 @@ def entries(
     if query.route:
         stmt = stmt.where(AuditEntry.route == query.route)
     if query.outcome:
-        stmt = stmt.where(AuditEntry.outcome == query.outcome)
+        # Inline, not a parameter: PostgreSQL uses the partial index of refusals only when the
+        # query itself says ``outcome = 'refused'`` (a generic plan cannot know the value).
+        stmt = stmt.where(
+            AuditEntry.outcome == bindparam("outcome", query.outcome, literal_execute=True)
+        )
     if query.error:
         stmt = stmt.where(AuditEntry.error == query.error)
     if query.subject:
