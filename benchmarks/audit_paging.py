@@ -42,7 +42,7 @@ FILL = text(
            CASE WHEN g % 100 = 0 THEN (ARRAY['invalid_purpose','rate_limited','not_on_roster',
            'invalid_token'])[1 + (g / 100) % 4] END,
            '{}', decode(md5(g::text) || md5(g::text), 'hex')
-    FROM generate_series(0, :rows - 1) AS g
+    FROM generate_series(CAST(0 AS bigint), CAST(:rows AS bigint) - 1) AS g
     """
 )
 

@@ -323,6 +323,9 @@ def test_the_auditors_round_in_a_browser(office: Office, request: pytest.Fixture
     assert rows
     assert {r[0] for r in rows} == {"audit-board"}
     assert all(r[1].startswith("/v1/audit/") and '"method":"GET"' in r[2] for r in rows)
+    # The trail was asked by token: neither the ID nor the token is in the broker's log.
+    person = office.ids[0]
+    assert not any(person in r[2] or office.toks[person] in r[2] for r in rows)
 
 
 def test_an_export_is_verified_offline_from_the_page_and_an_edit_is_caught(

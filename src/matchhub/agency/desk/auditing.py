@@ -274,7 +274,7 @@ def audit_verify(ctx: PageContext) -> Response:
     files = {name: ctx.form.get(name) if ctx.form else None for name in ("entries", "checkpoints")}
     if not all(isinstance(f, UploadFile) and f.filename for f in files.values()):
         return ctx.render("audit.html", 422, witness=view, message="audit.verify.files")
-    key = _pinned(ctx.desk) or _state_key(ctx.desk)
+    key = _pinned(ctx.desk) or witness.pinned_key(ctx.desk.db)
     if key is None:
         return ctx.render("audit.html", 422, witness=view, message="audit.verify.no_key")
     with tempfile.TemporaryDirectory(prefix="audit-export-") as folder:
@@ -293,14 +293,6 @@ def audit_verify(ctx: PageContext) -> Response:
         ctx.staff, "audit.verify", entries=report.entries, checkpoints=report.checkpoints
     )
     return ctx.render("audit.html", witness=view, verification=report)
-
-
-def _state_key(desk: Desk) -> str | None:
-    from matchhub.agency.desk.models import AuditWitnessState  # noqa: PLC0415
-
-    with desk.db.transaction() as session:
-        state = session.get(AuditWitnessState, witness.STATE_ID)
-        return state.verifier_key if state else None
 
 
 @pages.page(

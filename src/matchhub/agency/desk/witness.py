@@ -214,6 +214,13 @@ def _raise(
     )
 
 
+def pinned_key(database: Database) -> str | None:
+    """The verifier key the witness checks every checkpoint with, once it has one."""
+    with database.transaction() as session:
+        state = session.get(AuditWitnessState, STATE_ID)
+        return state.verifier_key if state else None
+
+
 def status(database: Database, problem: str | None = None) -> WitnessView:
     """What the witness knows now, without asking the broker."""
     return _view(database, problem)
