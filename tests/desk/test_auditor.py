@@ -188,7 +188,7 @@ def _last_routes(office: Office, count: int) -> list[str]:
 
 
 def test_the_log_restored_from_an_older_copy_raises_an_alarm_that_stays(
-    office: Office, backend: str, tmp_path: Path
+    office: Office, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if backend != "sqlite":
         pytest.skip(
@@ -214,6 +214,7 @@ def test_the_log_restored_from_an_older_copy_raises_an_alarm_that_stays(
         assert "rolled back" in alarmed.text or "تراجع السجل" in alarmed.text
         again = client.get("/audit")
         assert 'id="alarm"' in again.text  # it does not go away by itself
+        _alarm_in_a_browser(request, str(client.base_url).rstrip("/"))
         alarm = re.search(r'name="alarm" value="(\d+)"', again.text)
         assert alarm
         short = client.post(
@@ -245,6 +246,19 @@ def test_the_log_restored_from_an_older_copy_raises_an_alarm_that_stays(
         desk.close()
     assert "audit.alarm" in actions
     assert actions.count("audit.alarm_acknowledged") == 1
+
+
+def _alarm_in_a_browser(request: pytest.FixtureRequest, url: str) -> None:
+    chromium = request.getfixturevalue("browser")
+    page = chromium.new_page()
+    try:
+        _sign_in(page, url, "omar.salih")
+        page.goto(f"{url}/audit")
+        assert page.locator("#alarm").count() == 1
+        assert page.locator("#verified").count() == 0
+        Shots(ARTIFACTS / "sqlite").take(page, "auditor-alarm-ar")
+    finally:
+        page.close()
 
 
 def test_the_auditors_round_in_a_browser(office: Office, request: pytest.FixtureRequest) -> None:
