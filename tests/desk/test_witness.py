@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from matchhub.agency.desk import db, witness
+from matchhub.agency.desk.broker import BrokerError
 from matchhub.agency.desk.models import Event
 from matchhub.protocol import merkle
 from matchhub.protocol.checkpoint import format_verifier_key, sign_checkpoint
@@ -118,3 +119,19 @@ def test_an_inconsistent_proof_raises_an_alarm(database: db.Database) -> None:
     view = witness.visit(database, log)
     assert [a.reason for a in view.alarms] == ["inconsistent"]
     assert view.size == 6
+
+
+def test_a_broker_that_cannot_be_reached_is_a_problem_shown_not_an_alarm(
+    database: db.Database,
+) -> None:
+    log = FakeLog(Ed25519PrivateKey.generate(), _leaves(4))
+    witness.visit(database, log)
+
+    class Down(FakeLog):
+        def checkpoint(self) -> dict[str, Any]:
+            raise BrokerError("unreachable", "the broker cannot be reached")
+
+    view = witness.visit(database, Down(log.key, log.leaves))
+    assert view.problem == "the broker cannot be reached"
+    assert not view.alarmed
+    assert view.size == 4

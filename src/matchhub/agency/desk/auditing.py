@@ -318,7 +318,7 @@ def audit_entries(ctx: PageContext) -> Response:
     params: dict[str, Any] = dict(filters)
     if period is not None:
         params.update(since=period.since.isoformat(), until=period.until.isoformat())
-    view = _visit(ctx)
+    view = _checked(ctx)
     try:
         with ctx.desk.broker(ctx.staff) as broker:
             page = _page(broker, order="desc", after=cursor, limit=PAGE_SIZE, **params)
@@ -364,7 +364,7 @@ def audit_person(ctx: PageContext) -> Response:
     except Refused as exc:
         ctx.desk.record(ctx.staff, "audit.person", "refused", reason=exc.key)
         return _render(ctx, "audit_person.html", 422, message=exc.key, **values)
-    view = _visit(ctx)
+    view = _checked(ctx)
     try:
         with ctx.desk.broker(ctx.staff) as broker:
             found, truncated = scan(broker, ctx.desk.config.settings.audit_scan_max, subject=token)
@@ -419,7 +419,7 @@ def audit_anomalies(ctx: PageContext) -> Response:
         return _render(
             ctx, "audit_anomalies.html", 422, message=exc.key, shown=shown, findings=None
         )
-    view = _visit(ctx)
+    view = _checked(ctx)
     try:
         findings, truncated, _ = _analyse(ctx, period)
     except BrokerError as exc:
@@ -474,7 +474,7 @@ class Report:
 
 
 def _report(ctx: PageContext, period: Period) -> Report:
-    view = _visit(ctx)
+    view = _checked(ctx)
     findings, truncated, accesses = _analyse(ctx, period)
     purposes = Counter(a.purpose for a in accesses if a.purpose and a.outcome == "accepted")
     refused = Counter(a.error or "—" for a in accesses if a.outcome == "refused")
