@@ -1,11 +1,11 @@
 """The auditor's console: a desk set up with an auditor agency's certificate (no roster), on a
-real broker over mutual TLS whose log holds a seeded week: four staff members of the ministry
+real broker over mutual TLS whose log holds four staff members of the ministry
 looking people up, one of them far more than the others, and a refused request.
 
 Over HTTP: the witness's alarm after the broker's database is restored from an older copy,
 bad filters, periods, IDs and tokens refused with a message and nothing sent, and a caseworker
 refused every page. In chromium: the auditor's whole round (screenshots under
-``tests/artifacts/desk/<backend>/auditor-*.png``)."""
+``tests/artifacts/desk/<backend>/auditor/``)."""
 
 from __future__ import annotations
 
@@ -256,7 +256,7 @@ def _alarm_in_a_browser(request: pytest.FixtureRequest, url: str) -> None:
         page.goto(f"{url}/audit")
         assert page.locator("#alarm").count() == 1
         assert page.locator("#verified").count() == 0
-        Shots(ARTIFACTS / "sqlite").take(page, "auditor-alarm-ar")
+        Shots(ARTIFACTS / "sqlite" / "auditor").take(page, "auditor-alarm-ar")
     finally:
         page.close()
 
@@ -264,7 +264,7 @@ def _alarm_in_a_browser(request: pytest.FixtureRequest, url: str) -> None:
 def test_the_auditors_round_in_a_browser(office: Office, request: pytest.FixtureRequest) -> None:
     chromium = request.getfixturevalue("browser")  # test_browser.py's: Debian's chromium
     backend = "postgresql" if "postgresql" in request.node.name else "sqlite"
-    shots = Shots(ARTIFACTS / backend)
+    shots = Shots(ARTIFACTS / backend / "auditor")
     desk = office.desk()
     before = _audit_size(office)
     try:
