@@ -98,3 +98,69 @@ def test_bad_filters_get_a_code_and_change_nothing_but_their_own_entry(
         last = _page(client, order="desc", limit=1)["entries"][0]["entry"]
         assert last["outcome"] == "refused"
         assert last["error"] == "invalid_request"
+
+
+def test_activity_is_counted_by_the_database(api: InProcessApi) -> None:
+    from matchhub.agency.connector.push import push  # noqa: PLC0415
+    from tests.e2e.helpers import national_ids, tokens  # noqa: PLC0415
+
+    hub = api.hub
+    key = hub.matching_key()
+    molsa = hub.add_agency("molsa", AgencyKind.welfare)
+    auditor = hub.add_agency("audit-board", AgencyKind.auditor)
+    ids = national_ids(6, seed=7)
+    toks = tokens(key, ids)
+    staff = [f"du-{name:a<26}" for name in ("amal", "basim", "chiman")]
+    with api.client(molsa) as client:
+        push(
+            client,
+            kind="roster",
+            key_version=key.version,
+            flags=[],
+            rows=[(t, []) for t in toks.values()],
+        )
+        for n, user in enumerate(staff):
+            wanted = [toks[ids[0]], toks[ids[n + 1]]]
+            response = client.post(
+                "/v1/lookups",
+                json={"purpose": "eligibility_review", "tokens": wanted},
+                headers={"Matchhub-End-User": user},
+            )
+            assert response.status_code == 200, response.text
+        refused = client.post(
+            "/v1/lookups",
+            json={"purpose": "x" * 300, "tokens": [toks[ids[0]]]},
+            headers={"Matchhub-End-User": staff[0]},
+        )
+        assert refused.status_code == 422
+    now = datetime.now(UTC)
+    period = {
+        "since": (now - timedelta(hours=1)).isoformat(),
+        "until": (now + timedelta(hours=1)).isoformat(),
+    }
+    with api.client(auditor) as client:
+        response = client.get(
+            "/v1/audit/activity", params={**period, "utc_offset_minutes": 180, "many_staff": 3}
+        )
+        assert response.status_code == 200, response.text
+        found = response.json()
+        assert (
+            client.get("/v1/audit/activity", params={**period, "since": period["until"]}).json()[
+                "error"
+            ]["code"]
+            == "invalid_period"
+        )
+    lookups = [r for r in found["requests"] if r["route"] == "/v1/lookups"]
+    assert sum(r["count"] for r in lookups if r["outcome"] == "accepted") == 3
+    assert {r["purpose"] for r in lookups if r["outcome"] == "accepted"} == {"eligibility_review"}
+    assert [len(r["purpose"]) for r in lookups if r["outcome"] == "refused"] == [64]
+    local_day = (now + timedelta(minutes=180)).date().isoformat()
+    assert {r["day"] for r in lookups} <= {
+        local_day,
+        (now + timedelta(minutes=181)).date().isoformat(),
+    }
+    assert sorted((p["end_user"], p["count"]) for p in found["people"]) == [(u, 2) for u in staff]
+    assert sum(h["count"] for h in found["hours"]) == 3
+    assert all(1 <= h["weekday"] <= 7 and 0 <= h["hour"] <= 23 for h in found["hours"])
+    assert [(w["staff"], w["count"]) for w in found["widely"]] == [(staff, 3)]
+    assert toks[ids[0]] not in response.text

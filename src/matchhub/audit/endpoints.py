@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from matchhub.audit import service
 from matchhub.audit.schemas import (
+    ActivityOut,
     CheckpointOut,
     ConsistencyOut,
     EntriesOut,
@@ -30,11 +31,13 @@ def _keys(request: Request) -> service.AuditKeys:
 _CODE = r"^[a-z0-9][a-z0-9._:-]{0,63}$"
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def _as_utc(moment: datetime) -> datetime:
     """A time without a zone is UTC (the log's own times are)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _as_utc(moment)
 
 
 @router.get(
@@ -136,6 +139,39 @@ def list_entries(
         ],
         next_after=rows[-1].seq if len(rows) == limit else None,
     )
+
+
+@router.get(
+    "/activity",
+    response_model=ActivityOut,
+    responses=errors(401, 403, 422),
+    dependencies=[ReadOnly],
+)
+def activity(
+    principal: AuditReader,
+    session: SessionDep,
+    note: AuditNote,
+    since: Annotated[datetime, Query(description="From this time (no zone means UTC).")],
+    until: Annotated[datetime, Query(description="Before this time (no zone means UTC).")],
+    utc_offset_minutes: Annotated[
+        int, Query(ge=-720, le=840, description="Local days and hours at this offset.")
+    ] = 0,
+    many_staff: Annotated[
+        int, Query(ge=1, le=1000, description="List people looked up by this many staff.")
+    ] = 3,
+) -> ActivityOut:
+    """A period of the log counted by the database, for the auditors' anomaly page and report:
+    requests per local day, agency, staff member, route, outcome, error code and purpose;
+    people looked up per staff member; lookups per local weekday and hour; and the people
+    looked up by at least ``many_staff`` staff members (by subject digest)."""
+    start, end = _as_utc(since), _as_utc(until)
+    if start >= end:
+        raise UnprocessableEntity("since must be before until", code="invalid_period")
+    found = service.activity(
+        session, start, end, offset_minutes=utc_offset_minutes, many_staff=many_staff
+    )
+    note["entries_counted"] = found["stop_seq"] - found["first_seq"]
+    return ActivityOut(**found)
 
 
 @router.get("/checkpoint", response_model=CheckpointOut, responses=errors(401, 403))

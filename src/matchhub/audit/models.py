@@ -60,6 +60,8 @@ class AuditEntry(Base):
     # the body's for the auditors' filters; None on operator and job entries.
     outcome: Mapped[str | None] = mapped_column(String(8))
     error: Mapped[str | None] = mapped_column(String(64))
+    # The purpose a request named (lookups, match jobs), for the auditors' counts per purpose.
+    purpose: Mapped[str | None] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 

@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import (
+    Integer,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
@@ -97,6 +108,7 @@ class PendingEntry:
     # A request's outcome (accepted or refused) and a refusal's error code, for the filters.
     outcome: str | None = None
     error: str | None = None
+    purpose: str | None = None
 
 
 def append(
@@ -170,6 +182,7 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
                 "end_user": pending.end_user,
                 "outcome": pending.outcome,
                 "error": pending.error,
+                "purpose": pending.purpose,
                 "body": data.decode(),
                 "leaf_hash": leaf,
             }
@@ -193,11 +206,11 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
 # statement a row, and a lookup's ten subject digests made that most of the writer's time.
 _INSERT_ENTRIES = text(
     "INSERT INTO audit_entries "
-    "(seq, created_at, kind, agency, route, end_user, outcome, error, body, leaf_hash) "
+    "(seq, created_at, kind, agency, route, end_user, outcome, error, purpose, body, leaf_hash) "
     "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:created_at AS timestamptz[]), "
     "CAST(:kind AS varchar[]), CAST(:agency AS varchar[]), CAST(:route AS varchar[]), "
     "CAST(:end_user AS varchar[]), CAST(:outcome AS varchar[]), CAST(:error AS varchar[]), "
-    "CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
+    "CAST(:purpose AS varchar[]), CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
 )
 _INSERT_SUBJECTS = text(
     "INSERT INTO audit_subjects (digest, seq) "
@@ -381,6 +394,124 @@ def entries(
         )
         key = audit_subjects.c.seq
     return list(session.scalars(stmt.order_by(key.desc() if newest_first else key).limit(limit)))
+
+
+LOOKUP_ROUTE = "/v1/lookups"
+ACTIVITY_SUBJECTS_MAX = 500
+"""People listed as looked up by many staff members, most staff first."""
+
+
+def _local_time(session: Session, offset_minutes: int) -> tuple[Any, Any, Any]:
+    """An entry's local day (text), ISO weekday (1 Monday ... 7 Sunday) and hour, ``offset``
+    minutes from UTC (Iraq keeps +180 all year), in the session's SQL dialect."""
+    offset = int(offset_minutes)
+    if session.get_bind().dialect.name == "postgresql":
+        local: Any = literal_column(
+            f"(audit_entries.created_at AT TIME ZONE 'UTC' + interval '{offset} minutes')"
+        )
+        return (
+            func.to_char(local, "YYYY-MM-DD"),
+            cast(extract("isodow", local), Integer),
+            cast(extract("hour", local), Integer),
+        )
+    local = func.datetime(AuditEntry.created_at, f"{offset:+d} minutes")  # SQLite
+    weekday = cast(func.strftime("%w", local), Integer)
+    return (
+        func.date(local),
+        case((weekday == 0, 7), else_=weekday),
+        cast(func.strftime("%H", local), Integer),
+    )
+
+
+def activity(
+    session: Session,
+    since: datetime,
+    until: datetime,
+    *,
+    offset_minutes: int,
+    many_staff: int,
+) -> dict[str, Any]:
+    """What the auditors' anomaly page and report need of a period, counted by the database:
+    requests per local day, agency, staff member, route, outcome, error and purpose; people
+    looked up per staff member; accepted lookups per local weekday and hour and staff member;
+    and the people (subject digests) looked up by at least ``many_staff`` staff members."""
+    bounds = _period_bounds(session, since, until)
+    in_period = (AuditEntry.seq >= bounds.start, AuditEntry.seq < bounds.stop)
+    day, weekday, hour = _local_time(session, offset_minutes)
+    columns = (
+        day,
+        AuditEntry.agency,
+        AuditEntry.end_user,
+        AuditEntry.route,
+        AuditEntry.outcome,
+        AuditEntry.error,
+        AuditEntry.purpose,
+    )
+    requests = session.execute(
+        select(*columns, func.count()).where(*in_period).group_by(*columns)
+    ).all()
+    lookups = (*in_period, AuditEntry.route == LOOKUP_ROUTE, AuditEntry.outcome == "accepted")
+    hours = session.execute(
+        select(weekday, hour, AuditEntry.agency, AuditEntry.end_user, func.count())
+        .where(*lookups)
+        .group_by(weekday, hour, AuditEntry.agency, AuditEntry.end_user)
+    ).all()
+    joined = (
+        select()
+        .select_from(audit_subjects)
+        .join(AuditEntry, AuditEntry.seq == audit_subjects.c.seq)
+    )
+    subject_period = (audit_subjects.c.seq >= bounds.start, audit_subjects.c.seq < bounds.stop)
+    people = session.execute(
+        joined.add_columns(AuditEntry.agency, AuditEntry.end_user, func.count())
+        .where(*subject_period, *lookups[2:])
+        .group_by(AuditEntry.agency, AuditEntry.end_user)
+    ).all()
+    staff = func.count(func.distinct(func.coalesce(AuditEntry.end_user, "")))
+    widely = session.execute(
+        joined.add_columns(audit_subjects.c.digest, staff, func.count())
+        .where(*subject_period, *lookups[2:])
+        .group_by(audit_subjects.c.digest)
+        .having(staff >= many_staff)
+        .order_by(staff.desc(), audit_subjects.c.digest)
+        .limit(ACTIVITY_SUBJECTS_MAX)
+    ).all()
+    who: dict[str, set[str]] = {row[0]: set() for row in widely}
+    if who:
+        for digest, end_user in session.execute(
+            joined.add_columns(audit_subjects.c.digest, AuditEntry.end_user)
+            .where(*subject_period, *lookups[2:], audit_subjects.c.digest.in_(list(who)))
+            .distinct()
+        ):
+            who[digest].add(end_user or "")
+    return {
+        "first_seq": bounds.start,
+        "stop_seq": bounds.stop,
+        "requests": [
+            dict(
+                zip(
+                    ("day", "agency", "end_user", "route", "outcome", "error", "purpose", "count"),
+                    (str(r[0]), *r[1:]),
+                    strict=True,
+                )
+            )
+            for r in requests
+        ],
+        "hours": [
+            {
+                "weekday": int(r[0]),
+                "hour": int(r[1]),
+                "agency": r[2],
+                "end_user": r[3],
+                "count": int(r[4]),
+            }
+            for r in hours
+        ],
+        "people": [{"agency": r[0], "end_user": r[1], "count": int(r[2])} for r in people],
+        "widely": [
+            {"subject": r[0], "staff": sorted(who[r[0]]), "count": int(r[2])} for r in widely
+        ],
+    }
 
 
 def export(session: Session, keys: AuditKeys, out: Path) -> tuple[int, int]:

@@ -103,6 +103,8 @@ def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry
         generation=_checked_generation(scope, status),
         outcome=body["outcome"],
         error=error,
+        # (cut to its column: a refused request's purpose may be anything the caller sent)
+        purpose=purpose[:64] if isinstance(purpose := note.get("purpose"), str) else None,
     )
 
 

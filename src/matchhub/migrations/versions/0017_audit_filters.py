@@ -1,10 +1,11 @@
 """the auditors' filters: a request's outcome and error code beside each entry, and entry times
 that never go back
 
-``audit_entries.outcome`` (``accepted``/``refused``) and ``error`` (the refusal's code) are
-copies of fields of the hashed body, as ``agency``, ``route`` and ``end_user`` are, so the
-auditor's desk filters tens of millions of entries through indexes and pages them by sequence
-number (keyset, never OFFSET). Refusals are few, so their indexes are partial.
+``audit_entries.outcome`` (``accepted``/``refused``), ``error`` (the refusal's code) and
+``purpose`` (the purpose a request named) are copies of fields of the hashed body, as
+``agency``, ``route`` and ``end_user`` are, so the auditor's desk filters tens of millions of
+entries through indexes, pages them by sequence number (keyset, never OFFSET) and has them
+counted by the database. Refusals are few, so their indexes are partial.
 ``audit_state.last_time`` keeps entry times non-decreasing in sequence order, so a period is one
 range of sequence numbers found through ``ix_audit_entries_time``.
 
@@ -33,6 +34,7 @@ def upgrade() -> None:
     # Nullable columns: no row is rewritten, so the append-only triggers are not involved.
     op.add_column("audit_entries", sa.Column("outcome", sa.String(length=8), nullable=True))
     op.add_column("audit_entries", sa.Column("error", sa.String(length=64), nullable=True))
+    op.add_column("audit_entries", sa.Column("purpose", sa.String(length=64), nullable=True))
     op.create_index(
         "ix_audit_entries_refused",
         "audit_entries",
@@ -54,6 +56,7 @@ def downgrade() -> None:
     op.drop_index("ix_audit_entries_error", table_name="audit_entries")
     op.drop_index("ix_audit_entries_refused", table_name="audit_entries")
     # Both engines drop a column in place (SQLite since 3.35); no table rebuild needed.
+    op.execute("ALTER TABLE audit_entries DROP COLUMN purpose")
     op.execute("ALTER TABLE audit_entries DROP COLUMN error")
     op.execute("ALTER TABLE audit_entries DROP COLUMN outcome")
     op.execute("ALTER TABLE audit_state DROP COLUMN last_time")
