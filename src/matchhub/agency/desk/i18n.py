@@ -370,6 +370,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.reason.malformed_note": ("نقطة تحقق تالفة", "A malformed checkpoint"),
     "audit.reason.malformed_checkpoint": ("نقطة تحقق تالفة", "A malformed checkpoint"),
     "audit.reason.malformed_key": ("مفتاح تالف", "A malformed key"),
+    "audit.reason.bad_state": (
+        "سجل المكتب لنقطة التحقق عُدِّل",
+        "The desk's own record of the log was altered",
+    ),
     "audit.ack.title": ("الإقرار بالإنذار", "Acknowledge the alarm"),
     "audit.ack.reason": ("السبب (١٠ أحرف على الأقل)", "Reason (10+ characters)"),
     "audit.ack.submit": ("إقرار", "Acknowledge"),

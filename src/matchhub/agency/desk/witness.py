@@ -39,7 +39,9 @@ from matchhub.protocol.merkle import ProofError, verify_consistency
 STATE_ID = 1
 MIN_ACKNOWLEDGEMENT = 10
 """Characters of the reason given when acknowledging an alarm."""
-REANCHOR = frozenset({Reason.ROLLBACK.value, Reason.FORK.value, Reason.INCONSISTENT.value})
+REANCHOR = frozenset(
+    {Reason.ROLLBACK.value, Reason.FORK.value, Reason.INCONSISTENT.value, Reason.BAD_STATE.value}
+)
 _LOCK = threading.Lock()  # one witness update at a time in a desk process
 
 
@@ -144,7 +146,18 @@ def _judge(session: Any, source: LogSource, latest: dict[str, Any], pinned: str 
             )
         )
         return
-    old = verify_checkpoint(state.note, key, origin=origin)
+    try:
+        old = verify_checkpoint(state.note, key, origin=origin)
+    except CheckpointError as exc:  # the desk's own record was edited: trust nothing
+        _raise(
+            session,
+            Reason.BAD_STATE.value,
+            f"the checkpoint this desk kept does not verify: {exc}",
+            state,
+            seen=new.size,
+            refused_note=note,
+        )
+        return
     problem = _compare(source, old, new)
     if problem is not None:
         _raise(session, problem[0], problem[1], state, seen=new.size, refused_note=note)
