@@ -13,9 +13,10 @@ Anything else raises an **alarm**, stored with its evidence (the accepted and th
 signed notes): a smaller tree is a rollback (the broker's database restored from an older
 copy, its tail hidden), the same size with another root a fork, a proof that does not verify an
 inconsistent history, a note the pinned key did not sign another key; and a record of the
-accepted checkpoint that no longer verifies means the desk's own database was edited. An alarm does not go away
-by itself: the accepted checkpoint stays where it was and every page shows the alarm until a
-member of staff acknowledges it, giving a reason; that acknowledgement is in the desk's log.
+accepted checkpoint that no longer verifies means the desk's own database was edited. An alarm
+does not go away by itself: the accepted checkpoint stays where it was and every page shows the
+alarm until a member of staff acknowledges it, giving a reason; that acknowledgement is in the
+desk's log.
 Acknowledging a rollback, fork or inconsistency re-anchors the witness on the checkpoint that
 was refused (the auditor has taken note of the loss); acknowledging another key only clears
 the alarm: the pinned key never changes from a page.
