@@ -46,6 +46,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
+from matchhub.agency.commandline import invoke
 from matchhub.agency.connector.client import AgencyCredentials, make_client
 from matchhub.agency.connector.definition import (
     Definition,
@@ -762,26 +763,17 @@ class _RowRate(ProgressColumn):
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` and return the exit status (0 on success)."""
-    command = typer.main.get_command(app)
     try:
-        command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub-connect",
-            standalone_mode=False,
-        )
+        return invoke(app, argv, "matchhub-connect")
     except typer.Abort:
         err.print("aborted")
         return 130
-    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        return exc.exit_code
     except (ConnectError, WitnessError) as exc:
         err.print(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to resume an open upload")
         return 130
-    return 0
 
 
 def main() -> None:
