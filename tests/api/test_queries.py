@@ -19,6 +19,7 @@ import pytest
 from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.agency.connector.push import push
 from matchhub.catalogue import service as catalogue
+from matchhub.jobs.models import MatchJob
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey
 from tests.conftest import InProcessApi, RunningServer
@@ -232,6 +233,24 @@ def test_a_match_job_equals_the_lookups_of_every_roster_token(api: InProcessApi)
     assert summary["per_flag"] == dict(sorted(per_flag.items()))
     assert summary["per_source"] == {"bank": 15, "pension": 5, "trade": 10}
     assert job["roster_version"] == summary["roster_version"]
+    # Which snapshots the job read, never how big each is: the pension fund's 10 rows include
+    # 5 people off the ministry's roster (issue 13, item 9).
+    assert sorted((s["flag"], s["source"]) for s in summary["sources"]) == sorted(
+        [(FUEL, "trade"), (GEN, "trade"), (LOAN, "bank"), (LOAN, "bank"), (PENSION, "pension")]
+    )
+    assert all(set(s) == {"flag", "source", "as_of"} for s in summary["sources"])
+    # A summary stored before this rule still carried the counts: it is read without them.
+    with world.broker.hub.session() as session:
+        stored = session.get(MatchJob, job["id"])
+        assert stored is not None
+        assert stored.summary is not None
+        stored.summary = {
+            **stored.summary,
+            "sources": [{**s, "rows": 10} for s in stored.summary["sources"]],
+        }
+    with world.client("molsa") as client:
+        again = client.get(f"/v1/match-jobs/{job['id']}").json()["summary"]
+    assert again == summary
 
 
 def test_a_job_on_a_flag_subset(api: InProcessApi) -> None:
