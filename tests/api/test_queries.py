@@ -20,8 +20,10 @@ from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.agency.connector.push import push
 from matchhub.catalogue import service as catalogue
 from matchhub.jobs.models import MatchJob
+from matchhub.jobs.runner import PLAN_ATTEMPTS, JobRunner
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey
+from matchhub.uploads.service import purge_unreachable, purges_waiting
 from tests.conftest import InProcessApi, RunningServer
 from tests.e2e.helpers import national_ids, tokens
 
@@ -251,6 +253,49 @@ def test_a_match_job_equals_the_lookups_of_every_roster_token(api: InProcessApi)
     with world.client("molsa") as client:
         again = client.get(f"/v1/match-jobs/{job['id']}").json()["summary"]
     assert again == summary
+
+
+@pytest.mark.parametrize("replacements", [1, PLAN_ATTEMPTS])
+def test_a_snapshot_replaced_and_purged_between_plan_and_load(
+    api: InProcessApi, monkeypatch: pytest.MonkeyPatch, replacements: int
+) -> None:
+    """The interleaving forced: after the job's plan has committed and before its load, the
+    pension fund replaces its snapshot and the replaced rows are purged. The job plans again
+    and reads the replacement; if the snapshots keep changing it fails with the reason. It
+    never succeeds without the source (before: the purged snapshot loaded as 0 rows)."""
+    world = _world(api)
+    load = JobRunner._ensure_loaded
+    replaced: list[int] = []
+
+    def interleaved(
+        runner: JobRunner, roster_id: int, source_ids: list[int], expected: dict[int, int]
+    ) -> None:
+        if len(replaced) < replacements:
+            offset = 30 - len(replaced)  # each replacement other rows: ids[30:40], ids[29:39]
+            world.push("pension", [PENSION], {i: [PENSION] for i in world.ids[offset:][:10]})
+            deadline = time.monotonic() + 30  # PostgreSQL: until older transactions end
+            while True:
+                with api.hub.session() as session:
+                    purge_unreachable(session)
+                    if not purges_waiting(session):
+                        break
+                assert time.monotonic() < deadline, "the replaced rows were never purged"
+                time.sleep(0.05)
+            replaced.append(offset)
+        load(runner, roster_id, source_ids, expected)
+
+    monkeypatch.setattr(JobRunner, "_ensure_loaded", interleaved)
+    with world.client("molsa") as client:
+        job = _wait(client, client.post("/v1/match-jobs", json={"purpose": PURPOSE}).json()["id"])
+    assert len(replaced) == replacements
+    if replacements == PLAN_ATTEMPTS:
+        assert job["state"] == "failed"
+        assert "snapshots changed while the job was loading them" in job["reason"]
+        return
+    assert job["state"] == "succeeded", job
+    # The replacement's ten pensioners, all on the roster (the first snapshot had five there).
+    assert job["summary"]["per_source"]["pension"] == 10
+    assert job["summary"]["per_flag"][PENSION] == 10
 
 
 def test_a_job_on_a_flag_subset(api: InProcessApi) -> None:

@@ -106,6 +106,9 @@ class SnapshotRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def get(self, snapshot_id: int) -> Snapshot | None:
+        return self.session.get(Snapshot, snapshot_id)
+
     def current(
         self, agency_id: int, kind: str, flag_codes: Iterable[str | None]
     ) -> Sequence[Snapshot]:
