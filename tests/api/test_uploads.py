@@ -280,7 +280,7 @@ def _bad_input(api: InProcessApi, stack: ExitStack) -> None:
     good = _rows(toks, ids, [LOAN])
 
     def client(creds: AgencyCredentials) -> PushClient:
-        return PushClient(stack.enter_context(api.client(creds)), attempts=1)
+        return PushClient(stack.enter_context(api.client(creds)))
 
     p = client(bank)
     push(p.client, kind="flags", key_version=key.version, flags=[LOAN], rows=good)
@@ -356,10 +356,58 @@ def test_chunk_after_commit_is_refused(api: InProcessApi) -> None:
             rows=[(t, [LOAN]) for t in toks.values()],
             fmt="ndjson",
         )
-        p = PushClient(http, attempts=1)
+        p = PushClient(http)
         _expect(
             lambda: p.put(result.upload["id"], Chunk(1, b"", 0), NDJSON), 409, "upload_not_open"
         )
+        # Another commit (not the same one repeated: that answers the committed upload).
         _expect(
-            lambda: p.commit(result.upload["id"], 3, result.chunks_sha256), 409, "upload_not_open"
+            lambda: p.commit(result.upload["id"], 2, result.chunks_sha256), 409, "upload_not_open"
         )
+
+
+def test_a_repeated_open_and_commit_answer_the_same_upload(api: InProcessApi) -> None:
+    """Blind retries do nothing twice (issue 13, item 6): an open sent again with its
+    Idempotency-Key answers the upload it opened, a commit sent again with the same rows and
+    digest answers the committed upload; another request under a used key, or another digest,
+    is refused; nothing is opened or replaced twice."""
+    hub = api.hub
+    key = hub.matching_key()
+    bank = hub.add_agency("rafidain", AgencyKind.bank)
+    other = hub.add_agency("ashur", AgencyKind.bank)
+    ids = national_ids(12, seed=9)
+    toks = tokens(key, ids)
+    body = {"kind": "flags", "key_version": key.version, "flags": [LOAN], "expected_rows": 12}
+    idem = {"idempotency-key": "push-2026-12-07-rafidain-0001"}
+    with api.client(bank) as client:
+        first = client.post("/v1/uploads", json=body, headers=idem)
+        again = client.post("/v1/uploads", json=body, headers=idem)
+        assert first.status_code == again.status_code == 201
+        assert again.json()["id"] == first.json()["id"]
+        reused = client.post("/v1/uploads", json={**body, "expected_rows": 11}, headers=idem)
+        assert reused.status_code == 409
+        assert reused.json()["error"]["code"] == "idempotency_key_reused"
+        bad = client.post("/v1/uploads", json=body, headers={"idempotency-key": "short"})
+        assert bad.status_code == 422
+        pusher = PushClient(client)
+        result = pusher.send(
+            first.json()["id"],
+            lambda: compact_chunks(_rows(toks, ids, [LOAN]), [LOAN], 5, roster=False),
+            COMPACT,
+            12,
+        )
+        assert result.upload["state"] == "committed"
+        before = _state(hub)
+        repeat = pusher.commit(result.upload["id"], 12, result.chunks_sha256)
+        assert repeat == result.upload
+        assert _state(hub) == before
+        with pytest.raises(PushError) as other_digest:
+            pusher.commit(result.upload["id"], 12, "0" * 64)
+        assert other_digest.value.code == "upload_not_open"
+    with api.client(other) as client:  # the key is the agency's own
+        theirs = client.post("/v1/uploads", json=body, headers=idem)
+        assert theirs.status_code == 201
+        assert theirs.json()["id"] != first.json()["id"]
+    with hub.session() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 2
+    assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids}
