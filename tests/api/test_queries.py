@@ -23,7 +23,7 @@ from matchhub.jobs.models import MatchJob
 from matchhub.jobs.runner import PLAN_ATTEMPTS, JobRunner
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey
-from matchhub.uploads.service import purge_unreachable, purges_waiting
+from tests.api.test_uploads import _purged
 from tests.conftest import InProcessApi, RunningServer
 from tests.e2e.helpers import national_ids, tokens
 
@@ -273,14 +273,7 @@ def test_a_snapshot_replaced_and_purged_between_plan_and_load(
         if len(replaced) < replacements:
             offset = 30 - len(replaced)  # each replacement other rows: ids[30:40], ids[29:39]
             world.push("pension", [PENSION], {i: [PENSION] for i in world.ids[offset:][:10]})
-            deadline = time.monotonic() + 30  # PostgreSQL: until older transactions end
-            while True:
-                with api.hub.session() as session:
-                    purge_unreachable(session)
-                    if not purges_waiting(session):
-                        break
-                assert time.monotonic() < deadline, "the replaced rows were never purged"
-                time.sleep(0.05)
+            _purged(api.hub)
             replaced.append(offset)
         load(runner, roster_id, source_ids, expected)
 

@@ -24,6 +24,7 @@ from matchhub.agency.connector.push import (
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.wire import COMPACT, NDJSON
 from matchhub.uploads.models import Snapshot, SnapshotState, Upload, roster_rows, snapshot_rows
+from matchhub.uploads.service import purge_unreachable, purges_waiting
 from tests.conftest import Hub, InProcessApi, RunningServer
 from tests.e2e.helpers import national_ids, stored, tokens, visible_flags
 
@@ -256,6 +257,18 @@ def _state(hub: Hub) -> tuple[object, ...]:
     return (tuple(uploads), tuple(snaps), rows)
 
 
+def _purged(hub: Hub) -> None:
+    """Purge what no reader can see, polling while an older transaction may still read it."""
+    deadline = time.monotonic() + 30
+    while True:
+        with hub.session() as session:
+            purge_unreachable(session)
+            if not purges_waiting(session):
+                return
+        assert time.monotonic() < deadline, "rows still waiting to be purged"
+        time.sleep(0.05)
+
+
 def _expect(call: object, status: int, code: str) -> PushError:
     with pytest.raises(PushError) as caught:
         call()  # type: ignore[operator]
@@ -335,9 +348,11 @@ def _bad_input(api: InProcessApi, stack: ExitStack) -> None:
     p.abort(u["id"])
     _expect(lambda: p.put(u["id"], Chunk(1, line, 1), NDJSON), 409, "upload_not_open")
 
-    uploads, snaps, _rows_now = _state(hub)
-    # The committed snapshot and its rows are exactly as they were.
+    _purged(hub)  # the aborted upload's one row (refused chunks never stored any)
+    uploads, snaps, rows_now = _state(hub)
+    # The committed snapshot and its rows are exactly as they were, and no other row is left.
     assert [s for s in snaps if s[1] == "current"] == [s for s in committed[1] if s[1] == "current"]
+    assert rows_now == committed[2] == len(ids)
     assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids}
     assert all(state in {"open", "aborted", "committed"} for state, _ in uploads)
 
