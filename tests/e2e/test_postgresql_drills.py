@@ -103,8 +103,8 @@ def deploy(tmp_path: Path, stack: ExitStack, url: str, **settings: str) -> Deplo
 def push_loans(world: Deployment, url: str, ids: list[str], attempts: int = 5) -> dict[str, Any]:
     """The bank's snapshot of large loans, through the push client with its retries."""
     rows = [(world.toks[i], [LOAN]) for i in ids]
-    with make_client(url, world.bank) as client:
-        pusher = PushClient(client, attempts=attempts, backoff=0.25)
+    with make_client(url, world.bank, attempts=attempts, backoff=0.25) as client:
+        pusher = PushClient(client)
         upload = pusher.open("flags", world.key_version, [LOAN], len(rows))
         result = pusher.send(
             upload["id"], lambda: compact_chunks(rows, [LOAN], 7, roster=False), COMPACT, len(rows)

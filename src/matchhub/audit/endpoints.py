@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +12,7 @@ from matchhub.audit.schemas import (
     EntriesOut,
     EntryOut,
     InclusionOut,
+    Instant,
 )
 from matchhub.identity.auth import AuditReader, AuditWitness
 from matchhub.kit.errors import UnprocessableEntity
@@ -40,8 +40,12 @@ def list_entries(
     note: AuditNote,
     agency: str | None = None,
     route: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        Instant | None, Query(description="Entries from this instant on (ISO 8601, with offset).")
+    ] = None,
+    until: Annotated[
+        Instant | None, Query(description="Entries before this instant (ISO 8601, with offset).")
+    ] = None,
     subject: Annotated[
         str | None,
         Query(description="A person's wire token: every entry that concerns that person."),

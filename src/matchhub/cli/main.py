@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from matchhub.agency.commandline import invoke
 from matchhub.audit import service as audit
 from matchhub.catalogue import service as catalogue
 from matchhub.catalogue.repository import CatalogueRepository
@@ -620,23 +621,15 @@ def openapi(
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``matchhub`` command, with ``argv`` (default: the process's arguments); exits."""
     logs.configure()
-    command = typer.main.get_command(app)
     try:
-        code = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub",
-            standalone_mode=False,
-        )
+        code = invoke(app, argv, "matchhub")
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
     except (OperatorError, MatchhubError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except OSError as exc:
         err.print(f"[red]error:[/] {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

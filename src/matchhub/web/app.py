@@ -23,6 +23,7 @@ from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.ratelimit import RateLimiter
+from matchhub.kit.responses import ErrorBody
 from matchhub.kit.settings import Settings
 from matchhub.lookups.endpoints import router as lookups_router
 from matchhub.lookups.keeper import ViewKeeper
@@ -170,6 +171,9 @@ def create_app(settings: Settings) -> FastAPI:
         # includes bodies, which hold wire tokens. (They also cost lookups CPU: see
         # docs/benchmarks.md.)
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+        # Any route: a request the server cannot read (malformed_request, e.g. a query string
+        # past the parser's limit) or a JSON body that is not UTF-8 (bad_request).
+        responses={400: {"model": ErrorBody, "description": "The request could not be read"}},
     )
     app.state.settings = settings
     handlers.install(app)

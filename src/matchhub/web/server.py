@@ -27,6 +27,7 @@ from matchhub.kit import logs
 from matchhub.kit.errors import OperatorError
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
+from matchhub.web.handlers import unreadable_request_response
 
 
 class MutualTLSProtocol(HttpToolsProtocol):
@@ -47,6 +48,12 @@ class MutualTLSProtocol(HttpToolsProtocol):
             else None
         )
         self.app = with_client_certificate(self.app, pem)
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes the parser refuses (a 100 kB query string): the one error shape, not
+        uvicorn's plain text."""
+        self.transport.write(unreadable_request_response())
+        self.transport.close()
 
 
 class ServerTLS:
