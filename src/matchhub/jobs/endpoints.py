@@ -31,7 +31,7 @@ CSV = "text/csv"
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobOut,
-    responses=errors(401, 403, 409, 422),
+    responses=errors(401, 403, 408, 409, 413, 422),
 )
 def open_job(
     principal: MatchCaller, body: OpenJob, session: SessionDep, note: AuditNote, request: Request

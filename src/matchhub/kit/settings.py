@@ -39,6 +39,33 @@ class Settings(BaseSettings):
     )
     hub_name: str = Field(default="matchhub", description="Names the hub in certificates.")
     max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="A JSON request body is at most this many bytes (a chunk: max_chunk_bytes); "
+        "a larger one is refused 413 before it is read.",
+    )
+    tls_handshake_seconds: float = Field(
+        default=10.0, gt=0, description="A TLS handshake not finished this long is dropped."
+    )
+    request_header_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection that has not sent a request's whole header this long after "
+        "its handshake or its previous answer is closed.",
+    )
+    request_body_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body not wholly arrived this long after its header is refused "
+        "408 and its connection closed.",
+    )
+    request_idle_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request body from which nothing arrives for this long is refused 408 "
+        "and its connection closed.",
+    )
     upload_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="An open upload untouched this long expires."
     )

@@ -34,6 +34,7 @@ from matchhub.web import handlers
 from matchhub.web.admission import AdmissionMiddleware
 from matchhub.web.background import Background, NoBackground
 from matchhub.web.fleet import Fleet
+from matchhub.web.gate import IDENTIFY_CONNECTIONS, GateMiddleware
 from matchhub.web.health import router as health_router
 from matchhub.web.metrics import Metrics, MetricsMiddleware
 from matchhub.web.metrics import router as metrics_router
@@ -66,13 +67,13 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         max_overflow=BACKGROUND_CONNECTIONS,
     )
     # Read-only routes' sessions: autocommit connections the database keeps read-only
-    # (kit/db.py), as many as requests may be admitted, and two for the lookup view's
-    # loads and the metrics gauges.
+    # (kit/db.py), as many as requests may be admitted, two for the lookup view's loads and
+    # the metrics gauges, and a few for the gate's identifying callers (web/gate.py).
     reader = make_engine(
         settings.sqlalchemy_url,
         read_only=True,
         pool_size=settings.request_concurrency,
-        max_overflow=BACKGROUND_READERS,
+        max_overflow=BACKGROUND_READERS + IDENTIFY_CONNECTIONS,
     )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -173,8 +174,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     handlers.install(app)
-    app.add_middleware(AuditMiddleware)
+    # Outermost first: metrics, the audit recorder (refusals included), the gate (the caller
+    # and the body, before a slot is taken), admission.
     app.add_middleware(AdmissionMiddleware, limit=settings.request_concurrency)
+    app.add_middleware(GateMiddleware)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
     app.include_router(metrics_router)
