@@ -125,6 +125,9 @@ def test_metrics_count_routes_not_paths(server: RunningServer) -> None:
         for _ in range(3):
             assert client.get("/v1/whoami").status_code == 200
         client.get("/v1/match-jobs/" + "ab" * 16)
+        assert client.get("/metrics").status_code == 403  # not a monitor
+    monitor = server.hub.add_agency("prometheus", AgencyKind.monitor)
+    with make_client(server.url, monitor) as client:
         text = client.get("/metrics").text
     assert 'matchhub_http_requests_total{method="GET",route="/v1/whoami",status="200"} 3.0' in text
     assert 'route="/v1/match-jobs/{job_id}",status="404"' in text
