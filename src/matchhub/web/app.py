@@ -35,6 +35,7 @@ from matchhub.web.admission import AdmissionMiddleware
 from matchhub.web.background import Background, NoBackground
 from matchhub.web.fleet import Fleet
 from matchhub.web.gate import IDENTIFY_CONNECTIONS, GateMiddleware
+from matchhub.web.handshakes import HandshakeRefusals
 from matchhub.web.health import router as health_router
 from matchhub.web.metrics import Metrics, MetricsMiddleware
 from matchhub.web.metrics import router as metrics_router
@@ -131,7 +132,9 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     fleet.start()
     writer.start()
     views.start()
-    app.state.metrics = Metrics(lambda: app.state.read_sessionmaker, fleet, epoch, views)
+    app.state.metrics = Metrics(
+        lambda: app.state.read_sessionmaker, fleet, epoch, views, app.state.handshake_refusals
+    )
     if background is not None:
         background.start()
 
@@ -173,6 +176,8 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
+    # Kept by the server's TLS layer (web/server.py), read by the metrics.
+    app.state.handshake_refusals = HandshakeRefusals()
     handlers.install(app)
     # Outermost first: metrics, the audit recorder (refusals included), the gate (the caller
     # and the body, before a slot is taken), admission.

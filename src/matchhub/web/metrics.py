@@ -16,7 +16,7 @@ from typing import Any, cast
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -35,6 +35,7 @@ from matchhub.uploads import service as upload_service
 from matchhub.uploads.models import Upload
 from matchhub.uploads.repository import SnapshotRepository
 from matchhub.web.fleet import Fleet
+from matchhub.web.handshakes import REASONS, HandshakeRefusals
 from matchhub.web.views import Views
 
 router = APIRouter(tags=["health"])
@@ -114,6 +115,22 @@ class _ProcessGauges(Collector):
         )
 
 
+class _HandshakeCounts(Collector):
+    def __init__(self, refusals: HandshakeRefusals) -> None:
+        self.refusals = refusals
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "matchhub_tls_handshakes_refused",
+            "TLS handshakes this process refused, by reason (no certificate, another CA, "
+            "revoked, expired, a certificate unfit for client authentication, other)",
+            labels=["reason"],
+        )
+        for reason in REASONS:
+            family.add_metric([reason], self.refusals.counts[reason])
+        yield family
+
+
 class Metrics:
     """One registry per app: no global state, so tests and several apps never collide."""
 
@@ -123,6 +140,7 @@ class Metrics:
         fleet: Fleet,
         epoch: EpochWatch,
         views: Views,
+        refusals: HandshakeRefusals,
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -140,6 +158,7 @@ class Metrics:
         )
         self.registry.register(_DatabaseGauges(factory))
         self.registry.register(_ProcessGauges(fleet, epoch, views))
+        self.registry.register(_HandshakeCounts(refusals))
 
 
 Scope = MutableMapping[str, Any]

@@ -35,6 +35,7 @@ from matchhub.kit import logs
 from matchhub.kit.errors import OperatorError
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
+from matchhub.web.handshakes import HandshakeRefusals
 
 
 class MutualTLSProtocol(HttpToolsProtocol):
@@ -113,10 +114,12 @@ class BoundedServer(uvicorn.Server):
 
 
 class ServerTLS:
-    """Builds the server's SSL context and swaps in a fresh one when the CRL file changes."""
+    """Builds the server's SSL context and swaps in a fresh one when the CRL file changes;
+    each context's refused handshakes are counted and logged (web/handshakes.py)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, refusals: HandshakeRefusals | None = None) -> None:
         self.paths = settings.paths
+        self.refusals = refusals or HandshakeRefusals()
         for path in (self.paths.ca_cert, self.paths.server_cert, self.paths.server_key):
             if not path.is_file():
                 raise OperatorError(f"{path} is missing: run `matchhub init` first")
@@ -142,6 +145,7 @@ class ServerTLS:
             raise OperatorError(f"cannot load the hub's TLS material: {exc}") from None
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_X509_STRICT
+        self.refusals.watch(context)
         return context
 
     def _on_hello(self, connection: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
@@ -158,14 +162,15 @@ def build_server(settings: Settings, *, port: int | None = None) -> uvicorn.Serv
     """The real server, as ``matchhub serve`` runs it; tests start the same object."""
     logs.configure()
     load_key_material(settings.paths)  # fail before binding, with a clear message
-    tls = ServerTLS(settings)
+    app = create_app(settings)
+    tls = ServerTLS(settings, app.state.handshake_refusals)
     protocol = type(
         "MutualTLSProtocol",
         (MutualTLSProtocol,),
         {"header_seconds": settings.request_header_seconds},
     )
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port if port is None else port,
         http=protocol,
