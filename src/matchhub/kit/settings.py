@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     upload_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="An open upload untouched this long expires."
     )
+    max_open_uploads_per_agency: int = Field(
+        default=16,
+        ge=1,
+        description="Uploads one agency may have open at once; one more is refused 429 "
+        "too_many_open_uploads until one is committed, aborted or expires.",
+    )
+    max_queued_jobs_per_consumer: int = Field(
+        default=4,
+        ge=1,
+        description="Match jobs one consumer may have waiting for a worker; one more is "
+        "refused 429 too_many_queued_jobs.",
+    )
     janitor_interval_seconds: float = Field(default=60.0, gt=0)
     request_concurrency: int = Field(
         default=32,

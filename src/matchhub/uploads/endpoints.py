@@ -60,7 +60,7 @@ def purge_after_commit(request: Request) -> None:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
-    responses=errors(401, 403, 408, 413, 422),
+    responses=errors(401, 403, 408, 413, 422, 429),
 )
 def open_upload(
     principal: Uploader, body: OpenUpload, session: SessionDep, ctx: UploadCtx, note: AuditNote

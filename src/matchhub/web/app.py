@@ -88,6 +88,7 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         sealer=Sealer(keys.broker_key.value),
         digests=digests,
         ttl=timedelta(seconds=settings.upload_ttl_seconds),
+        max_open=settings.max_open_uploads_per_agency,
     )
     app.state.audit_keys = audit.keys_from(keys, settings.hub_name, settings.audit_checkpoint_every)
     views = Views(
