@@ -1,22 +1,18 @@
 from __future__ import annotations
 
-import time
 from typing import Annotated, cast
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
-from sqlalchemy.orm import Session, sessionmaker
+from fastapi import APIRouter, Depends, Path, Request, status
+from sqlalchemy.orm import Session
 
 from matchhub.identity.auth import Uploader
-from matchhub.kit.db import session_scope
+from matchhub.kit.db import after_commit
 from matchhub.kit.requests import AuditNote, ChunkSized, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
 from matchhub.protocol import wire
 from matchhub.uploads import service
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 from matchhub.uploads.service import UploadContext
-
-PURGE_PATIENCE_SECONDS = 30.0
-PURGE_RETRY_SECONDS = 0.2
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -41,19 +37,12 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def purge_after_commit(request: Request) -> None:
-    """After the response: purge what the commit replaced or discarded, retrying while a
-    transaction older than the replacement is still open (uploads/service.py); whatever is
-    still waiting after PURGE_PATIENCE_SECONDS is left to the janitor."""
-    factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
-    deadline = time.monotonic() + PURGE_PATIENCE_SECONDS
-    while True:
-        with session_scope(factory) as session:
-            service.purge_unreachable(session)
-            waiting = service.purges_waiting(session)
-        if not waiting or time.monotonic() > deadline:
-            return
-        time.sleep(PURGE_RETRY_SECONDS)
+def purge_soon(request: Request, session: Session) -> None:
+    """Once the commit has committed, have the background work purge what it replaced or
+    discarded (web/background.py), in a thread of its own: never in this request, whose
+    admission slot a purge waiting for an old transaction would hold for its patience. A
+    process without the background work leaves it to the workers' janitor."""
+    after_commit(session, request.app.state.job_runner.purge_soon)
 
 
 @router.post(
@@ -125,7 +114,6 @@ def commit_upload(
     session: SessionDep,
     ctx: UploadCtx,
     request: Request,
-    background: BackgroundTasks,
     note: AuditNote,
 ) -> UploadOut:
     """Commit: the row count and SHA-256 must match what arrived. The snapshot then atomically
@@ -133,7 +121,7 @@ def commit_upload(
     note.update(upload=upload_id, rows=body.rows)
     upload = service.commit_upload(session, principal, upload_id, body, ctx)
     note["flags"] = upload.flags
-    background.add_task(purge_after_commit, request)
+    purge_soon(request, session)
     return service.describe(session, upload, ctx)
 
 
@@ -157,11 +145,10 @@ def abort_upload(
     session: SessionDep,
     ctx: UploadCtx,
     request: Request,
-    background: BackgroundTasks,
     note: AuditNote,
 ) -> UploadOut:
     """Abort an open upload: nothing of it becomes visible, its rows are purged."""
     note["upload"] = upload_id
     upload = service.abort_upload(session, principal, upload_id, ctx)
-    background.add_task(purge_after_commit, request)
+    purge_soon(request, session)
     return service.describe(session, upload, ctx)
