@@ -70,6 +70,7 @@ def test_read_only_routes_are_reads() -> None:
         ("GET", "/v1/match-jobs/{job_id}/results"),
         ("GET", "/v1/uploads/{upload_id}"),
         ("GET", "/v1/audit/entries"),
+        ("GET", "/v1/audit/checkpoint"),
         ("GET", "/v1/audit/proofs/inclusion"),
         ("GET", "/v1/audit/proofs/consistency"),
     }

@@ -57,6 +57,22 @@ Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
 """
 
 
+def _rate_limiters(app: FastAPI, settings: Settings) -> Callable[[int], None]:
+    """The per-agency rate limits (lookups, witness requests); returns what sets this
+    process's share of them as the serving processes come and go (kit/ratelimit.py)."""
+    limiters = (
+        RateLimiter(settings.lookup_rate_per_second, settings.lookup_burst),
+        RateLimiter(settings.witness_rate_per_second, settings.witness_burst),
+    )
+    app.state.lookup_limiter, app.state.witness_limiter = limiters
+
+    def share(processes: int) -> None:
+        for limiter in limiters:
+            limiter.set_share(processes)
+
+    return share
+
+
 def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     """Engines, keys, the view keeper, the audit writer, the heartbeat and (if this process
     does it) the background work; returns what stops them."""
@@ -107,13 +123,11 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         on_stale=views.outdated,
     )
     app.state.audit_writer = writer
-    limiter = RateLimiter(settings.lookup_rate_per_second, settings.lookup_burst)
-    app.state.lookup_limiter = limiter
     fleet = Fleet(
         app.state.sessionmaker,
         "serve",
         interval=settings.heartbeat_seconds,
-        on_serving=limiter.set_share,
+        on_serving=_rate_limiters(app, settings),
     )
     app.state.fleet = fleet
     background: Background | None = None
