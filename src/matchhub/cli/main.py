@@ -149,7 +149,8 @@ def agency_add(
     kind: Annotated[
         str,
         typer.Option(
-            help="pension, traffic, bank, trade, education, higher_education, welfare or auditor."
+            help="pension, traffic, bank, trade, education, higher_education, welfare, "
+            "auditor, or monitor (the operator's Prometheus: reads /metrics only)."
         ),
     ],
     name: Annotated[str, typer.Option(help="The agency's name.")],

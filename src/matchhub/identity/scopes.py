@@ -20,6 +20,7 @@ class Scope(StrEnum):
     match = "match"
     audit_read = "audit:read"
     audit_witness = "audit:witness"
+    metrics_read = "metrics:read"
 
 
 # Every agency may witness the audit log (signed checkpoints and consistency proofs reveal
@@ -31,4 +32,7 @@ KIND_SCOPES: dict[AgencyKind, frozenset[Scope]] = {
     # The roster travels the upload path as a snapshot kind of its own.
     AgencyKind.welfare: _COMMON | {Scope.upload, Scope.roster, Scope.lookup, Scope.match},
     AgencyKind.auditor: _COMMON | {Scope.audit_read},
+    # The operator's Prometheus: the broker's counts (which say how often each kind of agency
+    # called), and nothing of anyone's data; no other kind reads them (issue 13).
+    AgencyKind.monitor: frozenset({Scope.identity_read, Scope.metrics_read}),
 }
