@@ -476,3 +476,74 @@ def test_the_list_filters_by_state_and_due_date_a_page_at_a_time(
         pages.append([c["id"] for c in page["cases"]])
         offset = page["next_offset"]
     assert pages == [verifying[:2], verifying[2:]]
+
+
+def test_feedback_counts_per_provider_with_small_cells_suppressed(
+    api: InProcessApi, desk: Desk
+) -> None:
+    """Rafidain's flag (ids 0-9) is confirmed ten times: shown. Ashur's (ids 5-14) five times
+    confirmed and five refuted as not the person: below the threshold of 10, never shown. The
+    ministry sees its confirmation rate per flag and per source, counting a flag two banks
+    assert once."""
+    world = desk.world
+    for raw in world.ids[0:15]:
+        case_id = str(desk.open(world.toks[raw]).json()["id"])
+        desk.move(case_id, "verifying")
+        if raw in world.ids[0:10]:
+            assert desk.move(case_id, "confirmed").status_code == 200
+        else:
+            assert desk.move(case_id, "refuted", "not_the_person").status_code == 200
+    fuel = desk.client.post(
+        "/v1/cases", json={"job": desk.job, "token": world.toks[world.ids[20]], "flags": [FUEL]}
+    ).json()["id"]
+    desk.move(fuel, "verifying")
+    desk.move(fuel, "refuted", "rule_not_met")
+    month = _clock(api).now().strftime("%Y-%m")
+
+    def cells(code: str) -> dict[tuple[str, str, str | None], tuple[int | None, bool]]:
+        with world.client(code) as client:
+            answer = client.get("/v1/feedback").json()
+        assert (answer["role"], answer["threshold"]) == ("provider", 10)
+        assert answer["per_flag"] is None
+        return {
+            (c["month"], c["outcome"], c["reason"]): (c["count"], c["suppressed"])
+            for c in answer["cells"]
+            if c["flag"] == LOAN
+        }
+
+    hidden = (None, True)
+    assert cells("rafidain") == {
+        (month, "confirmed", None): (10, False),
+        **{(month, "refuted", r): hidden for r in REASONS},
+    }
+    assert cells("ashur") == {
+        (month, "confirmed", None): hidden,
+        **{(month, "refuted", r): hidden for r in REASONS},
+    }
+    assert cells("pension") == {}
+    with world.client("trade") as client:
+        trade = client.get("/v1/feedback").json()["cells"]
+    assert {(c["flag"], c["count"], c["suppressed"]) for c in trade} == {(FUEL, None, True)}
+    mine = desk.client.get("/v1/feedback").json()
+    assert mine["role"] == "consumer"
+    assert mine["cells"] is None
+    assert mine["per_flag"] == [
+        {
+            "key": LOAN,
+            "confirmed": 10,
+            "refuted": 5,
+            "refuted_by_reason": {"not_the_person": 5},
+            "rate": 0.6667,
+        },
+        {
+            "key": FUEL,
+            "confirmed": 0,
+            "refuted": 1,
+            "refuted_by_reason": {"rule_not_met": 1},
+            "rate": 0.0,
+        },
+    ]
+    assert [(s["key"], s["confirmed"], s["refuted"]) for s in mine["per_source"]] == [
+        ("bank", 10, 5),
+        ("trade", 0, 1),
+    ]

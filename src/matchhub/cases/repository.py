@@ -180,7 +180,8 @@ class CaseRepository:
     # --- feedback ------------------------------------------------------------------------
 
     def count_outcome(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Add one to each (provider, consumer, flag, month, outcome, reason) count."""
+        """Add one to each (provider, consumer, flag, month, outcome, reason) count, and each
+        row's ``indications`` to its own."""
         if not rows:
             return
         dialect = self.session.connection().dialect.name
@@ -188,27 +189,36 @@ class CaseRepository:
         stmt = builder(FeedbackCount).values([{**row, "count": 1} for row in rows])
         stmt = stmt.on_conflict_do_update(
             index_elements=["provider_id", "consumer_id", "flag", "month", "outcome", "reason"],
-            set_={"count": FeedbackCount.count + 1},
+            set_={
+                "count": FeedbackCount.count + 1,
+                "indications": FeedbackCount.indications + stmt.excluded.indications,
+            },
         )
         self.session.execute(stmt)
 
     def provider_counts(self, provider_id: int) -> list[tuple[str, str, str, str, int]]:
         """(month, flag, outcome, reason, count) over every consumer."""
         return self._counts(
-            FeedbackCount.provider_id == provider_id, FeedbackCount.month, FeedbackCount.flag
+            FeedbackCount.count,
+            FeedbackCount.provider_id == provider_id,
+            FeedbackCount.month,
+            FeedbackCount.flag,
         )
 
     def consumer_counts(self, consumer_id: int) -> list[tuple[str, str, str, str, int]]:
-        """(flag, source, outcome, reason, count) of the consumer's own verifications."""
+        """(flag, source, outcome, reason, indications) of the consumer's own verifications."""
         return self._counts(
-            FeedbackCount.consumer_id == consumer_id, FeedbackCount.flag, FeedbackCount.source
+            FeedbackCount.indications,
+            FeedbackCount.consumer_id == consumer_id,
+            FeedbackCount.flag,
+            FeedbackCount.source,
         )
 
     def _counts(
-        self, where: ColumnElement[bool], first: Any, second: Any
+        self, counted: Any, where: ColumnElement[bool], first: Any, second: Any
     ) -> list[tuple[str, str, str, str, int]]:
         keys = (first, second, FeedbackCount.outcome, FeedbackCount.reason)
-        stmt = select(*keys, func.sum(FeedbackCount.count)).where(where).group_by(*keys)
+        stmt = select(*keys, func.sum(counted)).where(where).group_by(*keys)
         return [(a, b, o, r, int(n)) for a, b, o, r, n in self.session.execute(stmt)]
 
     # --- lapse and retention -------------------------------------------------------------

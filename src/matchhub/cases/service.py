@@ -367,19 +367,23 @@ def transition(
 def _count(
     repo: CaseRepository, case: Case, outcome: CaseState, reason: str | None, now: datetime
 ) -> None:
-    flags = repo.flags([case.id])[case.id]
-    rows = {
-        (f.provider_id, f.code): {
-            "provider_id": f.provider_id,
-            "consumer_id": case.agency_id,
-            "flag": f.code,
-            "month": now.strftime("%Y-%m"),
-            "outcome": outcome.value,
-            "reason": reason or "",
-            "source": f.source,
-        }
-        for f in flags
-    }
+    """One more for each provider whose flag the case was on; once per flag for the
+    consumer's rates (the first provider's row), however many providers asserted it."""
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for flag in sorted(repo.flags([case.id])[case.id], key=lambda f: (f.code, f.provider_id)):
+        rows.setdefault(
+            (flag.provider_id, flag.code),
+            {
+                "provider_id": flag.provider_id,
+                "consumer_id": case.agency_id,
+                "flag": flag.code,
+                "month": now.strftime("%Y-%m"),
+                "outcome": outcome.value,
+                "reason": reason or "",
+                "source": flag.source,
+                "indications": int(not any(code == flag.code for _, code in rows)),
+            },
+        )
     repo.count_outcome(list(rows.values()))
 
 
