@@ -6,6 +6,7 @@ through."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -547,3 +548,26 @@ def test_feedback_counts_per_provider_with_small_cells_suppressed(
         ("bank", 10, 5),
         ("trade", 0, 1),
     ]
+
+
+def test_two_moves_of_one_case_at_once_never_both_pass(api: InProcessApi, desk: Desk) -> None:
+    """Eight staff confirm or refute the same case at once: the case's row lock lets exactly
+    one through; the others find it already verified (409) and change nothing."""
+    case_id = desk.case_in("verifying")
+    answers: list[tuple[int, str]] = []
+
+    def one(n: int) -> None:
+        with desk.world.client("molsa") as client:
+            move = {"to": "confirmed"} if n % 2 else {"to": "refuted", "reason": "other"}
+            response = client.post(f"/v1/cases/{case_id}/transitions", json=move)
+            code = "" if response.status_code == 200 else response.json()["error"]["code"]
+            answers.append((response.status_code, code))
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [(200, ""), *[(409, "illegal_transition")] * 7]
+    history = desk.get(case_id)["history"]
+    assert [h["to"] for h in history][1:] in (["verifying", "confirmed"], ["verifying", "refuted"])

@@ -19,7 +19,7 @@ from matchhub.keystore.material import load_key_material
 from matchhub.protocol.verify import VerificationError, verify_export
 from tests.api.test_audit_export import _cli, _rewrite
 from tests.api.test_cases import Desk, _clock, desk
-from tests.api.test_queries import _error
+from tests.api.test_queries import PURPOSE, _error
 from tests.conftest import Hub, InProcessApi
 from tests.fixtures.cli import OperatorCli
 
@@ -125,3 +125,18 @@ def test_retention_run_by_the_operator(
     assert sorted(receipt["ids"]) == sorted(old)
     again = _cli(operator_cli, api.hub, "retention", "run")
     assert "nothing past its retention" in again.stdout
+
+
+def test_the_operator_sets_a_purposes_notice_period(
+    api: InProcessApi, desk: Desk, operator_cli: OperatorCli
+) -> None:
+    hub = api.hub
+    default = desk.case_in("notified")
+    set_ = _cli(operator_cli, hub, "purposes", "notice", PURPOSE, "--days", "14")
+    assert set_.returncode == 0, set_.stderr
+    shorter = desk.case_in("notified")
+    assert [desk.get(c)["notice_days"] for c in (default, shorter)] == [30, 14]
+    assert _cli(operator_cli, hub, "purposes", "notice", "no_such", "--days", "14").returncode == 1
+    assert _cli(operator_cli, hub, "purposes", "notice", PURPOSE, "--days", "0").returncode == 1
+    (changed,) = [e for e in _entries(hub, "admin") if e["action"] == "purposes.notice"]
+    assert (changed["purpose"], changed["days"]) == (PURPOSE, 14)
