@@ -469,6 +469,16 @@ def test_the_list_filters_by_state_and_due_date_a_page_at_a_time(
     assert [
         c["id"] for c in desk.client.get("/v1/cases", params={"due_after": cut}).json()["cases"]
     ] == [late]
+    on_pension = desk.client.post(
+        "/v1/cases",
+        json={"job": desk.job, "token": desk.world.toks[desk.world.ids[41]], "flags": [PENSION]},
+    ).json()["id"]
+    by_flag = desk.client.get("/v1/cases", params={"flag": PENSION}).json()["cases"]
+    assert [c["id"] for c in by_flag] == [on_pension]
+    assert _error(desk.client.get("/v1/cases", params={"flag": "No Flag"})) == (
+        422,
+        "invalid_request",
+    )
     pages, offset = [], 0
     while offset is not None:
         page = desk.client.get(

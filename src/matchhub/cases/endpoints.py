@@ -8,7 +8,15 @@ from fastapi import APIRouter, Path, Query, Request, status
 from matchhub.audit.service import AuditKeys
 from matchhub.cases import service
 from matchhub.cases.models import CaseState
-from matchhub.cases.schemas import CASE_ID, CaseList, CaseOut, FeedbackOut, OpenCase, TransitionIn
+from matchhub.cases.schemas import (
+    CASE_ID,
+    FLAG_CODE,
+    CaseList,
+    CaseOut,
+    FeedbackOut,
+    OpenCase,
+    TransitionIn,
+)
 from matchhub.cases.service import CaseRules
 from matchhub.identity.auth import CaseWorker, FeedbackReader
 from matchhub.kit.requests import AuditNote, ClockDep, ReadOnly, SessionDep, SettingsDep
@@ -106,6 +114,9 @@ def list_cases(
     clock: ClockDep,
     note: AuditNote,
     state: Annotated[CaseState | None, Query(description="Only cases in this state.")] = None,
+    flag: Annotated[
+        str | None, Query(pattern=FLAG_CODE, max_length=64, description="Only cases on this flag.")
+    ] = None,
     due_before: Annotated[
         datetime | None, Query(description="Only cases whose response is due before this.")
     ] = None,
@@ -121,6 +132,7 @@ def list_cases(
         principal,
         clock.now(),
         state=state,
+        flag=flag,
         due_before=due_before,
         due_after=due_after,
         limit=limit,

@@ -87,6 +87,7 @@ class CaseRepository:
         now: datetime,
         *,
         state: CaseState | None,
+        flag: str | None,
         due_before: datetime | None,
         due_after: datetime | None,
         limit: int,
@@ -95,6 +96,9 @@ class CaseRepository:
         stmt = select(Case).where(Case.agency_id == agency_id)
         if state is not None:
             stmt = stmt.where(_state_is(state, now))
+        if flag is not None:
+            on_flag = select(CaseFlag.id).where(CaseFlag.case_id == Case.id, CaseFlag.code == flag)
+            stmt = stmt.where(on_flag.exists())
         if due_before is not None:
             stmt = stmt.where(Case.response_due_at < due_before)
         if due_after is not None:

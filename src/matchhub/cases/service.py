@@ -296,6 +296,38 @@ def _check_reason(to: CaseState, reason: str | None) -> None:
         )
 
 
+def check_move(
+    state: CaseState,
+    to: CaseState,
+    reason: str | None,
+    *,
+    response_due_at: datetime | None,
+    now: datetime,
+) -> None:
+    """The rules of a move, pure: raises the refusal (with its code) or returns. ``state`` is
+    the case's state as the rules read it (:func:`state_of`)."""
+    _check_reason(to, reason)
+    if state is S.closed:
+        raise Conflict("the case is closed; nothing may follow", code="case_closed")
+    if state is S.lapsed:
+        raise Conflict(
+            "the indication lapsed, not taken up in time; it may not be acted on",
+            code="case_lapsed",
+        )
+    if to is S.decided and state in (S.indication, S.verifying):
+        raise Conflict("no decision before the indication is verified", code="not_verified")
+    if to not in NEXT[state]:
+        raise Conflict(f"a case {state.value} cannot become {to.value}", code="illegal_transition")
+    response_pending = state is S.confirmed or (
+        state is S.notified and response_due_at is not None and now < response_due_at
+    )
+    if to is S.decided and reason == Decision.upheld and response_pending:
+        raise Conflict(
+            "an adverse decision waits for the person's response or the end of the response period",
+            code="response_not_due",
+        )
+
+
 def transition(
     session: Session,
     principal: Principal,
@@ -309,27 +341,8 @@ def transition(
     it was in."""
     case = own_case(session, principal, case_id, lock=True)
     to = move.to
-    _check_reason(to, move.reason)
     state = state_of(case, now)
-    if state is S.closed:
-        raise Conflict("the case is closed; nothing may follow", code="case_closed")
-    if state is S.lapsed:
-        raise Conflict(
-            "the indication lapsed, not taken up in time; it may not be acted on",
-            code="case_lapsed",
-        )
-    if to is S.decided and state in (S.indication, S.verifying):
-        raise Conflict("no decision before the indication is verified", code="not_verified")
-    if to not in NEXT[state]:
-        raise Conflict(f"a case {state.value} cannot become {to.value}", code="illegal_transition")
-    response_pending = state is S.confirmed or (
-        state is S.notified and case.response_due_at is not None and now < case.response_due_at
-    )
-    if to is S.decided and move.reason == Decision.upheld and response_pending:
-        raise Conflict(
-            "an adverse decision waits for the person's response or the end of the response period",
-            code="response_not_due",
-        )
+    check_move(state, to, move.reason, response_due_at=case.response_due_at, now=now)
     repo = CaseRepository(session)
     if to in (S.confirmed, S.refuted):
         case.verification = to.value
@@ -467,6 +480,7 @@ def list_cases(
     now: datetime,
     *,
     state: CaseState | None,
+    flag: str | None,
     due_before: datetime | None,
     due_after: datetime | None,
     limit: int,
@@ -477,6 +491,7 @@ def list_cases(
         principal.agency_id,
         now,
         state=state,
+        flag=flag,
         due_before=due_before,
         due_after=due_after,
         limit=limit + 1,
