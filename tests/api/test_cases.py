@@ -158,6 +158,7 @@ class Desk:
 def desk(api: InProcessApi) -> Iterator[Desk]:
     world = _world(api)
     with world.client("molsa") as client:
+        client.headers.update(STAFF)  # the desk names its staff member on every request
         yield Desk(world, client)
 
 
@@ -313,6 +314,7 @@ def test_a_case_from_a_lookup_reference(api: InProcessApi) -> None:
     token = world.toks[world.ids[7]]  # both banks
     other = world.toks[world.ids[16]]  # on the roster, no flag
     with world.client("molsa") as client:
+        client.headers.update(STAFF)
         answer = client.post("/v1/lookups", json={"purpose": PURPOSE, "tokens": [token, other]})
         reference = answer.json()["reference"]
         assert isinstance(reference, int)
@@ -379,7 +381,7 @@ def test_opening_is_refused_unless_the_result_said_so(api: InProcessApi, desk: D
         assert "198012345678" not in refused.text
     with api.client(other) as theirs_client:
         body = {"job": job, "token": flagged, "flags": [LOAN]}
-        theirs = theirs_client.post("/v1/cases", json=body)
+        theirs = theirs_client.post("/v1/cases", json=body, headers=STAFF)
         assert _error(theirs) == (404, "job_not_found")
     assert desk.client.get("/v1/cases").json()["cases"] == []
     first = desk.open(flagged)
@@ -397,6 +399,7 @@ def test_only_the_consumer_that_opened_a_case_sees_or_moves_it(
     before = desk.get(case_id)
     other = api.hub.add_agency("kurdistan-welfare", AgencyKind.welfare)
     with api.client(other) as theirs:
+        theirs.headers.update(STAFF)
         assert _error(theirs.get(f"/v1/cases/{case_id}")) == (404, "case_not_found")
         moved = theirs.post(f"/v1/cases/{case_id}/transitions", json={"to": "confirmed"})
         assert _error(moved) == (404, "case_not_found")
@@ -443,6 +446,19 @@ def test_bad_requests_about_cases_are_refused(desk: Desk) -> None:
         (desk.client.get("/v1/cases", params={"due_before": "soon"}), (422, "invalid_request")),
         (desk.client.get("/v1/cases", params={"limit": 0}), (422, "invalid_request")),
     ]
+    with desk.world.client("molsa") as unnamed:
+        bad += [
+            (
+                unnamed.post(f"/v1/cases/{case_id}/transitions", json={"to": "confirmed"}),
+                (422, "end_user_required"),
+            ),
+            (
+                unnamed.post(
+                    "/v1/cases", json={"job": desk.job, "token": next(desk.free), "flags": [LOAN]}
+                ),
+                (422, "end_user_required"),
+            ),
+        ]
     for response, expected in bad:
         assert _error(response) == expected, response.request.url
     assert desk.get(case_id) == before
@@ -571,6 +587,7 @@ def test_two_moves_of_one_case_at_once_never_both_pass(api: InProcessApi, desk: 
 
     def one(n: int) -> None:
         with desk.world.client("molsa") as client:
+            client.headers.update(STAFF)
             move = {"to": "confirmed"} if n % 2 else {"to": "refuted", "reason": "other"}
             response = client.post(f"/v1/cases/{case_id}/transitions", json=move)
             code = "" if response.status_code == 200 else response.json()["error"]["code"]

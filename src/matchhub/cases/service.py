@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -102,6 +103,17 @@ def state_of(case: Case, now: datetime) -> CaseState:
 # --- opening -------------------------------------------------------------------------------
 
 
+def require_end_user(principal: Principal) -> None:
+    """A case is opened and moved by a person: the request must name them
+    (``Matchhub-End-User``), so every step of due process says who took it."""
+    if principal.end_user is None:
+        raise UnprocessableEntity(
+            "name the staff member who acts in the Matchhub-End-User header: every step of a "
+            "case records who took it",
+            code="end_user_required",
+        )
+
+
 def check_token(token: str) -> None:
     if is_token(token):
         return
@@ -133,6 +145,7 @@ def open_case(
     rules: CaseRules,
     now: datetime,
 ) -> Case:
+    require_end_user(principal)
     if (body.job is None) == (body.lookup is None):
         raise UnprocessableEntity(
             "name the result the case comes from: `job` or `lookup`, one of them",
@@ -339,6 +352,7 @@ def transition(
 ) -> tuple[Case, CaseState]:
     """Move the case, or refuse with a code and change nothing. Returns the case and the state
     it was in."""
+    require_end_user(principal)
     case = own_case(session, principal, case_id, lock=True)
     to = move.to
     state = state_of(case, now)
@@ -433,11 +447,14 @@ def set_notice_days(session: Session, purpose: str, days: int) -> None:
 
 
 def describe(session: Session, case: Case, now: datetime, *, history: bool = False) -> CaseOut:
-    flags = CaseRepository(session).flags([case.id])[case.id]
-    return _out(case, flags, now, CaseRepository(session).history(case.id) if history else None)
+    repo = CaseRepository(session)
+    flags = repo.flags([case.id])[case.id]
+    return _out(case, flags, now, repo.history(case.id) if history else None)
 
 
-def _out(case: Case, flags: list[CaseFlag], now: datetime, events: Any = None) -> CaseOut:
+def _out(
+    case: Case, flags: list[CaseFlag], now: datetime, events: Sequence[CaseEvent] | None = None
+) -> CaseOut:
     state = state_of(case, now)
     return CaseOut(
         id=case.id,
