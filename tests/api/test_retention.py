@@ -53,6 +53,8 @@ def test_the_scheduled_pass_deletes_with_receipts_verified_offline(
     lapsing = desk.case_in("indication")
     clock.advance(timedelta(days=61))
     _poll(lambda: any(e.get("case") == lapsing for e in _entries(hub, "case")))
+    (lapse,) = [e for e in _entries(hub, "case") if e["case"] == lapsing]
+    assert (lapse["agency"], lapse["to"], lapse["actor"]) == ("molsa", "lapsed", "schedule")
     assert desk.get(lapsing)["state"] == "lapsed"
     assert desk.client.get(f"/v1/match-jobs/{desk.job}/results").status_code == 200
     clock.advance(timedelta(days=305))  # 366 days on: the closed case and the results go

@@ -133,6 +133,10 @@ class CaseRepository:
             return None
         return None
 
+    def agency_codes(self, agency_ids: Collection[int]) -> dict[int, str]:
+        stmt = select(Agency.id, Agency.code).where(Agency.id.in_(list(agency_ids)))
+        return {int(i): str(c) for i, c in self.session.execute(stmt)}
+
     def snapshot_agencies(self, snapshot_ids: Collection[int]) -> dict[int, int]:
         stmt = select(Snapshot.id, Snapshot.agency_id).where(Snapshot.id.in_(list(snapshot_ids)))
         return {int(s): int(a) for s, a in self.session.execute(stmt)}
