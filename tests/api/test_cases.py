@@ -31,7 +31,7 @@ from tests.api.test_queries import (
     _wait,
     _world,
 )
-from tests.conftest import InProcessApi
+from tests.conftest import Hub, InProcessApi
 
 STAFF = {"matchhub-end-user": "du-caseworker-0001"}
 REASONS = ("not_the_person", "source_outdated", "rule_not_met", "other")
@@ -601,3 +601,29 @@ def test_two_moves_of_one_case_at_once_never_both_pass(api: InProcessApi, desk: 
     assert sorted(answers) == [(200, ""), *[(409, "illegal_transition")] * 7]
     history = desk.get(case_id)["history"]
     assert [h["to"] for h in history][1:] in (["verifying", "confirmed"], ["verifying", "refuted"])
+
+
+@pytest.mark.parametrize("view_rows", [100_000_000, 0], ids=["view", "sql"])
+def test_a_lookup_answer_names_its_audit_entry(
+    hub: Hub, view_rows: int, request: pytest.FixtureRequest
+) -> None:
+    """Answered from the in-memory view or from SQL, a lookup's `reference` is the seq of its
+    own entry, which keeps a keyed digest of each flag answered and never the token."""
+    hub.settings = hub.settings.model_copy(update={"lookup_view_max_rows": view_rows})
+    api = request.getfixturevalue("api")
+    world = _world(api)
+    asked = [world.toks[i] for i in (world.ids[7], world.ids[22], world.ids[16])]
+    with world.client("molsa") as client:
+        answer = client.post("/v1/lookups", json={"purpose": PURPOSE, "tokens": asked}).json()
+    answered = sum(len(r["flags"]) for r in answer["results"])
+    assert answered == 3  # a loan (two banks, one answer); a fuel station and a generator
+    with world.client("molsa") as client:
+        state = client.get("/readyz").json()["lookup_view"]["state"]
+    assert (state == "off") == (view_rows == 0)
+    with api.hub.session() as session:
+        entry = session.get(AuditEntry, answer["reference"])
+        assert entry is not None
+        body = json.loads(entry.body)
+    assert (body["route"], body["agency"]) == ("/v1/lookups", "molsa")
+    assert len(body["flagged"]) == 3  # one digest per (token, flag) answered
+    assert not any(token in entry.body for token in asked)
