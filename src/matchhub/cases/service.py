@@ -52,7 +52,7 @@ from matchhub.protocol.tokens import is_token, looks_like_raw_identifier
 
 S = CaseState
 
-# Which state may follow which (the rules beyond the table are in :func:`transition`).
+# Which state may follow which (the rules beyond the table are in :func:`check_move`).
 NEXT: dict[CaseState, frozenset[CaseState]] = {
     S.indication: frozenset({S.verifying}),
     S.verifying: frozenset({S.confirmed, S.refuted}),
@@ -64,7 +64,6 @@ NEXT: dict[CaseState, frozenset[CaseState]] = {
     S.closed: frozenset(),
     S.lapsed: frozenset(),
 }
-TERMINAL = frozenset({S.closed, S.lapsed})
 LOOKUP_ROUTE = "/v1/lookups"
 MAX_NOTICE_DAYS = 3650
 # The reason codes a move takes: none but to these two states.
