@@ -374,6 +374,9 @@ def test_opening_is_refused_unless_the_result_said_so(api: InProcessApi, desk: D
         ({"job": job, "token": flagged, "flags": ["Not A Flag"]}, (422, "invalid_request")),
         ({"job": job, "token": flagged, "flags": [LOAN], "name": "x"}, (422, "invalid_request")),
         ({"job": job, "lookup": -1, "token": flagged, "flags": [LOAN]}, (422, "invalid_request")),
+        ({"lookup": 10**30, "token": flagged, "flags": [LOAN]}, (422, "invalid_request")),
+        ({"lookup": 2**63 - 1, "token": flagged, "flags": [LOAN]}, (404, "lookup_not_found")),
+        ({"job": job, "token": "a" * 10_000, "flags": [LOAN]}, (422, "invalid_request")),
     ]
     for body, expected in refusals:
         refused = desk.client.post("/v1/cases", json=body, headers=STAFF)
@@ -444,6 +447,11 @@ def test_bad_requests_about_cases_are_refused(desk: Desk) -> None:
         (desk.client.get("/v1/cases/xyz"), (422, "invalid_request")),
         (desk.client.get("/v1/cases", params={"state": "pending"}), (422, "invalid_request")),
         (desk.client.get("/v1/cases", params={"due_before": "soon"}), (422, "invalid_request")),
+        (
+            desk.client.get("/v1/cases", params={"due_after": "2026-12-07T00:00:00"}),
+            (422, "invalid_request"),
+        ),  # no zone: which midnight?
+        (desk.client.get("/v1/cases", params={"offset": 10**12}), (422, "invalid_request")),
         (desk.client.get("/v1/cases", params={"limit": 0}), (422, "invalid_request")),
     ]
     with desk.world.client("molsa") as unnamed:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import AwareDatetime
 
 from matchhub.audit.service import AuditKeys
 from matchhub.cases import service
@@ -118,10 +118,12 @@ def list_cases(
         str | None, Query(pattern=FLAG_CODE, max_length=64, description="Only cases on this flag.")
     ] = None,
     due_before: Annotated[
-        datetime | None, Query(description="Only cases whose response is due before this.")
+        AwareDatetime | None,
+        Query(description="Only cases whose response is due before this (with its zone)."),
     ] = None,
     due_after: Annotated[
-        datetime | None, Query(description="Only cases whose response is due at or after this.")
+        AwareDatetime | None,
+        Query(description="Only cases whose response is due at or after this (with its zone)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
