@@ -105,26 +105,50 @@ def test_the_scheduled_pass_deletes_with_receipts_verified_offline(
         verify_export(export, key.read_text().strip())
 
 
+TINY = 1e-5  # days: under a second
+
+
+@pytest.mark.settings(result_retention_days=TINY, janitor_interval_seconds=3600)
 def test_retention_run_by_the_operator(
     api: InProcessApi, desk: Desk, operator_cli: OperatorCli
 ) -> None:
     """Cases closed 400 days ago (the app's clock set back), deleted by `matchhub retention
-    run` on the real time, with a receipt; one closed yesterday stays."""
+    run` on the real time, with a receipt; one closed yesterday stays. The match job's results
+    expire in under a second: the same command deletes them, with their own receipt (the app's
+    own scheduled pass is held off, so only the command deletes)."""
     clock = _clock(api)
     clock.advance(timedelta(days=-400))
     old = [desk.case_in("closed") for _ in range(2)]
     clock.advance(timedelta(days=399))
     recent = desk.case_in("closed")
-    ran = _cli(operator_cli, api.hub, "retention", "run")
-    assert ran.returncode == 0, ran.stderr
-    assert "deleted 2 case (case_retention_days=365)" in ran.stdout
+    env = {
+        "MATCHHUB_DATABASE_URL": api.hub.settings.database_url or "",
+        "MATCHHUB_RESULT_RETENTION_DAYS": str(TINY),
+    }
+    outputs: list[str] = []
+
+    def run() -> bool:
+        ran = operator_cli(api.hub.settings.home, "retention", "run", env=env)
+        assert ran.returncode == 0, ran.stderr
+        outputs.append(ran.stdout)
+        return "job_results" in ran.stdout
+
+    _poll(run)  # the results expire within a second of the job
+    said = "".join(outputs)
+    assert "deleted 2 case (case_retention_days=365)" in said
+    assert f"deleted 1 job_results (result_retention_days={TINY:g})" in said
     assert [desk.client.get(f"/v1/cases/{c}").status_code for c in [*old, recent]] == [
         404,
         404,
         200,
     ]
-    (receipt,) = _entries(api.hub, "retention")
-    assert sorted(receipt["ids"]) == sorted(old)
+    receipts = {r["record_class"]: r for r in _entries(api.hub, "retention")}
+    assert sorted(receipts["case"]["ids"]) == sorted(old)
+    assert receipts["job_results"]["ids"] == [desk.job]
+    assert _error(desk.client.get(f"/v1/match-jobs/{desk.job}/results")) == (
+        410,
+        "results_expired",
+    )
     again = _cli(operator_cli, api.hub, "retention", "run")
     assert "nothing past its retention" in again.stdout
 
