@@ -559,9 +559,23 @@ def test_feedback_counts_per_provider_with_small_cells_suppressed(
         **{(month, "refuted", r): hidden for r in REASONS},
     }
     assert cells("pension") == {}
+    # A month later, a generator owner confirmed: the trade ministry's cells are per month.
+    _clock(api).advance(timedelta(days=32))
+    later = _clock(api).now().strftime("%Y-%m")
+    generator = desk.client.post(
+        "/v1/cases", json={"job": desk.job, "token": world.toks[world.ids[26]], "flags": [GEN]}
+    ).json()["id"]
+    desk.move(generator, "verifying")
+    desk.move(generator, "confirmed")
     with world.client("trade") as client:
         trade = client.get("/v1/feedback").json()["cells"]
-    assert {(c["flag"], c["count"], c["suppressed"]) for c in trade} == {(FUEL, None, True)}
+    assert [(c["month"], c["flag"], c["outcome"]) for c in trade] == [
+        (month, FUEL, "confirmed"),
+        *((month, FUEL, "refuted") for _ in REASONS),
+        (later, GEN, "confirmed"),
+        *((later, GEN, "refuted") for _ in REASONS),
+    ]
+    assert {(c["count"], c["suppressed"]) for c in trade} == {(None, True)}
     mine = desk.client.get("/v1/feedback").json()
     assert mine["role"] == "consumer"
     assert mine["cells"] is None
@@ -580,10 +594,11 @@ def test_feedback_counts_per_provider_with_small_cells_suppressed(
             "refuted_by_reason": {"rule_not_met": 1},
             "rate": 0.0,
         },
+        {"key": GEN, "confirmed": 1, "refuted": 0, "refuted_by_reason": {}, "rate": 1.0},
     ]
     assert [(s["key"], s["confirmed"], s["refuted"]) for s in mine["per_source"]] == [
         ("bank", 10, 5),
-        ("trade", 0, 1),
+        ("trade", 1, 1),
     ]
 
 
