@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from matchhub.audit.models import AuditEntry
 from matchhub.cases import service as cases
+from matchhub.jobs.models import match_result_chunks
 from matchhub.kit.clock import Clock
 from matchhub.protocol.kinds import AgencyKind
 from tests.api.test_queries import (
@@ -650,3 +651,29 @@ def test_a_lookup_answer_names_its_audit_entry(
     assert (body["route"], body["agency"]) == ("/v1/lookups", "molsa")
     assert len(body["flagged"]) == 3  # one digest per (token, flag) answered
     assert not any(token in entry.body for token in asked)
+
+
+def test_opening_finds_a_person_in_any_chunk_of_a_result(
+    api: InProcessApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results in chunks of four flagged beneficiaries: a case opens on each flagged roster
+    member, whichever chunk holds them, and on no one else."""
+    monkeypatch.setattr("matchhub.jobs.repository.RESULT_CHUNK_ROWS", 4)
+    world = _world(api)
+    with world.client("molsa") as client:
+        client.headers.update(STAFF)
+        job_id, results = _job(world, client)
+        assert len(results) == 30
+        with api.hub.session() as session:
+            chunks = session.scalar(
+                select(func.count()).where(match_result_chunks.c.job_id == job_id)
+            )
+        assert chunks == 8
+        for raw in world.roster:
+            token = world.toks[raw]
+            flags = [f["code"] for f in results.get(token, [])] or [LOAN]
+            opened = client.post("/v1/cases", json={"job": job_id, "token": token, "flags": flags})
+            if token in results:
+                assert opened.status_code == 201, (raw, opened.text)
+            else:
+                assert _error(opened) == (422, "not_in_result")

@@ -117,16 +117,24 @@ class CaseRepository:
 
     def result_sources(self, job_id: str, ordinal: int) -> list[int] | None:
         """The indexes of a job's sources that flagged this roster ordinal; None if the
-        job's result does not list it."""
-        stmt = (
-            select(match_result_chunks.c.ordinals, match_result_chunks.c.sources)
-            .where(match_result_chunks.c.job_id == job_id)
-            .order_by(match_result_chunks.c.chunk)
-        )
-        for ordinals_blob, sources in self.session.execute(stmt):
-            ordinals = np.frombuffer(ordinals_blob, dtype="<i4")
-            if not len(ordinals) or ordinals[-1] < ordinal:
+        job's result does not list it. Chunks hold ascending ordinals, so each chunk's first
+        and last (4 bytes each, read in the database) say which one chunk to read."""
+        chunks = match_result_chunks.c
+        bounds = select(
+            chunks.chunk,
+            func.substr(chunks.ordinals, 1, 4),
+            func.substr(chunks.ordinals, func.length(chunks.ordinals) - 3, 4),
+        ).where(chunks.job_id == job_id, chunks.rows > 0)
+        for chunk, first, last in self.session.execute(bounds):
+            low, high = (int.from_bytes(bytes(b), "little", signed=True) for b in (first, last))
+            if not low <= ordinal <= high:
                 continue
+            ordinals_blob, sources = self.session.execute(
+                select(chunks.ordinals, chunks.sources).where(
+                    chunks.job_id == job_id, chunks.chunk == chunk
+                )
+            ).one()
+            ordinals = np.frombuffer(ordinals_blob, dtype="<i4")
             at = int(np.searchsorted(ordinals, ordinal))
             if at < len(ordinals) and int(ordinals[at]) == ordinal:
                 return [int(i) for i in sources.split("\n")[at].split(",")]
