@@ -54,6 +54,12 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/uploads"): {"json": {}},
     ("POST", "/v1/lookups"): {"json": {}},
     ("POST", "/v1/match-jobs"): {"json": {}},
+    ("POST", "/v1/cases"): {"json": {}},
+    ("GET", "/v1/cases/{case_id}"): {"path": f"/v1/cases/{NO_ID}"},
+    ("POST", "/v1/cases/{case_id}/transitions"): {
+        "path": f"/v1/cases/{NO_ID}/transitions",
+        "json": {},
+    },
 }
 
 
@@ -98,6 +104,12 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("POST", "/v1/match-jobs"): MINISTRY_422,
     ("GET", "/v1/match-jobs/{job_id}"): MINISTRY_404,
     ("GET", "/v1/match-jobs/{job_id}/results"): MINISTRY_404,
+    ("POST", "/v1/cases"): MINISTRY_422,
+    ("GET", "/v1/cases"): _row(providers=403, welfare=200, auditor=403, unregistered=401),
+    ("GET", "/v1/cases/{case_id}"): MINISTRY_404,
+    ("POST", "/v1/cases/{case_id}/transitions"): MINISTRY_422,
+    # A provider reads how its own flags fared; the ministry its confirmation rates.
+    ("GET", "/v1/feedback"): _row(providers=200, welfare=200, auditor=403, unregistered=401),
     ("GET", "/metrics"): MONITOR,
 }
 
