@@ -24,6 +24,7 @@ from matchhub.agency.desk.accounts import Staff
 from matchhub.agency.desk.config import DeskConfig
 
 END_USER_HEADER = "Matchhub-End-User"
+AUDIT_SEQ_HEADER = "Matchhub-Audit-Seq"
 TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=30.0)
 
 
@@ -120,8 +121,16 @@ class BrokerClient:
         return Catalogue(list(document["flags"]), list(document["purposes"]))
 
     def lookup(self, purpose: str, tokens: Sequence[str]) -> list[dict[str, Any]]:
-        answer = self.json("POST", "/v1/lookups", json={"purpose": purpose, "tokens": tokens})
-        return list(answer["results"])
+        return list(self.lookup_answer(purpose, tokens)["results"])
+
+    def lookup_answer(self, purpose: str, tokens: Sequence[str]) -> dict[str, Any]:
+        """The lookup's whole answer; ``audit_seq`` is its audit entry's sequence number (what
+        a case opened from it names), from the body or the ``Matchhub-Audit-Seq`` header."""
+        response = self.request("POST", "/v1/lookups", json={"purpose": purpose, "tokens": tokens})
+        answer: dict[str, Any] = response.json()
+        seq = answer.get("audit_seq", response.headers.get(AUDIT_SEQ_HEADER))
+        answer["audit_seq"] = int(seq) if seq is not None and str(seq).isdigit() else None
+        return answer
 
     def open_job(self, purpose: str, flags: Sequence[str] | None) -> dict[str, Any]:
         body: dict[str, Any] = {"purpose": purpose}
@@ -136,6 +145,39 @@ class BrokerClient:
         """The job's results as CSV (``token,flag,source,as_of``), streamed: a context manager
         giving the response."""
         return self.stream(f"/v1/match-jobs/{job_id}/results", headers={"accept": "text/csv"})
+
+    # --- cases (docs/desk.md, "Cases") -------------------------------------------------------
+
+    def open_case(
+        self,
+        *,
+        token: str,
+        flags: Sequence[str],
+        job: str | None = None,
+        lookup: int | None = None,
+    ) -> dict[str, Any]:
+        """Open a case for one flagged roster member, from a match job or a lookup (its audit
+        entry's sequence number): only the token and the flag codes go."""
+        body: dict[str, Any] = {"token": token, "flags": list(flags)}
+        if job is not None:
+            body["job"] = job
+        else:
+            body["lookup"] = lookup
+        return self.json("POST", "/v1/cases", json=body)
+
+    def transition(self, case_id: str, to: str, reason: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"to": to}
+        if reason:
+            body["reason"] = reason
+        return self.json("POST", f"/v1/cases/{case_id}/transitions", json=body)
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        """The case with its history."""
+        return self.json("GET", f"/v1/cases/{case_id}")
+
+    def cases(self, **filters: str) -> list[dict[str, Any]]:
+        answer = self.json("GET", "/v1/cases", params=filters)
+        return list(answer.get("cases", answer.get("items", [])))
 
 
 def _refusal(response: httpx.Response) -> BrokerError:

@@ -1,0 +1,142 @@
+"""The broker's case API as its contract states it (DESIGN.md, issue 15), as an
+``httpx.MockTransport``: for testing the desk's own case logic (assignment, the mirror, what is
+sent) without a broker. The browser test runs the same flow against the real broker.
+
+It keeps every request it was sent, so a test can assert what went and who was named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+NOTICE_DAYS = 30
+LAPSE_DAYS = 14
+FLAGS = (
+    ("bank.large_loan", "قرض كبير", "A large bank loan"),
+    ("pension.recipient", "متقاعد", "Receives a pension"),
+    ("traffic.vehicle_owner", "مالك مركبة", "Owns a vehicle"),
+    ("trade.fuel_station_owner", "مالك محطة وقود", "Owns a fuel station"),
+    ("education.employee", "موظف في التربية", "Employed by the Ministry of Education"),
+    ("higher_education.employee", "موظف في التعليم العالي", "Employed in higher education"),
+)
+_MOVES = {
+    "indication": {"verifying"},
+    "verifying": {"confirmed", "refuted"},
+    "confirmed": {"notified"},
+    "refuted": {"closed"},
+    "notified": {"responded", "decided"},
+    "responded": {"decided"},
+    "decided": {"closed"},
+}
+
+
+@dataclass
+class FakeBroker:
+    now: datetime = field(default_factory=lambda: datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sent: list[httpx.Request] = field(default_factory=list)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def bodies(self) -> str:
+        return "\n".join(r.content.decode() for r in self.sent)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        if path == "/v1/flags":
+            return httpx.Response(200, json=_catalogue())
+        if path == "/v1/cases" and request.method == "POST":
+            return self._open(request, body)
+        if path == "/v1/cases":
+            return httpx.Response(
+                200, json={"cases": [self._shown(c) for c in self.cases.values()]}
+            )
+        found = re.fullmatch(r"/v1/cases/([^/]+)(/transitions)?", path)
+        if found is None or found.group(1) not in self.cases:
+            return _error(404, "case_not_found")
+        case = self._lapse(self.cases[found.group(1)])
+        if found.group(2):
+            return self._move(request, case, body)
+        return httpx.Response(200, json=self._shown(case, history=True))
+
+    def _open(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        token = str(body.get("token", ""))
+        if not re.fullmatch(r"[0-9a-f]{64}", token) or not body.get("flags"):
+            return _error(422, "invalid_case")
+        if ("job" in body) == ("lookup" in body):
+            return _error(422, "invalid_case")
+        case_id = f"case-{len(self.cases) + 1}"
+        self.cases[case_id] = {
+            "id": case_id,
+            "state": "indication",
+            "flags": list(body["flags"]),
+            "reason": None,
+            "response_due": None,
+            "lapses_at": (self.now + timedelta(days=LAPSE_DAYS)).isoformat(),
+            "history": [self._step(request, "indication", None)],
+        }
+        return httpx.Response(201, json=self._shown(self.cases[case_id]))
+
+    def _move(
+        self, request: httpx.Request, case: dict[str, Any], body: dict[str, Any]
+    ) -> httpx.Response:
+        to, reason = body.get("to"), body.get("reason")
+        if case["state"] in ("closed", "lapsed"):
+            return _error(409, f"case_{case['state']}")
+        if to not in _MOVES.get(case["state"], set()):
+            return _error(409, "transition_not_allowed")
+        early = case["state"] == "notified" and self.now < _when(case["response_due"])
+        if to == "decided" and reason == "upheld" and early:
+            return _error(409, "response_not_due")
+        case["state"] = to
+        if to in ("refuted", "decided"):
+            case["reason"] = reason
+        if to == "notified":
+            case["response_due"] = (self.now + timedelta(days=NOTICE_DAYS)).isoformat()
+        case["history"].append(self._step(request, to, reason))
+        return httpx.Response(200, json=self._shown(case))
+
+    def _lapse(self, case: dict[str, Any]) -> dict[str, Any]:
+        if case["state"] == "indication" and self.now >= datetime.fromisoformat(case["lapses_at"]):
+            case["state"] = "lapsed"
+        return case
+
+    def _step(self, request: httpx.Request, to: str, reason: str | None) -> dict[str, Any]:
+        return {
+            "to": to,
+            "reason": reason,
+            "at": self.now.isoformat(),
+            "end_user": request.headers.get("matchhub-end-user"),
+        }
+
+    def _shown(self, case: dict[str, Any], *, history: bool = False) -> dict[str, Any]:
+        shown = {k: v for k, v in self._lapse(case).items() if k != "history"}
+        if history:
+            shown["history"] = case["history"]
+        return shown
+
+
+def _when(value: str | None) -> datetime:
+    return datetime.fromisoformat(value) if value else datetime.max.replace(tzinfo=UTC)
+
+
+def _catalogue() -> dict[str, Any]:
+    return {
+        "flags": [{"code": c, "labels": {"ar": ar, "en": en}} for c, ar, en in FLAGS],
+        "purposes": [
+            {"code": "eligibility_review", "labels": {"ar": "مراجعة الاستحقاق", "en": "Review"}}
+        ],
+    }
+
+
+def _error(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": code.replace("_", " ")}})
