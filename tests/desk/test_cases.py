@@ -4,11 +4,13 @@ The same flow runs against the real broker in the browser test."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from matchhub.agency.desk import accounts, casework
@@ -22,8 +24,9 @@ from matchhub.agency.desk.service import Desk
 from matchhub.keystore import pki
 from matchhub.protocol.tokens import MatchingKey
 from matchhub.synth.extracts import generate
-from tests.desk.conftest import CONNECTORS, run_cli
+from tests.desk.conftest import CONNECTORS, run_cli, serving
 from tests.desk.fake_broker import FakeBroker
+from tests.desk.test_pages import csrf
 from tests.pki import write_credentials
 
 KEY = MatchingKey("test-v1", b"k" * 32)
@@ -213,3 +216,64 @@ def test_the_queue_filters_and_shows_what_is_lapsing_and_notes_stay_here(office:
     assert "Basra" not in broker.bodies()
     with pytest.raises(CaseError):
         casework.add_note(desk, staff["huda.kareem"], opened[0], "   ")
+
+
+HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def _signed_in(url: str, name: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, follow_redirects=True)
+    form = client.get("/login")
+    client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf(form)})
+    return client
+
+
+def test_the_case_pages_refuse_another_caseworker_and_show_no_token(office: Office) -> None:
+    desk, staff = office.desk, office.people
+    pages: list[str] = []
+    with serving(desk) as url:
+        sara, huda, zaid = (
+            _signed_in(url, n) for n in ("sara.jabbar", "huda.kareem", "zaid.latif")
+        )
+        listing = sara.get(f"/cases/from-match/{office.match}")
+        pages.append(listing.text)
+        assert office.index.person(4)["name"] in listing.text
+        opened = sara.post(
+            f"/cases/from-match/{office.match}", data={"csrf": csrf(listing), "pick": ["4", "5"]}
+        )
+        assert opened.url.path == "/cases"
+        pages.append(opened.text)
+        numbers = sorted(int(n) for n in re.findall(r'name="case" value="(\d+)"', opened.text))
+        assigned = sara.post(
+            "/cases/assign", data={"csrf": csrf(opened), "case": numbers, "to": "huda.kareem"}
+        )
+        assert "تم إسناد الحالات" in assigned.text
+        case_url = f"/cases/{numbers[0]}"
+        page = zaid.get(case_url)
+        assert 'id="not-yours"' in page.text
+        refused = zaid.post(case_url, data={"csrf": csrf(page), "to": "verifying"})
+        assert refused.status_code == 409
+        assert "مسندة إلى باحث آخر" in refused.text
+        page = huda.get(case_url)
+        for to in ("verifying", "confirmed", "notified"):
+            page = huda.post(case_url, data={"csrf": csrf(page), "to": to})
+            assert page.status_code == 200, page.text
+            pages.append(page.text)
+        letter = huda.get(f"{case_url}/notice")
+        pages.append(letter.text)
+        assert office.index.person(4)["name"] in letter.text
+        assert 'lang="ar" dir="rtl"' in letter.text
+        assert 'lang="en" dir="ltr"' in letter.text
+        early = huda.post(case_url, data={"csrf": csrf(page), "to": "decided", "reason": "upheld"})
+        assert early.status_code == 409
+        assert "قبل انتهاء مدة الرد" in early.text
+        noted = huda.post(case_url, data={"csrf": csrf(page), "action": "note", "text": "زرناه"})
+        assert "زرناه" in noted.text
+        pages += [huda.get("/cases").text, sara.get("/cases?state=all").text]
+        for client in (sara, huda, zaid):
+            client.close()
+    assert casework.view(desk, staff["huda.kareem"], numbers[0]).case.state == "notified"
+    tokens = {bytes(office.index.tokens[row]).hex() for row in range(len(office.index.tokens))}
+    for html in pages:
+        assert not set(HEX64.findall(html)) & tokens
+        assert not HEX64.findall(html)
