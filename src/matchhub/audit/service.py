@@ -46,6 +46,15 @@ class AuditKeys:
         mac = hmac.new(self.subject_key, bytes.fromhex(wire_token_hex), hashlib.sha256)
         return mac.digest()[:SUBJECT_DIGEST_BYTES].hex()
 
+    def answer(self, wire_token_hex: str, flag: str) -> str:
+        """A keyed digest of one flag answered for a token, kept in a lookup's entry so a case
+        opened from that lookup can be checked against what it said (cases/service.py), while
+        the log alone shows no one's flags. Domain-separated from :meth:`subject`."""
+        mac = hmac.new(self.subject_key, b"matchhub answer\x00", hashlib.sha256)
+        mac.update(bytes.fromhex(wire_token_hex))
+        mac.update(flag.encode("ascii"))
+        return mac.digest()[:SUBJECT_DIGEST_BYTES].hex()
+
 
 def origin_for(hub_name: str) -> str:
     return f"{hub_name}.matchhub/audit"

@@ -137,14 +137,16 @@ def summarise(job: MatchJob, outcome: MatchOutcome, seconds: float) -> dict[str,
     }
 
 
-def expire_results(session: Session, now: datetime | None = None) -> int:
+def expire_results(session: Session, now: datetime, limit: int) -> list[str]:
+    """Delete one batch of results past their expiry; the ids of the jobs (which keep their
+    summaries). The caller receipts them (cases/retention.py)."""
     repo = JobRepository(session)
-    jobs = repo.expired_results(now or utcnow())
-    for job in jobs:
-        repo.delete_results(job.id)
-        job.results_purged_at = utcnow()
+    ids = repo.expired_results(now, limit)
+    for job_id in ids:
+        repo.delete_results(job_id)
+    repo.mark_purged(ids, now)
     session.flush()
-    return len(jobs)
+    return ids
 
 
 def purge_results_on_rosters(session: Session, roster_ids: Sequence[int]) -> int:

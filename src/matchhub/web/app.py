@@ -15,11 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from matchhub import __version__
 from matchhub.audit import service as audit
 from matchhub.audit.endpoints import router as audit_router
+from matchhub.cases.endpoints import router as cases_router
 from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.identity.endpoints import router as identity_router
 from matchhub.jobs.endpoints import router as jobs_router
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer, Sealer
+from matchhub.kit.clock import Clock
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.ratelimit import RateLimiter
@@ -115,7 +117,9 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     app.state.fleet = fleet
     background: Background | None = None
     if settings.serve_background:
-        background = Background(app.state.sessionmaker, settings, app.state.audit_keys)
+        background = Background(
+            app.state.sessionmaker, settings, app.state.audit_keys, app.state.clock
+        )
     app.state.job_runner = background or NoBackground()
     # After a restore or a failover, before the first query of the new history runs:
     # nothing kept by snapshot id is carried over (kit/epoch.py).
@@ -146,7 +150,10 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     return stop
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The app. ``clock`` is the one clock its rules and its background work read (a test's,
+    to move time forward); the real time if none."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = _start(app, settings)
@@ -172,6 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
+    app.state.clock = clock or Clock()
     handlers.install(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(AdmissionMiddleware, limit=settings.request_concurrency)
@@ -183,5 +191,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads_router)
     app.include_router(lookups_router)
     app.include_router(jobs_router)
+    app.include_router(cases_router)
     app.include_router(audit_router)
     return app

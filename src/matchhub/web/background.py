@@ -1,5 +1,6 @@
 """The background work: match jobs, and the janitor's rounds (checkpoints when entries have
-waited, abandoned uploads expired, replaced rows purged, expired job results deleted).
+waited, abandoned uploads expired, replaced rows purged, lapsed indications recorded, closed
+cases and expired job results deleted with a receipt each).
 
 ``matchhub worker`` runs it alone; ``matchhub serve`` runs it too when
 ``MATCHHUB_SERVE_BACKGROUND`` is on (the default, so ``make demo`` and a lone ``matchhub serve``
@@ -23,9 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service as audit
 from matchhub.audit.service import AuditKeys
-from matchhub.jobs import service as jobs
+from matchhub.cases import retention
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.runner import JobRunner
+from matchhub.kit.clock import Clock
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
@@ -53,9 +55,12 @@ def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str
     )
 
 
-def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
-    """Expire abandoned uploads, purge rows no reader can see, delete expired job results,
-    sign a checkpoint when entries have waited long enough. Idempotent."""
+def janitor_pass(
+    factory: sessionmaker[Session], settings: Settings, keys: AuditKeys, clock: Clock
+) -> None:
+    """Expire abandoned uploads, purge rows no reader can see, record lapsed indications,
+    delete closed cases and job results past their retention (a receipt each in the audit log,
+    cases/retention.py), sign a checkpoint when entries have waited long enough. Idempotent."""
     with session_scope(factory) as session:
         older = utcnow() - timedelta(seconds=settings.audit_checkpoint_seconds)
         audit.checkpoint_if_stale(session, keys, older)
@@ -63,13 +68,19 @@ def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: Audit
         uploads.expire_stale(session)
     with session_scope(factory) as session:
         uploads.purge_unreachable(session)
-    with session_scope(factory) as session:
-        jobs.expire_results(session)
+    retention.run(factory, keys, settings, clock.now())
 
 
 class Background:
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        keys: AuditKeys,
+        clock: Clock | None = None,
+    ) -> None:
         self._factory, self._settings, self._keys = factory, settings, keys
+        self._clock = clock or Clock()
         self.runner = JobRunner(
             factory, MatchEngine(), settings, on_state=partial(audit_job_state, keys)
         )
@@ -96,7 +107,7 @@ class Background:
     def _sweep(self) -> None:
         while not self._stop.is_set():
             try:
-                janitor_pass(self._factory, self._settings, self._keys)
+                janitor_pass(self._factory, self._settings, self._keys, self._clock)
             except Exception:  # the janitor must outlive a failed pass; it is logged
                 log.exception("janitor pass failed")
             self._stop.wait(self._settings.janitor_interval_seconds)
