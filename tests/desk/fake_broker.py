@@ -28,7 +28,7 @@ FLAGS = (
 _MOVES = {
     "indication": {"verifying"},
     "verifying": {"confirmed", "refuted"},
-    "confirmed": {"notified"},
+    "confirmed": {"notified", "decided"},
     "refuted": {"closed"},
     "notified": {"responded", "decided"},
     "responded": {"decided"},
@@ -78,9 +78,12 @@ class FakeBroker:
         self.cases[case_id] = {
             "id": case_id,
             "state": "indication",
-            "flags": list(body["flags"]),
+            "flags": [
+                {"code": code, "source": code.split(".")[0], "as_of": "2026-11-30"}
+                for code in body["flags"]
+            ],
             "reason": None,
-            "response_due": None,
+            "response_due_at": None,
             "lapses_at": (self.now + timedelta(days=LAPSE_DAYS)).isoformat(),
             "history": [self._step(request, "indication", None)],
         }
@@ -93,15 +96,15 @@ class FakeBroker:
         if case["state"] in ("closed", "lapsed"):
             return _error(409, f"case_{case['state']}")
         if to not in _MOVES.get(case["state"], set()):
-            return _error(409, "transition_not_allowed")
-        early = case["state"] == "notified" and self.now < _when(case["response_due"])
+            return _error(409, "illegal_transition")
+        early = case["state"] == "notified" and self.now < _when(case["response_due_at"])
         if to == "decided" and reason == "upheld" and early:
             return _error(409, "response_not_due")
         case["state"] = to
         if to in ("refuted", "decided"):
             case["reason"] = reason
         if to == "notified":
-            case["response_due"] = (self.now + timedelta(days=NOTICE_DAYS)).isoformat()
+            case["response_due_at"] = (self.now + timedelta(days=NOTICE_DAYS)).isoformat()
         case["history"].append(self._step(request, to, reason))
         return httpx.Response(200, json=self._shown(case))
 

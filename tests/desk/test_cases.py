@@ -110,7 +110,7 @@ def test_from_a_match_list_to_an_upheld_decision_sending_only_tokens_and_codes(
     sent = [r for r in broker.sent if r.url.path == "/v1/cases"]
     assert all(r.read().startswith(b'{"token":"') for r in sent)
     tokens = {bytes(office.index.tokens[row]).hex() for row in (0, 1, 2)}
-    assert {c["flags"][0] for c in broker.cases.values()} == {"bank.large_loan"}
+    assert {c["flags"][0]["code"] for c in broker.cases.values()} == {"bank.large_loan"}
     assert tokens <= set(broker.bodies().split('"'))
     first, second = opened.opened
     person = office.index.person(2)

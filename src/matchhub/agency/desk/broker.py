@@ -24,7 +24,6 @@ from matchhub.agency.desk.accounts import Staff
 from matchhub.agency.desk.config import DeskConfig
 
 END_USER_HEADER = "Matchhub-End-User"
-AUDIT_SEQ_HEADER = "Matchhub-Audit-Seq"
 TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=30.0)
 
 
@@ -124,13 +123,9 @@ class BrokerClient:
         return list(self.lookup_answer(purpose, tokens)["results"])
 
     def lookup_answer(self, purpose: str, tokens: Sequence[str]) -> dict[str, Any]:
-        """The lookup's whole answer; ``audit_seq`` is its audit entry's sequence number (what
-        a case opened from it names), from the body or the ``Matchhub-Audit-Seq`` header."""
-        response = self.request("POST", "/v1/lookups", json={"purpose": purpose, "tokens": tokens})
-        answer: dict[str, Any] = response.json()
-        seq = answer.get("audit_seq", response.headers.get(AUDIT_SEQ_HEADER))
-        answer["audit_seq"] = int(seq) if seq is not None and str(seq).isdigit() else None
-        return answer
+        """The lookup's whole answer; its ``reference`` is the sequence number of the lookup's
+        audit entry, what a case opened from it names (None when the broker keeps no log)."""
+        return self.json("POST", "/v1/lookups", json={"purpose": purpose, "tokens": tokens})
 
     def open_job(self, purpose: str, flags: Sequence[str] | None) -> dict[str, Any]:
         body: dict[str, Any] = {"purpose": purpose}
@@ -176,8 +171,15 @@ class BrokerClient:
         return self.json("GET", f"/v1/cases/{case_id}")
 
     def cases(self, **filters: str) -> list[dict[str, Any]]:
-        answer = self.json("GET", "/v1/cases", params=filters)
-        return list(answer.get("cases", answer.get("items", [])))
+        """Every case of the ministry's (filtered: ``state``, ``due_before``...), page by page."""
+        found: list[dict[str, Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            params = {**filters, "limit": "1000", "offset": str(offset)}
+            answer = self.json("GET", "/v1/cases", params=params)
+            found += answer["cases"]
+            offset = answer.get("next_offset")
+        return found
 
 
 def _refusal(response: httpx.Response) -> BrokerError:

@@ -59,7 +59,7 @@ DECISIONS = ("upheld", "withdrawn")
 NEXT: dict[str, tuple[str, ...]] = {
     "indication": ("verifying",),
     "verifying": ("confirmed", "refuted"),
-    "confirmed": ("notified",),
+    "confirmed": ("notified", "decided"),
     "refuted": ("closed",),
     "notified": ("responded", "decided"),
     "responded": ("decided",),
@@ -67,7 +67,7 @@ NEXT: dict[str, tuple[str, ...]] = {
 }
 """The steps the pages offer from each state (the broker decides whether one is allowed)."""
 NOTICE_STATES = ("notified", "responded", "decided", "closed")
-LAPSING_WARNING = timedelta(days=3)
+LAPSING_WARNING = timedelta(days=7)
 """An indication this close to lapsing stands out in the queue."""
 MAX_OPEN_AT_ONCE = 200
 MAX_NOTE = 4000
@@ -536,6 +536,11 @@ def _insert(
     lookup_seq: int | None = None,
     assign: int | None = None,
 ) -> int:
+    # The broker's sources and dates are the case's (for a lookup: the snapshots current now).
+    flags = [
+        {"code": str(f["code"]), "source": str(f["source"]), "as_of": str(f["as_of"])}
+        for f in answer.get("flags") or flags
+    ]
     with desk.db.transaction() as session:
         case = Case(
             broker_id=str(answer["id"]),
@@ -561,10 +566,10 @@ def _apply(case: Case, answer: dict[str, Any]) -> bool:
     """Copy the broker's answer onto the mirror; True if anything changed."""
     before = (case.state, case.reason, case.response_due, case.lapses_at)
     case.state = str(answer.get("state", case.state))
-    reason = answer.get("reason") or answer.get("decision")
+    reason = answer.get("decision") or answer.get("reason")
     case.reason = str(reason) if reason else None
-    case.response_due = _when(answer.get("response_due")) or case.response_due
-    case.lapses_at = _when(answer.get("lapses_at")) or case.lapses_at
+    case.response_due = _when(answer.get("response_due_at"))
+    case.lapses_at = _when(answer.get("lapses_at"))
     changed = before != (case.state, case.reason, case.response_due, case.lapses_at)
     if changed:
         case.updated_at = utcnow()
@@ -596,7 +601,7 @@ def _step(step: dict[str, Any], pseudonyms: dict[str, str]) -> dict[str, Any]:
     """A history entry with the member of staff named (the broker knows only pseudonyms)."""
     who = step.get("end_user")
     return {
-        "to": step.get("to") or step.get("state"),
+        "to": step.get("to"),
         "reason": step.get("reason"),
         "at": _when(step.get("at")),
         "by": pseudonyms.get(str(who), "—") if who else "—",

@@ -524,9 +524,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This case lapsed (not taken up in time) and may not be acted on.",
     ),
     "case.error.case_closed": ("هذه الحالة مغلقة.", "This case is closed."),
-    "case.error.transition_not_allowed": (
+    "case.error.illegal_transition": (
         "هذه الخطوة لا تأتي بعد حالة الحالة الآن.",
         "That step does not follow the case's current state.",
+    ),
+    "case.error.case_exists": (
+        "توجد حالة مفتوحة لهذا الشخص.",
+        "There is already an open case for this person.",
+    ),
+    "case.error.case_not_found": ("لا يعرف الوسيط هذه الحالة.", "The broker knows no such case."),
+    "case.error.not_in_result": (
+        "هذا الشخص أو المؤشر ليس في نتيجة المطابقة أو الاستعلام.",
+        "That person or flag is not in the match's result or the lookup's answer.",
+    ),
+    "case.error.flag_no_longer_current": (
+        "لم تعد الجهة تذكر هذا المؤشر: أعد الاستعلام.",
+        "The source no longer asserts that flag: look the person up again.",
+    ),
+    "case.error.results_expired": (
+        "حُذفت نتائج هذه المطابقة لدى الوسيط بعد انتهاء مدة حفظها: أعد المطابقة.",
+        "The broker deleted this match's results after their retention: run the match again.",
+    ),
+    "case.error.lookup_not_found": (
+        "لا يعرف الوسيط هذا الاستعلام: أعد الاستعلام.",
+        "The broker knows no such lookup: look the person up again.",
     ),
     "case.error.not_verified": (
         "لا قرار قبل التحقق.",

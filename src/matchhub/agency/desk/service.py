@@ -59,7 +59,7 @@ class LookupOutcome:
     entries: list[Entry]
     problems: list[Problem]
     roster_version: int | None = None  # the index the entries' rows are in
-    audit_seq: int | None = None  # the broker's audit entry of the lookup (cases name it)
+    reference: int | None = None  # the lookup's audit entry at the broker (a case names it)
 
 
 class Desk:
@@ -404,7 +404,7 @@ class Desk:
             flagged=sum(1 for e in entries if e.flags),
         )
         version = roster.version if roster is not None and index is not None else None
-        return LookupOutcome(entries, [], version, whole["audit_seq"])
+        return LookupOutcome(entries, [], version, whole.get("reference"))
 
     # --- plumbing --------------------------------------------------------------------------
 
