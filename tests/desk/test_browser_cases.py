@@ -1,0 +1,161 @@
+"""Cases in a real browser (Debian's chromium, headless, through Playwright) against a real
+desk and a real broker over mutual TLS: a supervisor opens a case from a match's list and
+assigns it; a second caseworker cannot move it; its caseworker takes it from the indication
+to a decision, printing the notice letter on the way. No page shows a token.
+
+Screenshots (and the letter as PDF) go to ``tests/artifacts/desk/<backend>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import text
+
+from matchhub.agency.desk import accounts
+from matchhub.agency.desk.accounts import Role
+from matchhub.agency.desk.service import Desk
+from tests.desk.conftest import PASSWORD, DeskWorld, serving
+from tests.desk.test_browser import ARTIFACTS, Shots, _language, _sign_in, browser
+
+__all__ = ["browser"]  # the fixture, shared with test_browser.py
+
+HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+PURPOSE = "eligibility_review"
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_case_from_the_match_list_to_a_decision_in_a_browser(
+    world: DeskWorld, browser: object, request: pytest.FixtureRequest
+) -> None:
+    backend = "postgresql" if "postgresql" in request.node.name else "sqlite"
+    shots = Shots(ARTIFACTS / backend)
+    desk: Desk = world.desk()
+    desk.poll_seconds = 0.1
+    analyst = desk.staff("ali.hassan")
+    desk.start_roster(analyst, desk.config.extract, wait=True)
+    match = desk.start_match(analyst, PURPOSE, None, wait=True)
+    assert desk.match(match).state == "ready"  # type: ignore[union-attr]
+    with desk.db.transaction() as session:
+        accounts.add_user(session, "zaid.latif", Role.caseworker, PASSWORD)
+    seen: list[str] = []
+
+    def look(page: object) -> str:
+        html = str(page.content())  # type: ignore[attr-defined]
+        seen.append(html)
+        return html
+
+    with serving(desk) as url:
+        supervisor = browser.new_context(locale="ar-IQ").new_page()  # type: ignore[attr-defined]
+        _sign_in(supervisor, url, "sara.jabbar")
+        supervisor.goto(f"{url}/matches/{match}")
+        supervisor.click("#open-cases-link")
+        look(supervisor)
+        first = supervisor.locator("#listed tbody tr").first
+        name = first.locator("td").nth(1).inner_text()
+        first.locator("input[name=pick]").check()
+        supervisor.click("#open-cases")
+        assert supervisor.url.startswith(f"{url}/cases")
+        assert "تم فتح الحالات" in supervisor.inner_text("#done")
+        row = supervisor.locator("#queue tbody tr").first
+        assert name in row.inner_text()
+        row.locator("input[name=case]").check()
+        supervisor.select_option("#assign-to", "huda.kareem")
+        supervisor.click("#assign")
+        assert "huda.kareem" in supervisor.inner_text("#queue")
+        shots.take(supervisor, "cases-ar")
+        case_url = supervisor.locator("#queue tbody tr a").first.get_attribute("href")
+        assert case_url is not None
+        look(supervisor)
+
+        # A second caseworker sees the case but no step, and a step posted anyway is refused.
+        other = browser.new_context(locale="ar-IQ").new_page()  # type: ignore[attr-defined]
+        _sign_in(other, url, "zaid.latif")
+        other.goto(f"{url}{case_url}")
+        assert "مسندة إلى باحث آخر" in other.inner_text("#not-yours")
+        assert other.locator("#to-verifying").count() == 0
+        token = other.locator("input[name=csrf]").first.get_attribute("value")
+        refused = other.request.post(
+            f"{url}{case_url}", form={"csrf": str(token), "to": "verifying"}
+        )
+        assert refused.status == 409
+        assert "مسندة إلى باحث آخر" in refused.text()
+        shots.take(other, "case-not-yours-ar")
+
+        # Her caseworker: verification, confirmation, the notice, printed.
+        page = browser.new_context(locale="ar-IQ").new_page()  # type: ignore[attr-defined]
+        _sign_in(page, url, "huda.kareem")
+        page.goto(f"{url}/cases?mine=1")
+        page.click(f"a[href='{case_url}']")
+        assert name in page.inner_text("#person")
+        shots.take(page, "case-ar")
+        for step in ("verifying", "confirmed", "notified"):
+            page.click(f"#to-{step}")
+            assert "تم تسجيل الخطوة" in page.inner_text("#message")
+            look(page)
+        due = page.inner_text("#due")
+        page.click("#notice-link")
+        letter = look(page)
+        assert name in page.inner_text("#letter-ar")
+        assert name in page.inner_text("#letter-en")
+        assert "Respond by" in page.inner_text("#letter-en")
+        assert 'dir="rtl"' in letter
+        assert 'dir="ltr"' in letter
+        shots.take(page, "notice-ar")
+        page.emulate_media(media="print")
+        assert page.locator("header.top").is_hidden()
+        shots.take(page, "notice-print")
+        page.pdf(path=str(shots.folder / "notice.pdf"), format="A4")
+        page.emulate_media(media="screen")
+        page.goto(f"{url}{case_url}")
+
+        # An adverse decision before the response is due: the broker refuses, said plainly.
+        page.select_option("#decision", "upheld")
+        page.click("#to-decided")
+        assert "قبل انتهاء مدة الرد" in page.inner_text("#message")
+        assert "أُبلغ" in page.inner_text("h1")
+        shots.take(page, "case-refused-ar")
+        page.fill("#note", "حضر المستفيد وقدّم كشف حساب مصرفي.")
+        page.click("#add-note")
+        page.click("#to-responded")
+        page.select_option("#decision", "upheld")
+        page.click("#to-decided")
+        assert "صدر القرار" in page.inner_text("h1")
+        assert "تأييد المؤشر" in page.inner_text("#reason")
+        page.click("#to-closed")
+        assert "مغلقة" in page.inner_text("h1")
+        history = page.inner_text("#history")
+        assert history.count("huda.kareem") == 6
+        assert "sara.jabbar" in history
+        look(page)
+        _language(page)
+        page.goto(f"{url}{case_url}")
+        assert "Closed" in page.inner_text("h1")
+        shots.take(page, "case-en")
+        page.goto(f"{url}/cases?state=all")
+        shots.take(page, "cases-en")
+        look(page)
+        assert due
+
+    # No page showed a token; the broker's log names huda for each step, never by name.
+    for html in seen:
+        assert not HEX64.findall(html)
+    with desk.db.transaction() as session:
+        huda = accounts.by_name(session, "huda.kareem")
+        assert huda is not None
+        pseudonym = huda.pseudonym
+    with world.server.hub.session() as session:
+        rows = session.execute(text("SELECT end_user, body FROM audit_entries ORDER BY seq")).all()
+    steps = [
+        json.loads(body)
+        for end_user, body in rows
+        if end_user == pseudonym and "/transitions" in str(json.loads(body).get("route", ""))
+    ]
+    assert len(steps) >= 6
+    everything = "\n".join(body for _, body in rows)
+    assert "huda" not in everything
+    assert "حضر المستفيد" not in everything
+    desk.close()
