@@ -277,3 +277,29 @@ def test_the_case_pages_refuse_another_caseworker_and_show_no_token(office: Offi
     for html in pages:
         assert not set(HEX64.findall(html)) & tokens
         assert not HEX64.findall(html)
+
+
+def test_a_case_from_a_lookup_names_the_lookup_and_is_its_caseworkers(office: Office) -> None:
+    desk, broker, staff = office.desk, office.broker, office.people
+    huda = staff["huda.kareem"]
+    flags = [{"code": "bank.large_loan", "source": "bank", "as_of": "2026-11-30"}]
+    with pytest.raises(CaseError) as refused:  # a lookup the broker did not name
+        casework.open_from_lookup(desk, huda, audit_seq=None, version=1, row=3, flags=flags)
+    assert refused.value.code == "no_lookup"
+    with pytest.raises(CaseError) as refused:  # a flag the ministry is not granted
+        casework.open_from_lookup(
+            desk, huda, audit_seq=7, version=1, row=3, flags=[{**flags[0], "code": "x.y"}]
+        )
+    assert refused.value.code == "invalid_flags"
+    assert not broker.cases
+    number = casework.open_from_lookup(desk, huda, audit_seq=7, version=1, row=3, flags=flags)
+    opened = next(r for r in broker.sent if r.url.path == "/v1/cases")
+    assert b'"lookup":7' in opened.content
+    assert bytes(office.index.tokens[3]).hex().encode() in opened.content
+    shown = casework.view(desk, huda, number)
+    assert shown.assignee == "huda.kareem"
+    assert shown.person == office.index.person(3)
+    # The same person again: the open case, not a second one.
+    again = casework.open_from_lookup(desk, huda, audit_seq=8, version=1, row=3, flags=flags)
+    assert again == number
+    assert len(broker.cases) == 1
