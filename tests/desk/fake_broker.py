@@ -57,9 +57,10 @@ class FakeBroker:
         if path == "/v1/cases" and request.method == "POST":
             return self._open(request, body)
         if path == "/v1/cases":
-            return httpx.Response(
-                200, json={"cases": [self._shown(c) for c in self.cases.values()]}
-            )
+            state = request.url.params.get("state")
+            listed = [self._shown(c) for c in self.cases.values()]
+            listed = [c for c in listed if state in (None, c["state"])]
+            return httpx.Response(200, json={"cases": listed, "next_offset": None})
         found = re.fullmatch(r"/v1/cases/([^/]+)(/transitions)?", path)
         if found is None or found.group(1) not in self.cases:
             return _error(404, "case_not_found")

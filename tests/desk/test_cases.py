@@ -197,12 +197,16 @@ def test_the_queue_filters_and_shows_what_is_lapsing_and_notes_stay_here(office:
     assert in_place
     assert all(v.person and v.person["governorate"] == where for v in in_place)
     assert casework.queue(desk, state="verifying") == []
-    # Twelve days on, the indications lapse within three: they stand out.
+    # Twelve days on, the indications lapse within the week: they stand out.
     soon = broker.now + timedelta(days=12)
     assert {v.attention for v in casework.queue(desk, now=soon)} == {"lapsing"}
-    # Past the lapse, the broker says so and the desk's mirror follows.
+    # Before the lapse the desk asks the broker nothing; past it, once, and follows.
+    asked = len(broker.sent)
+    assert casework.refresh(desk, staff["sara.jabbar"], now=soon) == 0
+    assert len(broker.sent) == asked
     broker.now += timedelta(days=15)
-    assert casework.refresh(desk, staff["sara.jabbar"]) == 6
+    assert casework.refresh(desk, staff["sara.jabbar"], now=broker.now) == 6
+    assert len(broker.sent) == asked + 1
     assert {v.case.state for v in casework.queue(desk)} == {"lapsed"}
     with pytest.raises(CaseError) as refused:
         casework.move(desk, staff["sara.jabbar"], opened[0], "verifying")

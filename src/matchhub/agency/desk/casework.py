@@ -418,13 +418,24 @@ def add_note(desk: Desk, staff: Staff, number: int, text: str) -> None:
         eventlog.record(session, staff.name, "case.note", case=number)
 
 
-def refresh(desk: Desk, staff: Staff) -> int:
-    """Bring the mirror up to date from ``GET /v1/cases`` (lapses happen at the broker, with
-    time); returns how many cases changed."""
-    with desk.broker(staff) as broker:
-        answers = broker.cases()
+def refresh(desk: Desk, staff: Staff, now: datetime | None = None) -> int:
+    """Bring the mirror up to date where time alone changed a case at the broker: only the
+    desk moves its cases, so the one change it has not seen is a lapse. When an indication
+    here is past its lapse time, ask ``GET /v1/cases?state=lapsed`` once; otherwise ask
+    nothing. Returns how many cases changed."""
+    now = now or utcnow()
     with desk.db.transaction() as session:
-        ours = {c.broker_id: c for c in session.scalars(select(Case))}
+        due = session.scalars(
+            select(Case.id).where(Case.state == "indication", Case.lapses_at <= now).limit(1)
+        ).first()
+    if due is None:
+        return 0
+    with desk.broker(staff) as broker:
+        answers = broker.cases(state="lapsed")
+    with desk.db.transaction() as session:
+        ours = {
+            c.broker_id: c for c in session.scalars(select(Case).where(Case.state == "indication"))
+        }
         changed = 0
         for answer in answers:
             case = ours.get(str(answer.get("id")))
