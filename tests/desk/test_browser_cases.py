@@ -8,6 +8,7 @@ Screenshots (and the letter as PDF) go to ``tests/artifacts/desk/<backend>/``.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from matchhub.agency.desk import accounts
 from matchhub.agency.desk.accounts import Role
 from matchhub.agency.desk.service import Desk
+from matchhub.protocol.tokens import normalise
 from tests.desk.conftest import PASSWORD, DeskWorld, serving
 from tests.desk.test_browser import ARTIFACTS, Shots, _language, _sign_in, browser
 
@@ -140,6 +142,22 @@ def test_a_case_from_the_match_list_to_a_decision_in_a_browser(
         look(page)
         assert due
 
+        # From a lookup's answer: a case on another flagged person, assigned to her at once.
+        _language(page)
+        for national in _flagged_national_ids(world):
+            page.goto(f"{url}/lookup")
+            page.fill("#ids", national)
+            page.click("#lookup")
+            if name not in page.inner_text("#results"):
+                break
+        look(page)
+        page.click("form.open-case button")
+        assert "huda.kareem" in page.inner_text("#assignee")
+        assert "من استعلام" in page.inner_text("#person")
+        assert "مؤشر" in page.inner_text("h1")
+        shots.take(page, "case-from-lookup-ar")
+        look(page)
+
     # No page showed a token; the broker's log names huda for each step, never by name.
     for html in seen:
         assert not HEX64.findall(html)
@@ -159,3 +177,12 @@ def test_a_case_from_the_match_list_to_a_decision_in_a_browser(
     assert "huda" not in everything
     assert "حضر المستفيد" not in everything
     desk.close()
+
+
+def _flagged_national_ids(world: DeskWorld) -> list[str]:
+    with (world.data / "truth.csv").open(encoding="utf-8") as file:
+        return [
+            normalise(row["national_id"], "iq.ncn")
+            for row in csv.DictReader(file)
+            if row["on_roster"] == "1" and row["flags"]
+        ]

@@ -15,7 +15,7 @@ from matchhub.agency.desk.models import utcnow
 from matchhub.agency.desk.pages import pages
 from matchhub.agency.desk.web import PageContext, redirect
 
-_MESSAGES = {"assigned", "opened", "stepped", "noted"}
+_MESSAGES = {"assigned", "opened", "opened_one", "stepped", "noted"}
 
 
 def _number(ctx: PageContext) -> int | None:
@@ -96,6 +96,38 @@ def assign(ctx: PageContext) -> Response:
     except CaseError as exc:
         return _refused(ctx, exc)
     return redirect(f"/cases?m=assigned&n={count}")
+
+
+# Before /cases/{number}: Starlette takes the first route whose path matches.
+@pages.page(
+    "/cases/from-lookup",
+    name="cases_from_lookup",
+    permission=Permission.cases,
+    methods=("POST",),
+)
+def from_lookup(ctx: PageContext) -> Response:
+    assert ctx.form is not None  # noqa: S101
+    flags = []
+    for value in ctx.form.getlist("flag"):
+        parts = str(value).split("|")
+        if len(parts) == 3:
+            flags.append(dict(zip(("code", "source", "as_of"), parts, strict=True)))
+    fields = [ctx.field(k) for k in ("version", "row", "seq")]
+    if not all(f.isdigit() and len(f) < 12 for f in fields[:2]):
+        return _refused(ctx, CaseError("invalid", "an invalid request"))
+    seq = int(fields[2]) if fields[2].isdigit() and len(fields[2]) < 19 else None
+    try:
+        number = casework.open_from_lookup(
+            ctx.desk,
+            ctx.staff,
+            audit_seq=seq,
+            version=int(fields[0]),
+            row=int(fields[1]),
+            flags=flags,
+        )
+    except CaseError as exc:
+        return _refused(ctx, exc)
+    return redirect(f"/cases/{number}?m=opened_one")
 
 
 @pages.page("/cases/{number}", name="case", permission=Permission.cases, methods=("GET", "POST"))
@@ -185,34 +217,3 @@ def from_match(ctx: PageContext) -> Response:
         chosen=chosen,
         catalogue=ctx.desk.catalogue(ctx.staff),
     )
-
-
-@pages.page(
-    "/cases/from-lookup",
-    name="cases_from_lookup",
-    permission=Permission.cases,
-    methods=("POST",),
-)
-def from_lookup(ctx: PageContext) -> Response:
-    assert ctx.form is not None  # noqa: S101
-    flags = []
-    for value in ctx.form.getlist("flag"):
-        parts = str(value).split("|")
-        if len(parts) == 3:
-            flags.append(dict(zip(("code", "source", "as_of"), parts, strict=True)))
-    fields = [ctx.field(k) for k in ("version", "row", "seq")]
-    if not all(f.isdigit() and len(f) < 12 for f in fields[:2]):
-        return _refused(ctx, CaseError("invalid", "an invalid request"))
-    seq = int(fields[2]) if fields[2].isdigit() and len(fields[2]) < 19 else None
-    try:
-        number = casework.open_from_lookup(
-            ctx.desk,
-            ctx.staff,
-            audit_seq=seq,
-            version=int(fields[0]),
-            row=int(fields[1]),
-            flags=flags,
-        )
-    except CaseError as exc:
-        return _refused(ctx, exc)
-    return redirect(f"/cases/{number}?m=opened")

@@ -353,6 +353,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "cases.m.assigned": ("تم إسناد الحالات.", "The cases were assigned."),
     "cases.m.opened": ("تم فتح الحالات.", "The cases were opened."),
+    "cases.m.opened_one": ("تم فتح الحالة.", "The case was opened."),
     "cases.m.stepped": ("تم تسجيل الخطوة لدى الوسيط.", "The step was recorded at the broker."),
     "cases.m.noted": ("حُفظت الملاحظة في المكتب.", "The note was saved at the desk."),
     "cases.state": ("الحالة", "State"),
