@@ -52,15 +52,11 @@ class FakeBroker:
         self.sent.append(request)
         path = request.url.path
         body = json.loads(request.content) if request.content else {}
-        if path == "/v1/flags":
-            return httpx.Response(200, json=_catalogue())
+        reads = {"/v1/flags": _catalogue, "/v1/feedback": self._feedback, "/v1/cases": self._list}
         if path == "/v1/cases" and request.method == "POST":
             return self._open(request, body)
-        if path == "/v1/cases":
-            state = request.url.params.get("state")
-            listed = [self._shown(c) for c in self.cases.values()]
-            listed = [c for c in listed if state in (None, c["state"])]
-            return httpx.Response(200, json={"cases": listed, "next_offset": None})
+        if path in reads:
+            return httpx.Response(200, json=reads[path](request))
         found = re.fullmatch(r"/v1/cases/([^/]+)(/transitions)?", path)
         if found is None or found.group(1) not in self.cases:
             return _error(404, "case_not_found")
@@ -109,6 +105,36 @@ class FakeBroker:
         case["history"].append(self._step(request, to, reason))
         return httpx.Response(200, json=self._shown(case))
 
+    def _list(self, request: httpx.Request) -> dict[str, Any]:
+        state = request.url.params.get("state")
+        listed = [self._shown(c) for c in self.cases.values()]
+        return {"cases": [c for c in listed if state in (None, c["state"])], "next_offset": None}
+
+    def _feedback(self, request: httpx.Request) -> dict[str, Any]:
+        """The consumer's view: confirmation rates per flag and per source of its cases."""
+        parts: dict[str, dict[str, dict[str, Any]]] = {"per_flag": {}, "per_source": {}}
+        for case in self.cases.values():
+            outcome = next(
+                (s for s in case["history"] if s["to"] in ("confirmed", "refuted")), None
+            )
+            if outcome is None:
+                continue
+            for flag in case["flags"]:
+                for part, key in (("per_flag", flag["code"]), ("per_source", flag["source"])):
+                    row = parts[part].setdefault(
+                        key, {"key": key, "confirmed": 0, "refuted": 0, "refuted_by_reason": {}}
+                    )
+                    row[outcome["to"]] += 1
+                    if outcome["to"] == "refuted":
+                        by = row["refuted_by_reason"]
+                        by[outcome["reason"]] = by.get(outcome["reason"], 0) + 1
+        answer: dict[str, Any] = {"role": "consumer", "threshold": 10}
+        for part, rows in parts.items():
+            for row in rows.values():
+                row["rate"] = row["confirmed"] / (row["confirmed"] + row["refuted"])
+            answer[part] = list(rows.values())
+        return answer
+
     def _lapse(self, case: dict[str, Any]) -> dict[str, Any]:
         if case["state"] == "indication" and self.now >= datetime.fromisoformat(case["lapses_at"]):
             case["state"] = "lapsed"
@@ -133,7 +159,7 @@ def _when(value: str | None) -> datetime:
     return datetime.fromisoformat(value) if value else datetime.max.replace(tzinfo=UTC)
 
 
-def _catalogue() -> dict[str, Any]:
+def _catalogue(request: httpx.Request) -> dict[str, Any]:
     return {
         "flags": [{"code": c, "labels": {"ar": ar, "en": en}} for c, ar, en in FLAGS],
         "purposes": [

@@ -141,6 +141,10 @@ def test_a_case_from_the_match_list_to_a_decision_in_a_browser(
         shots.take(page, "cases-en")
         look(page)
         assert due
+        page.goto(f"{url}/cases")
+        page.click("#rates-link")
+        assert "100%" in page.inner_text("#rates-per_flag")
+        shots.take(page, "rates-en")
 
         # From a lookup's answer: a case on another flagged person, assigned to her at once.
         _language(page)

@@ -274,6 +274,10 @@ def test_the_case_pages_refuse_another_caseworker_and_show_no_token(office: Offi
         noted = huda.post(case_url, data={"csrf": csrf(page), "action": "note", "text": "زرناه"})
         assert "زرناه" in noted.text
         pages += [huda.get("/cases").text, sara.get("/cases?state=all").text]
+        rates = huda.get("/cases/rates")
+        pages.append(rates.text)
+        assert rates.status_code == 200
+        assert 'class="num rate">١٠٠' in rates.text  # the one verification so far confirmed its flags
         for client in (sara, huda, zaid):
             client.close()
     assert casework.view(desk, staff["huda.kareem"], numbers[0]).case.state == "notified"

@@ -170,6 +170,10 @@ class BrokerClient:
         """The case with its history."""
         return self.json("GET", f"/v1/cases/{case_id}")
 
+    def feedback(self) -> dict[str, Any]:
+        """The ministry's confirmation rates per flag and per source (``GET /v1/feedback``)."""
+        return self.json("GET", "/v1/feedback")
+
     def cases(self, **filters: str) -> list[dict[str, Any]]:
         """Every case of the ministry's (filtered: ``state``, ``due_before``...), page by page."""
         found: list[dict[str, Any]] = []

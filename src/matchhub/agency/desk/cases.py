@@ -98,6 +98,26 @@ def assign(ctx: PageContext) -> Response:
     return redirect(f"/cases?m=assigned&n={count}")
 
 
+@pages.page("/cases/rates", name="cases_rates", permission=Permission.cases)
+def rates(ctx: PageContext) -> Response:
+    """How the flags fared: the broker's confirmation rate per flag and per source, from the
+    ministry's own cases (its own, so nothing is suppressed)."""
+    try:
+        catalogue = ctx.desk.catalogue(ctx.staff)
+        with ctx.desk.broker(ctx.staff) as broker:
+            feedback = broker.feedback()
+    except BrokerError as exc:
+        return ctx.render(
+            "cases_rates.html", 502, broker_error=exc.message, feedback={}, catalogue=None
+        )
+    return ctx.render(
+        "cases_rates.html",
+        feedback=feedback,
+        catalogue=catalogue,
+        reasons=casework.REFUTE_REASONS,
+    )
+
+
 # Before /cases/{number}: Starlette takes the first route whose path matches.
 @pages.page(
     "/cases/from-lookup",

@@ -554,6 +554,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "لا قرار قبل التحقق.",
         "No decision without verification.",
     ),
+    "rates.title": ("كيف كانت نتائج التحقق", "How the flags fared"),
+    "rates.link": ("نسب التأكيد حسب المؤشر والجهة", "Confirmation rates by flag and source"),
+    "rates.intro": (
+        "من حالات الوزارة نفسها: كم مؤشراً تأكد بالتحقق الميداني وكم لم يتأكد، وسبب ذلك. "
+        "الجهة التي تكثر مؤشراتها غير الصحيحة لسبب «ليس الشخص نفسه» لديها مشكلة في جودة البيانات.",
+        "From the ministry's own cases: how many indications field verification confirmed and "
+        "refuted, and why. A source whose flags are often refuted as not the person has a "
+        "data quality problem.",
+    ),
+    "rates.per_flag": ("حسب المؤشر", "By flag"),
+    "rates.per_source": ("حسب الجهة", "By source"),
+    "rates.rate": ("نسبة التأكيد", "Confirmation rate"),
+    "rates.none": ("لم يُسجَّل أي تحقق بعد.", "No verification recorded yet."),
     "notice.title": ("إشعار بمؤشر يخص الإعانة الاجتماعية", "Notice about your social benefit"),
     "notice.ref": ("رقم الحالة", "Case no."),
     "notice.date": ("التاريخ", "Date"),
