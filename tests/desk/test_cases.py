@@ -277,7 +277,7 @@ def test_the_case_pages_refuse_another_caseworker_and_show_no_token(office: Offi
         rates = huda.get("/cases/rates")
         pages.append(rates.text)
         assert rates.status_code == 200
-        assert 'class="num rate">١٠٠' in rates.text  # the one verification so far confirmed its flags
+        assert 'class="num rate">١٠٠' in rates.text  # the one verification: confirmed
         for client in (sara, huda, zaid):
             client.close()
     assert casework.view(desk, staff["huda.kareem"], numbers[0]).case.state == "notified"
