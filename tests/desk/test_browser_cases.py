@@ -11,18 +11,20 @@ from __future__ import annotations
 import csv
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
-from matchhub.agency.desk import accounts
+from matchhub.agency.desk import accounts, casework
 from matchhub.agency.desk.accounts import Role
 from matchhub.agency.desk.service import Desk
 from matchhub.protocol.tokens import normalise
 from tests.desk.conftest import PASSWORD, DeskWorld, serving
 from tests.desk.test_browser import ARTIFACTS, Shots, _language, _sign_in, browser
+from tests.desk.test_cases import Office, office
 
-__all__ = ["browser"]  # the fixture, shared with test_browser.py
+__all__ = ["browser", "office"]  # the fixtures, shared with test_browser.py and test_cases.py
 
 HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 PURPOSE = "eligibility_review"
@@ -190,3 +192,35 @@ def _flagged_national_ids(world: DeskWorld) -> list[str]:
             for row in csv.DictReader(file)
             if row["on_roster"] == "1" and row["flags"]
         ]
+
+
+def test_overdue_and_lapsing_cases_stand_out_in_the_queue(office: Office, browser: object) -> None:
+    """The broker's clock is the fake's here (the real one is not moved from a browser test):
+    cases opened twelve days ago lapse in two; one notified forty days ago is overdue."""
+    desk, broker, staff = office.desk, office.broker, office.people
+    broker.now = datetime.now(UTC) - timedelta(days=40)
+    (late,) = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [0]).opened
+    for step in ("verifying", "confirmed", "notified"):
+        casework.move(desk, staff["sara.jabbar"], late, step)
+    broker.now = datetime.now(UTC) - timedelta(days=12)
+    soon = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [1, 2]).opened
+    calm = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [3]).opened
+    casework.move(desk, staff["sara.jabbar"], calm[0], "verifying")
+    shots = Shots(ARTIFACTS / "fake-broker")
+    with serving(desk) as url:
+        page = browser.new_context(locale="ar-IQ").new_page()  # type: ignore[attr-defined]
+        _sign_in(page, url, "sara.jabbar")
+        page.goto(f"{url}/cases")
+        rows = page.locator("#queue tbody tr")
+        assert rows.first.get_attribute("id") == f"case-{late}"  # what needs attention first
+        assert page.get_attribute(f"#case-{late}", "class") == "overdue"
+        assert "انتهت مدة الرد" in page.inner_text(f"#case-{late}")
+        for number in soon:
+            assert page.get_attribute(f"#case-{number}", "class") == "lapsing"
+        assert page.get_attribute(f"#case-{calm[0]}", "class") == ""
+        overdue = page.locator("tr.overdue td").first
+        assert overdue.evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+        shots.take(page, "cases-attention-ar")
+        page.goto(f"{url}/cases/{late}")
+        assert "انتهت مدة الرد" in page.inner_text("#attention")
+        shots.take(page, "case-overdue-ar")
