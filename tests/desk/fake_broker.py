@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 NOTICE_DAYS = 30
+FINISHED = ("closed", "lapsed")
 LAPSE_DAYS = 14
 FLAGS = (
     ("bank.large_loan", "قرض كبير", "A large bank loan"),
@@ -41,6 +42,7 @@ class FakeBroker:
     now: datetime = field(default_factory=lambda: datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: list[httpx.Request] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)  # case id → token (never answered)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -71,7 +73,11 @@ class FakeBroker:
             return _error(422, "invalid_case")
         if ("job" in body) == ("lookup" in body):
             return _error(422, "invalid_case")
+        for other, held in self.tokens.items():
+            if held == token and self._lapse(self.cases[other])["state"] not in FINISHED:
+                return _error(409, "case_exists", {"case": other})
         case_id = f"case-{len(self.cases) + 1}"
+        self.tokens[case_id] = token
         self.cases[case_id] = {
             "id": case_id,
             "state": "indication",
@@ -168,5 +174,8 @@ def _catalogue(request: httpx.Request) -> dict[str, Any]:
     }
 
 
-def _error(status: int, code: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": code.replace("_", " ")}})
+def _error(status: int, code: str, details: dict[str, Any] | None = None) -> httpx.Response:
+    error: dict[str, Any] = {"code": code, "message": code.replace("_", " ")}
+    if details:
+        error["details"] = details
+    return httpx.Response(status, json={"error": error})

@@ -311,3 +311,19 @@ def test_a_case_from_a_lookup_names_the_lookup_and_is_its_caseworkers(office: Of
     again = casework.open_from_lookup(desk, huda, audit_seq=8, version=1, row=3, flags=flags)
     assert again == number
     assert len(broker.cases) == 1
+
+
+def test_a_case_the_broker_opened_but_the_desk_never_recorded_is_adopted(office: Office) -> None:
+    """The desk stopped between the broker's answer and its own record: opening again finds
+    the broker's open case (409 case_exists) and records that one; nothing is opened twice."""
+    desk, broker, staff = office.desk, office.broker, office.people
+    with desk.broker(staff["sara.jabbar"]) as client:
+        lost = client.open_case(
+            token=bytes(office.index.tokens[5]).hex(), flags=["bank.large_loan"], job="job-1"
+        )
+    opened = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [5])
+    assert len(opened.opened) == 1
+    assert len(broker.cases) == 1
+    assert casework.view(desk, staff["sara.jabbar"], opened.opened[0]).case.broker_id == lost["id"]
+    again = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [5])
+    assert (again.opened, again.skipped) == ([], 1)

@@ -31,9 +31,16 @@ class BrokerError(Exception):
     """The broker refused, or could not be reached. ``code`` is the broker's stable error code
     (or ``unreachable``, ``tls``); the message is safe to show to staff and to log."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.status = code, message, status
+        self.details = details or {}
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,13 @@ class BrokerClient:
 def _refusal(response: httpx.Response) -> BrokerError:
     try:
         error = response.json()["error"]
-        return BrokerError(str(error["code"]), str(error["message"]), response.status_code)
+        details = error.get("details")
+        return BrokerError(
+            str(error["code"]),
+            str(error["message"]),
+            response.status_code,
+            details if isinstance(details, dict) else None,
+        )
     except (ValueError, KeyError, TypeError):
         return BrokerError("http_error", f"HTTP {response.status_code}", response.status_code)
 

@@ -268,7 +268,9 @@ def open_from_match(
                 continue
             flags = flags_at[position]
             try:
-                answer = broker.open_case(
+                answer = _open_or_adopt(
+                    desk,
+                    broker,
                     token=bytes(index.tokens[row]).hex(),
                     flags=sorted({f["code"] for f in flags}),
                     job=match.job_id,
@@ -277,6 +279,9 @@ def open_from_match(
                 if exc.code in _UNREACHABLE:
                     raise CaseError(exc.code, exc.message) from None
                 outcome.refused.append((position, exc.code))
+                continue
+            if answer is None:
+                outcome.skipped += 1
                 continue
             person = index.person(row)
             outcome.opened.append(
@@ -328,13 +333,17 @@ def open_from_lookup(
         return existing
     with desk.broker(staff) as broker:
         try:
-            answer = broker.open_case(
+            answer = _open_or_adopt(
+                desk,
+                broker,
                 token=bytes(index.tokens[row]).hex(),
                 flags=sorted({f["code"] for f in flags}),
                 lookup=audit_seq,
             )
         except BrokerError as exc:
             raise CaseError(exc.code, exc.message) from None
+    if answer is None:  # the desk holds the person's open case already
+        raise CaseError("case_exists", "there is already an open case for this person")
     number = _insert(
         desk,
         staff,
@@ -531,6 +540,30 @@ def _line_flags(line: dict[str, str]) -> list[dict[str, str]]:
             strict=True,
         )
     ]
+
+
+def _open_or_adopt(
+    desk: Desk,
+    broker: BrokerClient,
+    *,
+    token: str,
+    flags: list[str],
+    job: str | None = None,
+    lookup: int | None = None,
+) -> dict[str, Any] | None:
+    """Open the case at the broker. If the broker already holds an open case of ours on the
+    person (``409 case_exists``: the desk stopped between the broker's answer and its own
+    record of it) and the desk has no row for it, that case is adopted: its answer is returned
+    to be recorded. None when the desk holds it already."""
+    try:
+        return broker.open_case(token=token, flags=flags, job=job, lookup=lookup)
+    except BrokerError as exc:
+        existing = exc.details.get("case") if exc.code == "case_exists" else None
+        if not isinstance(existing, str):
+            raise
+    with desk.db.transaction() as session:
+        held = session.scalars(select(Case.id).where(Case.broker_id == existing)).first()
+    return None if held is not None else broker.case(existing)
 
 
 def _insert(
