@@ -188,7 +188,6 @@ def case(ctx: PageContext) -> Response:
         detail=detail,
         may_move=ctx.staff.may(Permission.casework) and mine,
         reasons=casework.REFUTE_REASONS,
-        decisions=casework.DECISIONS,
         notice_states=casework.NOTICE_STATES,
     )
 

@@ -99,6 +99,11 @@ class CaseView:
     def next_steps(self) -> tuple[str, ...]:
         return NEXT.get(self.case.state, ())
 
+    @property
+    def decisions(self) -> tuple[str, ...]:
+        """Before the notice, a confirmed indication may only be withdrawn."""
+        return ("withdrawn",) if self.case.state == "confirmed" else DECISIONS
+
 
 @dataclass
 class Opened:
