@@ -39,6 +39,14 @@ def test_route_scope_table() -> None:
     table = {(method, r.path): _scope(r) for r in _routes() for method in r.methods or []}
     assert table[("GET", "/v1/whoami")] is Scope.identity_read
     assert table[("GET", "/healthz")] is None
+    for method, path in [
+        ("POST", "/v1/cases"),
+        ("POST", "/v1/cases/{case_id}/transitions"),
+        ("GET", "/v1/cases/{case_id}"),
+        ("GET", "/v1/cases"),
+    ]:
+        assert table[(method, path)] is Scope.cases
+    assert table[("GET", "/v1/feedback")] is Scope.feedback
     assert all(path.startswith("/v1/") for (_, path), scope in table.items() if scope)
 
 

@@ -1,14 +1,22 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import AwareDatetime
 
 from matchhub.audit.service import AuditKeys
 from matchhub.cases import service
 from matchhub.cases.models import CaseState
-from matchhub.cases.schemas import CASE_ID, CaseList, CaseOut, FeedbackOut, OpenCase, TransitionIn
+from matchhub.cases.schemas import (
+    CASE_ID,
+    FLAG_CODE,
+    CaseList,
+    CaseOut,
+    FeedbackOut,
+    OpenCase,
+    TransitionIn,
+)
 from matchhub.cases.service import CaseRules
 from matchhub.identity.auth import CaseWorker, FeedbackReader
 from matchhub.kit.requests import AuditNote, ClockDep, ReadOnly, SessionDep, SettingsDep
@@ -106,11 +114,16 @@ def list_cases(
     clock: ClockDep,
     note: AuditNote,
     state: Annotated[CaseState | None, Query(description="Only cases in this state.")] = None,
+    flag: Annotated[
+        str | None, Query(pattern=FLAG_CODE, max_length=64, description="Only cases on this flag.")
+    ] = None,
     due_before: Annotated[
-        datetime | None, Query(description="Only cases whose response is due before this.")
+        AwareDatetime | None,
+        Query(description="Only cases whose response is due before this (with its zone)."),
     ] = None,
     due_after: Annotated[
-        datetime | None, Query(description="Only cases whose response is due at or after this.")
+        AwareDatetime | None,
+        Query(description="Only cases whose response is due at or after this (with its zone)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -121,6 +134,7 @@ def list_cases(
         principal,
         clock.now(),
         state=state,
+        flag=flag,
         due_before=due_before,
         due_after=due_after,
         limit=limit,

@@ -137,3 +137,6 @@ class FeedbackCount(Base):
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" when confirmed
     source: Mapped[str] = mapped_column(String(32))
     count: Mapped[int] = mapped_column(Integer)
+    # The same indications counted once per case and flag: a flag two banks both assert is
+    # one indication to the consumer, so only the first provider's row counts it here.
+    indications: Mapped[int] = mapped_column(Integer)

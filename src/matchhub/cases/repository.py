@@ -87,6 +87,7 @@ class CaseRepository:
         now: datetime,
         *,
         state: CaseState | None,
+        flag: str | None,
         due_before: datetime | None,
         due_after: datetime | None,
         limit: int,
@@ -95,6 +96,9 @@ class CaseRepository:
         stmt = select(Case).where(Case.agency_id == agency_id)
         if state is not None:
             stmt = stmt.where(_state_is(state, now))
+        if flag is not None:
+            on_flag = select(CaseFlag.id).where(CaseFlag.case_id == Case.id, CaseFlag.code == flag)
+            stmt = stmt.where(on_flag.exists())
         if due_before is not None:
             stmt = stmt.where(Case.response_due_at < due_before)
         if due_after is not None:
@@ -113,21 +117,33 @@ class CaseRepository:
 
     def result_sources(self, job_id: str, ordinal: int) -> list[int] | None:
         """The indexes of a job's sources that flagged this roster ordinal; None if the
-        job's result does not list it."""
-        stmt = (
-            select(match_result_chunks.c.ordinals, match_result_chunks.c.sources)
-            .where(match_result_chunks.c.job_id == job_id)
-            .order_by(match_result_chunks.c.chunk)
-        )
-        for ordinals_blob, sources in self.session.execute(stmt):
-            ordinals = np.frombuffer(ordinals_blob, dtype="<i4")
-            if not len(ordinals) or ordinals[-1] < ordinal:
+        job's result does not list it. Chunks hold ascending ordinals, so each chunk's first
+        and last (4 bytes each, read in the database) say which one chunk to read."""
+        chunks = match_result_chunks.c
+        bounds = select(
+            chunks.chunk,
+            func.substr(chunks.ordinals, 1, 4),
+            func.substr(chunks.ordinals, func.length(chunks.ordinals) - 3, 4),
+        ).where(chunks.job_id == job_id, chunks.rows > 0)
+        for chunk, first, last in self.session.execute(bounds):
+            low, high = (int.from_bytes(bytes(b), "little", signed=True) for b in (first, last))
+            if not low <= ordinal <= high:
                 continue
+            ordinals_blob, sources = self.session.execute(
+                select(chunks.ordinals, chunks.sources).where(
+                    chunks.job_id == job_id, chunks.chunk == chunk
+                )
+            ).one()
+            ordinals = np.frombuffer(ordinals_blob, dtype="<i4")
             at = int(np.searchsorted(ordinals, ordinal))
             if at < len(ordinals) and int(ordinals[at]) == ordinal:
                 return [int(i) for i in sources.split("\n")[at].split(",")]
             return None
         return None
+
+    def agency_codes(self, agency_ids: Collection[int]) -> dict[int, str]:
+        stmt = select(Agency.id, Agency.code).where(Agency.id.in_(list(agency_ids)))
+        return {int(i): str(c) for i, c in self.session.execute(stmt)}
 
     def snapshot_agencies(self, snapshot_ids: Collection[int]) -> dict[int, int]:
         stmt = select(Snapshot.id, Snapshot.agency_id).where(Snapshot.id.in_(list(snapshot_ids)))
@@ -180,7 +196,8 @@ class CaseRepository:
     # --- feedback ------------------------------------------------------------------------
 
     def count_outcome(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Add one to each (provider, consumer, flag, month, outcome, reason) count."""
+        """Add one to each (provider, consumer, flag, month, outcome, reason) count, and each
+        row's ``indications`` to its own."""
         if not rows:
             return
         dialect = self.session.connection().dialect.name
@@ -188,27 +205,36 @@ class CaseRepository:
         stmt = builder(FeedbackCount).values([{**row, "count": 1} for row in rows])
         stmt = stmt.on_conflict_do_update(
             index_elements=["provider_id", "consumer_id", "flag", "month", "outcome", "reason"],
-            set_={"count": FeedbackCount.count + 1},
+            set_={
+                "count": FeedbackCount.count + 1,
+                "indications": FeedbackCount.indications + stmt.excluded.indications,
+            },
         )
         self.session.execute(stmt)
 
     def provider_counts(self, provider_id: int) -> list[tuple[str, str, str, str, int]]:
         """(month, flag, outcome, reason, count) over every consumer."""
         return self._counts(
-            FeedbackCount.provider_id == provider_id, FeedbackCount.month, FeedbackCount.flag
+            FeedbackCount.count,
+            FeedbackCount.provider_id == provider_id,
+            FeedbackCount.month,
+            FeedbackCount.flag,
         )
 
     def consumer_counts(self, consumer_id: int) -> list[tuple[str, str, str, str, int]]:
-        """(flag, source, outcome, reason, count) of the consumer's own verifications."""
+        """(flag, source, outcome, reason, indications) of the consumer's own verifications."""
         return self._counts(
-            FeedbackCount.consumer_id == consumer_id, FeedbackCount.flag, FeedbackCount.source
+            FeedbackCount.indications,
+            FeedbackCount.consumer_id == consumer_id,
+            FeedbackCount.flag,
+            FeedbackCount.source,
         )
 
     def _counts(
-        self, where: ColumnElement[bool], first: Any, second: Any
+        self, counted: Any, where: ColumnElement[bool], first: Any, second: Any
     ) -> list[tuple[str, str, str, str, int]]:
         keys = (first, second, FeedbackCount.outcome, FeedbackCount.reason)
-        stmt = select(*keys, func.sum(FeedbackCount.count)).where(where).group_by(*keys)
+        stmt = select(*keys, func.sum(counted)).where(where).group_by(*keys)
         return [(a, b, o, r, int(n)) for a, b, o, r, n in self.session.execute(stmt)]
 
     # --- lapse and retention -------------------------------------------------------------

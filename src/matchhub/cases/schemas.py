@@ -25,10 +25,13 @@ class OpenCase(BaseModel):
     lookup: int | None = Field(
         default=None,
         ge=0,
+        le=2**63 - 1,
         description="A lookup of the caller's: the `reference` its answer gave (the audit "
         "sequence number of the lookup).",
     )
-    token: str = Field(description="The wire token (64 lowercase hex), as the result gave it.")
+    token: str = Field(
+        max_length=128, description="The wire token (64 lowercase hex), as the result gave it."
+    )
     flags: list[FlagCode] = Field(
         min_length=1,
         max_length=64,

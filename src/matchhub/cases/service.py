@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -51,7 +52,7 @@ from matchhub.protocol.tokens import is_token, looks_like_raw_identifier
 
 S = CaseState
 
-# Which state may follow which (the rules beyond the table are in :func:`transition`).
+# Which state may follow which (the rules beyond the table are in :func:`check_move`).
 NEXT: dict[CaseState, frozenset[CaseState]] = {
     S.indication: frozenset({S.verifying}),
     S.verifying: frozenset({S.confirmed, S.refuted}),
@@ -63,7 +64,6 @@ NEXT: dict[CaseState, frozenset[CaseState]] = {
     S.closed: frozenset(),
     S.lapsed: frozenset(),
 }
-TERMINAL = frozenset({S.closed, S.lapsed})
 LOOKUP_ROUTE = "/v1/lookups"
 MAX_NOTICE_DAYS = 3650
 # The reason codes a move takes: none but to these two states.
@@ -102,6 +102,17 @@ def state_of(case: Case, now: datetime) -> CaseState:
 # --- opening -------------------------------------------------------------------------------
 
 
+def require_end_user(principal: Principal) -> None:
+    """A case is opened and moved by a person: the request must name them
+    (``Matchhub-End-User``), so every step of due process says who took it."""
+    if principal.end_user is None:
+        raise UnprocessableEntity(
+            "name the staff member who acts in the Matchhub-End-User header: every step of a "
+            "case records who took it",
+            code="end_user_required",
+        )
+
+
 def check_token(token: str) -> None:
     if is_token(token):
         return
@@ -133,6 +144,7 @@ def open_case(
     rules: CaseRules,
     now: datetime,
 ) -> Case:
+    require_end_user(principal)
     if (body.job is None) == (body.lookup is None):
         raise UnprocessableEntity(
             "name the result the case comes from: `job` or `lookup`, one of them",
@@ -296,21 +308,17 @@ def _check_reason(to: CaseState, reason: str | None) -> None:
         )
 
 
-def transition(
-    session: Session,
-    principal: Principal,
-    case_id: str,
-    move: TransitionIn,
+def check_move(
+    state: CaseState,
+    to: CaseState,
+    reason: str | None,
     *,
-    rules: CaseRules,
+    response_due_at: datetime | None,
     now: datetime,
-) -> tuple[Case, CaseState]:
-    """Move the case, or refuse with a code and change nothing. Returns the case and the state
-    it was in."""
-    case = own_case(session, principal, case_id, lock=True)
-    to = move.to
-    _check_reason(to, move.reason)
-    state = state_of(case, now)
+) -> None:
+    """The rules of a move, pure: raises the refusal (with its code) or returns. ``state`` is
+    the case's state as the rules read it (:func:`state_of`)."""
+    _check_reason(to, reason)
     if state is S.closed:
         raise Conflict("the case is closed; nothing may follow", code="case_closed")
     if state is S.lapsed:
@@ -323,13 +331,31 @@ def transition(
     if to not in NEXT[state]:
         raise Conflict(f"a case {state.value} cannot become {to.value}", code="illegal_transition")
     response_pending = state is S.confirmed or (
-        state is S.notified and case.response_due_at is not None and now < case.response_due_at
+        state is S.notified and response_due_at is not None and now < response_due_at
     )
-    if to is S.decided and move.reason == Decision.upheld and response_pending:
+    if to is S.decided and reason == Decision.upheld and response_pending:
         raise Conflict(
             "an adverse decision waits for the person's response or the end of the response period",
             code="response_not_due",
         )
+
+
+def transition(
+    session: Session,
+    principal: Principal,
+    case_id: str,
+    move: TransitionIn,
+    *,
+    rules: CaseRules,
+    now: datetime,
+) -> tuple[Case, CaseState]:
+    """Move the case, or refuse with a code and change nothing. Returns the case and the state
+    it was in."""
+    require_end_user(principal)
+    case = own_case(session, principal, case_id, lock=True)
+    to = move.to
+    state = state_of(case, now)
+    check_move(state, to, move.reason, response_due_at=case.response_due_at, now=now)
     repo = CaseRepository(session)
     if to in (S.confirmed, S.refuted):
         case.verification = to.value
@@ -367,19 +393,23 @@ def transition(
 def _count(
     repo: CaseRepository, case: Case, outcome: CaseState, reason: str | None, now: datetime
 ) -> None:
-    flags = repo.flags([case.id])[case.id]
-    rows = {
-        (f.provider_id, f.code): {
-            "provider_id": f.provider_id,
-            "consumer_id": case.agency_id,
-            "flag": f.code,
-            "month": now.strftime("%Y-%m"),
-            "outcome": outcome.value,
-            "reason": reason or "",
-            "source": f.source,
-        }
-        for f in flags
-    }
+    """One more for each provider whose flag the case was on; once per flag for the
+    consumer's rates (the first provider's row), however many providers asserted it."""
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for flag in sorted(repo.flags([case.id])[case.id], key=lambda f: (f.code, f.provider_id)):
+        rows.setdefault(
+            (flag.provider_id, flag.code),
+            {
+                "provider_id": flag.provider_id,
+                "consumer_id": case.agency_id,
+                "flag": flag.code,
+                "month": now.strftime("%Y-%m"),
+                "outcome": outcome.value,
+                "reason": reason or "",
+                "source": flag.source,
+                "indications": int(not any(code == flag.code for _, code in rows)),
+            },
+        )
     repo.count_outcome(list(rows.values()))
 
 
@@ -416,11 +446,14 @@ def set_notice_days(session: Session, purpose: str, days: int) -> None:
 
 
 def describe(session: Session, case: Case, now: datetime, *, history: bool = False) -> CaseOut:
-    flags = CaseRepository(session).flags([case.id])[case.id]
-    return _out(case, flags, now, CaseRepository(session).history(case.id) if history else None)
+    repo = CaseRepository(session)
+    flags = repo.flags([case.id])[case.id]
+    return _out(case, flags, now, repo.history(case.id) if history else None)
 
 
-def _out(case: Case, flags: list[CaseFlag], now: datetime, events: Any = None) -> CaseOut:
+def _out(
+    case: Case, flags: list[CaseFlag], now: datetime, events: Sequence[CaseEvent] | None = None
+) -> CaseOut:
     state = state_of(case, now)
     return CaseOut(
         id=case.id,
@@ -463,6 +496,7 @@ def list_cases(
     now: datetime,
     *,
     state: CaseState | None,
+    flag: str | None,
     due_before: datetime | None,
     due_after: datetime | None,
     limit: int,
@@ -473,6 +507,7 @@ def list_cases(
         principal.agency_id,
         now,
         state=state,
+        flag=flag,
         due_before=due_before,
         due_after=due_after,
         limit=limit + 1,

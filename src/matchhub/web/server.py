@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from matchhub.identity.peer import with_client_certificate
 from matchhub.keystore.material import load_key_material
 from matchhub.kit import logs
+from matchhub.kit.clock import Clock
 from matchhub.kit.errors import OperatorError
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
@@ -91,13 +92,16 @@ class ServerTLS:
             connection.context = self.context
 
 
-def build_server(settings: Settings, *, port: int | None = None) -> uvicorn.Server:
-    """The real server, as ``matchhub serve`` runs it; tests start the same object."""
+def build_server(
+    settings: Settings, *, port: int | None = None, clock: Clock | None = None
+) -> uvicorn.Server:
+    """The real server, as ``matchhub serve`` runs it; tests start the same object (with a
+    clock of their own to move, kit/clock.py)."""
     logs.configure()
     load_key_material(settings.paths)  # fail before binding, with a clear message
     tls = ServerTLS(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, clock),
         host=settings.host,
         port=settings.port if port is None else port,
         http=MutualTLSProtocol,

@@ -126,6 +126,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("indications", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["provider_id"], ["agencies.id"], name=op.f("fk_case_feedback_provider_id_agencies")
         ),
