@@ -82,6 +82,7 @@ def test_read_only_routes_are_reads() -> None:
         ("GET", "/v1/feedback"),
         ("GET", "/v1/audit/entries"),
         ("GET", "/v1/audit/checkpoint"),
+        ("GET", "/v1/audit/activity"),
         ("GET", "/v1/audit/proofs/inclusion"),
         ("GET", "/v1/audit/proofs/consistency"),
     }

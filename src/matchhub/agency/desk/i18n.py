@@ -166,8 +166,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Match the whole roster against every partner at once.",
     ),
     "dashboard.audit_hint": (
-        "وحدة التدقيق قيد الإعداد.",
-        "The auditor's console is being prepared.",
+        "سجل التدقيق لدى الوسيط: القيود، أثر الوصول إلى شخص، الحالات الشاذة، والتقرير.",
+        "The broker's audit log: its entries, a person's trail, anomalies and the report.",
     ),
     # lookup
     "lookup.title": ("الاستعلام عن حالة", "Case lookup"),
@@ -335,13 +335,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "log.what": ("الإجراء", "What"),
     "log.outcome": ("النتيجة", "Outcome"),
     "log.details": ("التفاصيل", "Details"),
-    # audit
+    # the auditor's console (auditing.py, witness.py, anomalies.py, auditpdf.py)
     "audit.title": ("وحدة التدقيق", "Auditor's console"),
     "audit.text": (
-        "ستعرض هذه الصفحة قيود سجل التدقيق وأثر الوصول إلى كل شخص والتحقق من السجل. "
-        "هي قيد الإعداد.",
-        "This page will show the audit log's entries, a person's access trail and the log's "
-        "verification. It is being prepared.",
+        "يتحقق المكتب من سجل التدقيق لدى الوسيط في كل زيارة: يحتفظ بآخر نقطة تحقق قبلها، "
+        "ويطلب الحالية مع إثبات الاتساق، ويتحقق من توقيعها بالمفتاح المثبّت.",
+        "On every visit the desk checks the broker's audit log: it keeps the last checkpoint "
+        "it accepted, fetches the current one with a consistency proof, and checks its "
+        "signature with the pinned key.",
     ),
     # cases (issue 15): the queue, a case, its steps, the notice letter
     "nav.cases": ("الحالات", "Cases"),
@@ -598,4 +599,176 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "اطبع الصفحة: الخطاب بالعربية ثم بالإنكليزية، كل منهما في صفحة.",
         "Print the page: the letter in Arabic, then in English, each on its own page.",
     ),
+    "nav.audit_entries": ("قيود السجل", "Log entries"),
+    "nav.audit_person": ("أثر شخص", "A person's trail"),
+    "nav.audit_anomalies": ("الحجم والحالات الشاذة", "Volume and anomalies"),
+    "nav.audit_report": ("التقرير", "Report"),
+    "audit.witness.verified": ("تم التحقق من السجل حتى", "Verified up to"),
+    "audit.witness.entries_at": ("قيداً في", "entries at"),
+    "audit.witness.alarm": (
+        "إنذار: سجل التدقيق لدى الوسيط لم يجتز التحقق",
+        "Alarm: the broker's audit log failed the witness check",
+    ),
+    "audit.witness.alarm_help": (
+        "يبقى الإنذار حتى يقرّ به مدقق ويذكر السبب؛ يُسجَّل الإقرار في سجل المكتب.",
+        "The alarm stays until an auditor acknowledges it with a reason; the acknowledgement "
+        "is recorded in the desk's log.",
+    ),
+    "audit.witness.unchecked": ("تعذر التحقق من السجل الآن", "The log could not be checked now"),
+    "audit.witness.never": ("لم يُتحقق من السجل بعد", "The log has not been checked yet"),
+    "audit.reason.rollback": ("تراجع السجل", "The log rolled back"),
+    "audit.reason.fork": ("تفرّع السجل", "The log forked"),
+    "audit.reason.inconsistent": ("سجل غير متسق", "An inconsistent log"),
+    "audit.reason.unknown_key": ("موقّع بمفتاح آخر", "Signed by another key"),
+    "audit.reason.bad_signature": ("توقيع غير صالح", "A bad signature"),
+    "audit.reason.wrong_origin": ("سجل آخر", "Another log"),
+    "audit.reason.malformed_note": ("نقطة تحقق تالفة", "A malformed checkpoint"),
+    "audit.reason.malformed_checkpoint": ("نقطة تحقق تالفة", "A malformed checkpoint"),
+    "audit.reason.malformed_key": ("مفتاح تالف", "A malformed key"),
+    "audit.ack.title": ("الإقرار بالإنذار", "Acknowledge the alarm"),
+    "audit.ack.reason": ("السبب (١٠ أحرف على الأقل)", "Reason (10+ characters)"),
+    "audit.ack.submit": ("إقرار", "Acknowledge"),
+    "audit.ack_reason": (
+        "اذكر سبب الإقرار (١٠ أحرف على الأقل).",
+        "Give the reason for the acknowledgement (at least 10 characters).",
+    ),
+    "audit.ack_unknown": ("لا يوجد إنذار مفتوح بهذا الرقم.", "No open alarm has that number."),
+    "audit.verify.title": ("التحقق دون اتصال من نسخة مصدّرة", "Offline verification of an export"),
+    "audit.verify.help": (
+        "ملفا entries.jsonl و checkpoints.jsonl من matchhub audit export. يُتحقق منهما هنا "
+        "بالمفتاح المثبّت وبآخر نقطة تحقق قبلها المكتب.",
+        "entries.jsonl and checkpoints.jsonl from `matchhub audit export`. They are verified "
+        "here, with the pinned key and against the last checkpoint the desk accepted.",
+    ),
+    "audit.verify.entries": ("ملف القيود", "Entries file"),
+    "audit.verify.checkpoints": ("ملف نقاط التحقق", "Checkpoints file"),
+    "audit.verify.submit": ("تحقق", "Verify"),
+    "audit.verify.files": ("اختر الملفين.", "Choose both files."),
+    "audit.verify.no_key": (
+        "لا يوجد مفتاح تحقق مثبّت بعد: زر أي صفحة تدقيق أولاً.",
+        "No verifier key is pinned yet: visit any audit page first.",
+    ),
+    "audit.verify.ok": ("النسخة سليمة", "The export verifies"),
+    "audit.verify.failed": ("النسخة لا تجتاز التحقق", "The export does not verify"),
+    "audit.verify.saved": (
+        "وتحتوي على التاريخ الذي قبله المكتب.",
+        "and holds the history the desk accepted.",
+    ),
+    "audit.bad_date": ("تاريخ غير صالح: استخدم السنة-الشهر-اليوم.", "Not a date: use YYYY-MM-DD."),
+    "audit.period_order": (
+        "بداية المدة بعد نهايتها.",
+        "The period starts after it ends.",
+    ),
+    "audit.period_long": ("المدة أطول من المسموح.", "The period is longer than allowed."),
+    "audit.bad_agency": ("رمز الجهة غير صالح.", "Not an agency code."),
+    "audit.bad_end_user": (
+        "المعرّف المستعار للموظف غير صالح (مثل du-...).",
+        "Not a staff member's pseudonym (like du-...).",
+    ),
+    "audit.bad_route": ("المسار غير صالح (مثل /v1/lookups).", "Not a route (like /v1/lookups)."),
+    "audit.bad_error": ("رمز الخطأ غير صالح.", "Not an error code."),
+    "audit.bad_outcome": ("النتيجة غير معروفة.", "Unknown outcome."),
+    "audit.bad_cursor": ("موضع الصفحة غير صالح.", "Not a page position."),
+    "audit.person.title": ("أثر الوصول إلى شخص", "Every access to one person"),
+    "audit.person.who": ("الرقم الوطني أو الرمز", "National ID or token"),
+    "audit.person.help": (
+        "يُحوَّل الرقم الوطني إلى رمز هنا بمفتاح المطابقة لدى المكتب؛ لا يغادر الرقم المكتب.",
+        "A national ID is turned into its token here, with the office's matching key; the ID "
+        "never leaves the desk.",
+    ),
+    "audit.person.help_no_key": (
+        "لا يحمل هذا المكتب مفتاح مطابقة: أدخل رمز الشخص (٦٤ حرفاً ست عشرياً).",
+        "This desk holds no matching key: enter the person's token (64 hex characters).",
+    ),
+    "audit.person.submit": ("عرض الأثر", "Show the trail"),
+    "audit.person.none": ("لا يوجد أي وصول إلى هذا الشخص.", "No access to this person."),
+    "audit.person.summary": ("مرات الوصول", "Accesses"),
+    "audit.person.staff": ("موظفون مختلفون", "Different staff members"),
+    "audit.person.bad_token": (
+        "الرمز ٦٤ حرفاً ست عشرياً بالضبط.",
+        "A token is exactly 64 hexadecimal characters.",
+    ),
+    "audit.person.no_key": (
+        "لا يحمل هذا المكتب مفتاح مطابقة، فلا يمكنه تحويل رقم وطني: أدخل رمزاً.",
+        "This desk holds no matching key, so it cannot turn a national ID into a token: "
+        "enter a token.",
+    ),
+    "audit.person.bad_id": ("ليس رقماً وطنياً صالحاً.", "Not a valid national ID."),
+    "audit.entries.title": ("قيود سجل التدقيق", "Audit log entries"),
+    "audit.apply": ("تطبيق", "Apply"),
+    "audit.next": ("الأقدم", "Older"),
+    "audit.newest": ("الأحدث", "Newest"),
+    "audit.seq": ("رقم القيد", "Entry"),
+    "audit.when": ("الوقت", "When"),
+    "audit.agency": ("الجهة", "Agency"),
+    "audit.end_user": ("الموظف (مستعار)", "Staff member (pseudonym)"),
+    "audit.route": ("المسار", "Route"),
+    "audit.outcome": ("النتيجة", "Outcome"),
+    "audit.outcome.any": ("الكل", "Any"),
+    "audit.outcome.accepted": ("مقبول", "Accepted"),
+    "audit.outcome.refused": ("مرفوض", "Refused"),
+    "audit.error": ("رمز الخطأ", "Error code"),
+    "audit.from": ("من", "From"),
+    "audit.to": ("إلى", "To"),
+    "audit.purpose": ("الغرض", "Purpose"),
+    "audit.size": ("حجم الإجابة", "Answer size"),
+    "audit.size_help": (
+        "أشخاص في الطلب / منهم في السجل / مؤشرات",
+        "people asked / on the roster / flags",
+    ),
+    "audit.count": ("العدد", "Count"),
+    "audit.none": ("لا شيء.", "None."),
+    "audit.period": ("المدة", "Period"),
+    "audit.entries_count": ("القيود", "Entries"),
+    "audit.lookups_count": ("الاستعلامات", "Lookups"),
+    "audit.refused_count": ("الطلبات المرفوضة", "Refused requests"),
+    "audit.people": ("أشخاص استُعلم عنهم", "People looked up"),
+    "audit.subject": ("الشخص (بداية ملخصه المفتاحي)", "Person (start of their keyed digest)"),
+    "audit.truncated": (
+        "في المدة قيود أكثر مما يُقرأ في تحليل واحد؛ النتائج لأوائلها فقط. اختر مدة أقصر.",
+        "The period holds more entries than one analysis reads; the results cover the first "
+        "ones only. Choose a shorter period.",
+    ),
+    "audit.more_rows": ("صفوف أخرى في الصفحة", "more rows on the page"),
+    "audit.anomalies.title": ("الحجم والحالات الشاذة", "Volume and anomalies"),
+    "audit.chart.days": ("الطلبات في اليوم", "Requests per day"),
+    "audit.chart.agencies": ("الطلبات لكل جهة", "Requests per agency"),
+    "audit.chart.users": ("الطلبات لكل موظف", "Requests per staff member"),
+    "audit.heavy.title": ("موظفون يستعلمون أكثر بكثير من زملائهم", "Staff far above their peers"),
+    "audit.heavy.reasoning": (
+        "يُدرج الموظف إذا زاد عدد الأشخاص الذين استعلم عنهم على {factor} ضعف وسيط زملائه في "
+        "الجهة نفسها، وبلغ {minimum} على الأقل.",
+        "A staff member is listed when the people they looked up exceed {factor} times the "
+        "median of their peers at the same agency, and number at least {minimum}.",
+    ),
+    "audit.heavy.median": ("وسيط الزملاء", "Peers' median"),
+    "audit.heavy.peers": ("الزملاء", "Peers"),
+    "audit.heavy.ratio": ("النسبة", "Ratio"),
+    "audit.hours.title": ("استعلامات خارج أوقات الدوام", "Lookups outside office hours"),
+    "audit.hours.reasoning": (
+        "أوقات الدوام من الساعة {start} إلى {end} بتوقيت بغداد، من الأحد إلى الخميس.",
+        "Office hours are {start}:00 to {end}:00 Baghdad time, Sunday to Thursday.",
+    ),
+    "audit.widely.title": ("أشخاص استعلم عنهم موظفون كثيرون", "People looked up by many staff"),
+    "audit.widely.reasoning": (
+        "يُدرج الشخص إذا استعلم عنه {many} موظفين مختلفين أو أكثر في المدة.",
+        "A person is listed when {many} or more different staff members looked them up in "
+        "the period.",
+    ),
+    "audit.widely.staff": ("عدد الموظفين", "Staff members"),
+    "audit.report.title": ("تقرير التدقيق", "Audit report"),
+    "audit.report.made": ("أُعدّ في", "Made at"),
+    "audit.report.per_agency": ("الطلبات لكل جهة", "Requests per agency"),
+    "audit.report.per_purpose": ("الطلبات المقبولة لكل غرض", "Accepted requests per purpose"),
+    "audit.report.refused": ("الطلبات المرفوضة حسب رمز الخطأ", "Refused requests by error code"),
+    "audit.report.checkpoint": (
+        "نقطة التحقق الموقّعة التي تم التحقق بالاستناد إليها",
+        "The signed checkpoint verified against",
+    ),
+    "audit.report.pdf": ("تنزيل PDF", "Download the PDF"),
+    "audit.report.print": (
+        "للطباعة: استخدم أمر الطباعة في المتصفح.",
+        "To print: use the browser's Print.",
+    ),
+    "audit.show": ("عرض", "Show"),
 }

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -190,3 +191,38 @@ class CaseNote(Base):
     author: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     text: Mapped[str] = mapped_column(Text)
+
+
+class AuditWitnessState(Base):
+    """The audit office's witness of the broker's log (one row): the last signed checkpoint the
+    desk accepted, and the verifier key it checks every later one with (pinned)."""
+
+    __tablename__ = "desk_audit_witness"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(200))
+    verifier_key: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditAlarm(Base):
+    """The broker's log failed the witness: rolled back, forked, inconsistent, or signed by
+    another key. Stays until a member of staff acknowledges it (which the desk's log records);
+    ``saved_note`` and ``refused_note`` are the evidence, checkable by anyone with the key."""
+
+    __tablename__ = "desk_audit_alarms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    saved_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    seen_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    saved_note: Mapped[str | None] = mapped_column(Text, default=None)
+    refused_note: Mapped[str | None] = mapped_column(Text, default=None)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    acknowledgement: Mapped[str | None] = mapped_column(Text, default=None)

@@ -41,6 +41,8 @@ from matchhub.protocol.wire import COMPACT
 log = logging.getLogger("matchhub.desk")
 
 CHUNK_ROWS = 100_000
+DEFAULT_SCHEME = "iq.ncn"
+"""The ID scheme of a desk without a roster definition (an audit office's)."""
 POLL_SECONDS = 0.5
 _PROGRESS_SECONDS = 0.5
 
@@ -68,9 +70,13 @@ class Desk:
     def __init__(self, config: DeskConfig, database: Database | None = None) -> None:
         self.config = config
         self.db = database or Database(config.database_url)
-        self.definition: Definition = load(config.definition)
-        self.key = MatchingKey.from_file(config.matching_key)
-        self.tokeniser = Tokeniser(self.key, self.definition.scheme)
+        # An audit office's desk holds no roster definition, and a matching key only if the
+        # office was given one for subject-access requests.
+        self._definition = load(config.definition) if config.definition.exists() else None
+        self._key = (
+            MatchingKey.from_file(config.matching_key) if config.matching_key.exists() else None
+        )
+        self._tokeniser: Tokeniser | None = None
         self._catalogue: Catalogue | None = None
         self._indexes: dict[int, RosterIndex] = {}
         self._lock = threading.Lock()
@@ -78,6 +84,29 @@ class Desk:
         self.poll_seconds = POLL_SECONDS
         # Tests of the desk's own logic may put a fake broker here (httpx.MockTransport).
         self.broker_transport: httpx.BaseTransport | None = None
+
+    @property
+    def definition(self) -> Definition:
+        if self._definition is None:
+            raise DeskError("this desk holds no roster definition", "error.no_definition")
+        return self._definition
+
+    @property
+    def key(self) -> MatchingKey:
+        if self._key is None:
+            raise DeskError("this desk holds no matching key", "error.no_matching_key")
+        return self._key
+
+    @property
+    def has_key(self) -> bool:
+        return self._key is not None
+
+    @property
+    def tokeniser(self) -> Tokeniser:
+        if self._tokeniser is None:
+            scheme = self._definition.scheme if self._definition is not None else DEFAULT_SCHEME
+            self._tokeniser = Tokeniser(self.key, scheme)
+        return self._tokeniser
 
     def close(self) -> None:
         for thread in self._threads:
