@@ -27,6 +27,7 @@ from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
 from matchhub.matching.engine import MatchEngine, Source
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.segments import SegmentStore
 
 log = structlog.get_logger("matchhub.jobs")
 
@@ -36,12 +37,14 @@ class JobRunner:
         self,
         factory: sessionmaker[Session],
         engine: MatchEngine,
+        segments: SegmentStore,
         settings: Settings,
         *,
         on_state: Callable[[Session, MatchJob, str], None] | None = None,
     ) -> None:
         self.factory = factory
         self.engine = engine
+        self.segments = segments
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_state = on_state
@@ -231,15 +234,19 @@ class JobRunner:
                 log.warning("could not renew a job's lease", job=job_id, exc_info=True)
 
     def _ensure_loaded(self, roster_id: int, source_ids: list[int]) -> None:
-        loaded = self.engine.loaded()
+        """Give the engine the snapshots it lacks: their segments' maps (built from the
+        database first where this host has none it can trust)."""
+        missing = [i for i in [roster_id, *source_ids] if i not in self.engine.loaded()]
+        if not missing:
+            return
         with session_scope(self.factory) as session:
-            repo = JobRepository(session)
-            if roster_id not in loaded:
-                ordinals, tokens = repo.roster_tokens(roster_id)
-                self.engine.load_roster(roster_id, ordinals, tokens)
-            for snapshot_id in source_ids:
-                if snapshot_id not in loaded:
-                    self.engine.load_provider(snapshot_id, repo.provider_tokens(snapshot_id))
+            refs = self.segments.refs(session, missing)
+            for snapshot_id in missing:
+                segment = self.segments.segment(session, refs[snapshot_id])
+                if segment.ordinals is not None:
+                    self.engine.load_roster(snapshot_id, segment.ordinals, segment.hi, segment.lo)
+                else:
+                    self.engine.load_provider(snapshot_id, segment.hi, segment.lo)
 
     def _evict(self) -> None:
         """Drop from memory the snapshots that are no longer current."""
@@ -249,6 +256,7 @@ class JobRunner:
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
+        self.segments.release(set(stale))
 
 
 def _database_away(exc: DBAPIError) -> bool:
