@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ from matchhub.kit.epoch import Epoch
 from matchhub.kit.segments import SegmentInvalid, halves, open_segment
 from matchhub.uploads.repository import SnapshotRepository, SnapshotRows
 from matchhub.uploads.segments import SegmentStore, SnapshotRef
-from tests.api.test_queries import LOAN, World, _world
+from tests.api.test_lookup_view import _answered_from_view
+from tests.api.test_queries import LOAN, PURPOSE, World, _flags, _lookup, _ndjson, _wait, _world
 from tests.conftest import Hub, InProcessApi
 from tests.e2e.helpers import stored
 
@@ -255,3 +257,38 @@ def test_another_database_history_rebuilds_and_a_replaced_snapshot_is_swept(
     assert not store.path(refs[replaced]).exists()
     (new,) = set(now) - set(refs)
     assert len(_tokens(store, hub, now[new])) == 5
+
+
+def _job_tokens(world: World) -> set[str]:
+    with world.client("molsa") as client:
+        opened = client.post("/v1/match-jobs", json={"purpose": PURPOSE, "flags": [LOAN]})
+        assert opened.status_code == 201, opened.text
+        job = _wait(client, opened.json()["id"])
+        assert job["state"] == "succeeded", job
+        return {
+            line["token"] for line in _ndjson(client.get(f"/v1/match-jobs/{job['id']}/results"))
+        }
+
+
+def test_a_replaced_snapshot_is_never_served_from_its_segment(api: InProcessApi) -> None:
+    world = _world(api)
+    store: SegmentStore = api.app.state.segments
+    borrowers = {world.toks[i] for i in world.ids[0:15]}
+    assert _flags(_answered_from_view(world, world.ids[0:1])[world.ids[0]]) == {(LOAN, "bank")}
+    assert _job_tokens(world) == borrowers
+    old = _refs(api.hub, store)
+    assert all(store.path(ref).exists() for ref in old.values())  # what the view and job read
+
+    # Rafidain's borrowers ids[0:5] pay off their loans (Ashur still holds ids[5:15]).
+    world.push("rafidain", [LOAN], {i: [LOAN] for i in world.ids[5:10]})
+    after = _lookup(world, world.ids[0:12])  # the very next lookup, view caught up or not
+    assert all(_flags(after[i]) == set() for i in world.ids[0:5])
+    assert _job_tokens(world) == borrowers - {world.toks[i] for i in world.ids[0:5]}
+    after = _answered_from_view(world, world.ids[0:12])
+    assert all(_flags(after[i]) == set() for i in world.ids[0:5])
+    assert all(_flags(after[i]) == {(LOAN, "bank")} for i in world.ids[5:12])
+    (replaced,) = set(old) - set(_refs(api.hub, store))
+    deadline = time.monotonic() + 20
+    while store.path(old[replaced]).exists():  # swept after the view's next load
+        assert time.monotonic() < deadline, "the replaced snapshot's segment stayed"
+        time.sleep(0.05)
