@@ -2,8 +2,10 @@
 
 One thread polls the view generation and, when it has moved, loads a new view: the registry,
 the catalogue and the list of current snapshots in one consistent read, then the tokens of the
-snapshots it does not hold yet (a committed snapshot's rows never change, so the arrays of the
-others are kept). While a new view loads, and whenever the hub holds more rows than the view
+snapshots it does not hold yet, as maps of their segments (uploads/segments.py: built from the
+database first if this host has none it can trust). A committed snapshot's rows never change,
+so the arrays of the others are kept. After each load it sweeps the segments of snapshots that
+are no longer current. While a new view loads, and whenever the hub holds more rows than the view
 may, :meth:`ViewKeeper.current` is ``None`` and lookups read SQL.
 
 Polling only decides how soon the view catches up; it is not what makes answers right. That
