@@ -229,6 +229,7 @@ def test_the_desk_in_a_browser(
 
     _every_entry_names_its_staff_member(world, desk)
     desk.close()
+    # A superset (other tests save theirs in the same folder): sets, not sorted lists.
     assert {p.name for p in shots.folder.iterdir()} >= {
         f"{n}-{lang}.png"
         for n in ("login", "dashboard", "matches", "match", "lookup")

@@ -14,9 +14,12 @@ from matchhub.audit.schemas import (
     EntriesOut,
     EntryOut,
     InclusionOut,
+    Instant,
 )
 from matchhub.identity.auth import AuditReader, AuditWitness
-from matchhub.kit.errors import UnprocessableEntity
+from matchhub.identity.schemas import Principal
+from matchhub.kit.errors import ServiceUnavailable, TooManyRequests, UnprocessableEntity
+from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
 from matchhub.protocol.tokens import is_token
@@ -60,10 +63,12 @@ def list_entries(
         ),
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="From this time (inclusive; no zone means UTC).")
+        Instant | None,
+        Query(description="Entries from this instant on (ISO 8601, with offset; inclusive)."),
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Before this time (exclusive; no zone means UTC).")
+        Instant | None,
+        Query(description="Entries before this instant (ISO 8601, with offset; exclusive)."),
     ] = None,
     subject: Annotated[
         str | None,
@@ -141,6 +146,19 @@ def list_entries(
     )
 
 
+def _witness_turn(request: Request, principal: Principal) -> None:
+    """Every agency may witness the log; each within its own rate (``witness_rate_per_second``
+    and ``witness_burst``), so no one of them can keep the broker busy with it."""
+    limiter = cast(RateLimiter, request.app.state.witness_limiter)
+    wait = limiter.acquire(principal.code)
+    if wait:
+        raise TooManyRequests(
+            "witness rate exceeded for this agency",
+            code="witness_rate_limited",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
 @router.get(
     "/activity",
     response_model=ActivityOut,
@@ -151,8 +169,8 @@ def activity(
     principal: AuditReader,
     session: SessionDep,
     note: AuditNote,
-    since: Annotated[datetime, Query(description="From this time (no zone means UTC).")],
-    until: Annotated[datetime, Query(description="Before this time (no zone means UTC).")],
+    since: Annotated[Instant, Query(description="From this instant (ISO 8601, with offset).")],
+    until: Annotated[Instant, Query(description="Before this instant (ISO 8601, with offset).")],
     utc_offset_minutes: Annotated[
         int, Query(ge=-720, le=840, description="Local days and hours at this offset.")
     ] = 0,
@@ -174,12 +192,24 @@ def activity(
     return ActivityOut(**found)
 
 
-@router.get("/checkpoint", response_model=CheckpointOut, responses=errors(401, 403))
+@router.get(
+    "/checkpoint",
+    response_model=CheckpointOut,
+    responses=errors(401, 403, 429, 503),
+    dependencies=[ReadOnly],
+)
 def get_checkpoint(principal: AuditWitness, request: Request, session: SessionDep) -> CheckpointOut:
-    """The latest signed checkpoint (signed now if the log has grown). Keep it: the next one
-    must be consistent with it (GET /v1/audit/proofs/consistency)."""
+    """The latest signed checkpoint. Checkpoints are signed on a schedule (every
+    ``audit_checkpoint_every`` entries, and when entries have waited
+    ``audit_checkpoint_seconds``), never for a request. Keep it: the next one must be
+    consistent with it (GET /v1/audit/proofs/consistency)."""
+    _witness_turn(request, principal)
     keys = _keys(request)
-    cp = service.checkpoint(session, keys, fresh=True)
+    cp = service.latest_checkpoint(session)
+    if cp is None:
+        raise ServiceUnavailable(
+            "no checkpoint has been signed yet; ask again in a minute", code="no_checkpoint_yet"
+        )
     return CheckpointOut(
         origin=keys.origin,
         size=cp.size,
@@ -208,14 +238,16 @@ def inclusion_proof(
 @router.get(
     "/proofs/consistency",
     response_model=ConsistencyOut,
-    responses=errors(401, 403, 422),
+    responses=errors(401, 403, 422, 429),
     dependencies=[ReadOnly],
 )
 def consistency_proof(
     principal: AuditWitness,
+    request: Request,
     session: SessionDep,
     old_size: Annotated[int, Query(ge=0)],
     new_size: Annotated[int, Query(ge=0)],
 ) -> ConsistencyOut:
     """RFC 9162 consistency proof that the tree of ``old_size`` is a prefix of ``new_size``."""
+    _witness_turn(request, principal)
     return ConsistencyOut(**service.consistency(session, old_size, new_size))

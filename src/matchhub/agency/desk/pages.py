@@ -284,3 +284,7 @@ def desk_log(ctx: PageContext) -> Response:
     with ctx.desk.db.transaction() as session:
         events = eventlog.recent(session, limit=300)
     return ctx.render("log.html", events=events)
+
+
+# The case pages register themselves on `pages` (a module of their own: cases.py).
+from matchhub.agency.desk import cases as _cases  # noqa: E402, F401
