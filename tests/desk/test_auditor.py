@@ -388,3 +388,31 @@ def test_an_export_is_verified_offline_from_the_page_and_an_edit_is_caught(
         assert "does not verify" in bad.text or "لا تجتاز التحقق" in bad.text
         missing = client.post("/audit/verify", data={"csrf": _csrf(page)})
         assert missing.status_code == 422
+
+
+def test_init_tells_a_ministrys_desk_from_an_audit_offices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    credentials = tmp_path / "certs"
+    credentials.mkdir()
+    for name in ("audit-board.pem", "audit-board-key.pem", "ca.pem"):
+        (credentials / name).write_text("TEST-ONLY\n")
+    extract = tmp_path / "roster.csv"
+    extract.write_text("a,b\n")
+    args = ["init", "--broker", "https://127.0.0.1:1", "--credentials", str(credentials)]
+    args += ["--code", "audit-board"]
+    # An extract without a matching key and a definition is half a ministry's desk: refused.
+    assert run_cli(tmp_path / "half", *args, "--extract", str(extract)) == 1
+    assert "needs --matching-key, --definition and --extract" in capsys.readouterr().err
+    assert not (tmp_path / "half").exists()
+    # Without an extract: an audit office's console, holding no key and no roster.
+    assert run_cli(tmp_path / "office", *args) == 0
+    config = DeskConfig.load(tmp_path / "office")
+    assert config.kind == "auditor"
+    assert not config.matching_key.exists()
+    assert not config.extract.exists()
+    desk = Desk(config)
+    try:
+        assert not desk.has_key
+    finally:
+        desk.close()
