@@ -641,8 +641,7 @@ def test_a_lookup_answer_names_its_audit_entry(
         answer = client.post("/v1/lookups", json={"purpose": PURPOSE, "tokens": asked}).json()
     answered = sum(len(r["flags"]) for r in answer["results"])
     assert answered == 3  # a loan (two banks, one answer); a fuel station and a generator
-    with world.client("molsa") as client:
-        state = client.get("/readyz").json()["lookup_view"]["state"]
+    state = api.app.state.lookup_views.status()["state"]
     assert (state == "off") == (view_rows == 0)
     with api.hub.session() as session:
         entry = session.get(AuditEntry, answer["reference"])
