@@ -20,6 +20,7 @@ from matchhub.cases import service as cases
 from matchhub.jobs.models import match_result_chunks
 from matchhub.kit.clock import Clock
 from matchhub.protocol.kinds import AgencyKind
+from tests.api.test_lookup_view import _view_status
 from tests.api.test_queries import (
     FUEL,
     GEN,
@@ -292,7 +293,9 @@ def test_from_a_match_job_to_upheld_and_to_withdrawn(api: InProcessApi, desk: De
             "closed",
         ]
         assert _time(history[4]["at"]) - _time(history[3]["at"]) >= timedelta(days=12)
-    metrics = desk.client.get("/metrics").text
+    monitor = api.hub.add_agency("prometheus", AgencyKind.monitor)
+    with api.client(monitor) as prometheus:
+        metrics = prometheus.get("/metrics").text
     assert 'matchhub_cases{state="closed"} 2.0' in metrics
     # Every step is an audit entry naming the end user, and none holds the token.
     with api.hub.session() as session:
@@ -643,9 +646,7 @@ def test_a_lookup_answer_names_its_audit_entry(
         answer = client.post("/v1/lookups", json={"purpose": PURPOSE, "tokens": asked}).json()
     answered = sum(len(r["flags"]) for r in answer["results"])
     assert answered == 3  # a loan (two banks, one answer); a fuel station and a generator
-    with world.client("molsa") as client:
-        state = client.get("/readyz").json()["lookup_view"]["state"]
-    assert (state == "off") == (view_rows == 0)
+    assert (_view_status(world)["state"] == "off") == (view_rows == 0)
     with api.hub.session() as session:
         entry = session.get(AuditEntry, answer["reference"])
         assert entry is not None

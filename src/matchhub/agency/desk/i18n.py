@@ -343,4 +343,259 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This page will show the audit log's entries, a person's access trail and the log's "
         "verification. It is being prepared.",
     ),
+    # cases (issue 15): the queue, a case, its steps, the notice letter
+    "nav.cases": ("الحالات", "Cases"),
+    "cases.title": ("الحالات", "Cases"),
+    "cases.intro": (
+        "كل حالة مؤشر يُتحقق منه ميدانياً، ثم يُبلَّغ صاحبه ويُسمع رده قبل أي قرار.",
+        "Each case is an indication to verify in the field; the person is then notified and "
+        "heard before any decision.",
+    ),
+    "cases.m.assigned": ("تم إسناد الحالات.", "The cases were assigned."),
+    "cases.m.opened": ("تم فتح الحالات.", "The cases were opened."),
+    "cases.m.opened_one": ("تم فتح الحالة.", "The case was opened."),
+    "cases.m.stepped": ("تم تسجيل الخطوة لدى الوسيط.", "The step was recorded at the broker."),
+    "cases.m.noted": ("حُفظت الملاحظة في المكتب.", "The note was saved at the desk."),
+    "cases.state": ("الحالة", "State"),
+    "cases.open": ("المفتوحة", "Open"),
+    "cases.all": ("الكل", "All"),
+    "cases.any": ("الكل", "Any"),
+    "cases.mine": ("المسندة إليّ فقط", "Assigned to me only"),
+    "cases.filter": ("تصفية", "Filter"),
+    "cases.none": ("لا توجد حالات بهذه الشروط.", "No cases match."),
+    "cases.choose": ("اختيار الحالة", "Choose case"),
+    "cases.number": ("رقم الحالة", "Case"),
+    "cases.case": ("الحالة", "Case"),
+    "cases.assigned": ("الباحث المسؤول", "Caseworker"),
+    "cases.due": ("الموعد", "Due"),
+    "cases.overdue": ("انتهت مدة الرد", "Response period over"),
+    "cases.lapsing": ("تسقط قريباً", "Lapsing soon"),
+    "cases.assign_to": ("إسناد المختارة إلى", "Assign the chosen cases to"),
+    "cases.assign": ("إسناد", "Assign"),
+    "cases.open_title": ("فتح حالات من قائمة المطابقة", "Open cases from the match's list"),
+    "cases.open_help": (
+        "اختر المستفيدين الذين تُفتح لهم حالات تحقق. لا يُرسل إلى الوسيط إلا الرمز ورموز "
+        "المؤشرات؛ الأسماء تبقى في المكتب.",
+        "Choose the beneficiaries to open verification cases for. Only the token and the flag "
+        "codes go to the broker; names stay at the desk.",
+    ),
+    "cases.none_listed": ("لا يوجد مستفيدون بهذه الشروط.", "No beneficiaries match."),
+    "cases.more": (
+        "تظهر أول ٢٠٠ فقط؛ ضيّق التصفية لرؤية البقية",
+        "Only the first 200 are shown; narrow the filter to see the rest",
+    ),
+    "cases.open_submit": ("فتح حالات للمختارين", "Open cases for the chosen"),
+    "cases.open_one": ("فتح حالة تحقق", "Open a verification case"),
+    "case.title": ("الحالة رقم", "Case no."),
+    "case.state.indication": ("مؤشر", "Indication"),
+    "case.state.verifying": ("قيد التحقق", "Verifying"),
+    "case.state.confirmed": ("تأكد", "Confirmed"),
+    "case.state.refuted": ("لم يتأكد", "Refuted"),
+    "case.state.notified": ("أُبلغ", "Notified"),
+    "case.state.responded": ("ردّ", "Responded"),
+    "case.state.decided": ("صدر القرار", "Decided"),
+    "case.state.closed": ("مغلقة", "Closed"),
+    "case.state.lapsed": ("سقطت", "Lapsed"),
+    "case.reason": ("السبب", "Reason"),
+    "case.reason.not_the_person": ("ليس الشخص نفسه", "Not the person"),
+    "case.reason.source_outdated": ("بيانات الجهة قديمة", "The source's data is outdated"),
+    "case.reason.rule_not_met": ("لا تنطبق القاعدة", "The rule is not met"),
+    "case.reason.other": ("سبب آخر", "Other"),
+    "case.reason.upheld": ("تأييد المؤشر", "Upheld"),
+    "case.reason.withdrawn": ("سحب المؤشر", "Withdrawn"),
+    "case.decision": ("القرار", "Decision"),
+    "case.person_gone": (
+        "لم يعد سجل المستفيدين الذي فُتحت عليه الحالة محفوظاً في المكتب.",
+        "The roster the case was opened on is no longer held by the desk.",
+    ),
+    "case.response_due": ("آخر موعد للرد", "Response due"),
+    "case.lapses_at": ("تسقط في", "Lapses"),
+    "case.attention.overdue": (
+        "انتهت مدة الرد ولم يُسجَّل قرار: يمكن اتخاذ القرار الآن.",
+        "The response period is over and no decision is recorded: decide now.",
+    ),
+    "case.attention.lapsing": (
+        "ستسقط هذه الحالة قريباً إن لم يبدأ التحقق.",
+        "This case lapses soon unless verification starts.",
+    ),
+    "case.opened": ("فُتحت", "Opened"),
+    "case.origin.match": ("من مطابقة جماعية", "from a collective match"),
+    "case.origin.lookup": ("من استعلام", "from a lookup"),
+    "case.notice_print": ("طباعة خطاب الإشعار", "Print the notice letter"),
+    "case.next": ("الخطوة التالية", "Next step"),
+    "case.no_next": ("لا خطوة أخرى لهذه الحالة.", "This case has no further step."),
+    "case.not_yours_hint": (
+        "هذه الحالة مسندة إلى باحث آخر أو غير مسندة: لا يحركها إلا من أُسندت إليه أو المشرف.",
+        "This case is assigned to another caseworker, or to no one: only its caseworker or a "
+        "supervisor moves it.",
+    ),
+    "case.step.verifying": ("بدء التحقق الميداني", "Start the field verification"),
+    "case.step.confirmed": ("التحقق أكّد المؤشر", "Verification confirmed it"),
+    "case.step.refuted": ("التحقق لم يؤكد المؤشر", "Verification refuted it"),
+    "case.step.notified": ("أُرسل الإشعار", "The notice was sent"),
+    "case.step.responded": ("تسلمنا رد الشخص", "The person responded"),
+    "case.step.decided": ("تسجيل القرار", "Record the decision"),
+    "case.step.closed": ("إغلاق الحالة", "Close the case"),
+    "case.step_help.verifying": (
+        "إعادة المسح الميداني للأسرة قبل أي إجراء.",
+        "The household's field re-survey, before anything else.",
+    ),
+    "case.step_help.confirmed": (
+        "نتيجة إعادة المسح: المؤشر صحيح ويخص هذا الشخص.",
+        "The re-survey's outcome: the indication is right and about this person.",
+    ),
+    "case.step_help.refuted": (
+        "نتيجة إعادة المسح: المؤشر غير صحيح، مع السبب.",
+        "The re-survey's outcome: the indication is wrong, with the reason.",
+    ),
+    "case.step_help.notified": (
+        "سُلّم خطاب الإشعار؛ تبدأ مدة الرد من الآن.",
+        "The notice letter was handed over; the response period starts now.",
+    ),
+    "case.step_help.responded": (
+        "قدّم الشخص رده (سجّل مضمونه في الملاحظات).",
+        "The person responded (write what they said in the notes).",
+    ),
+    "case.step_help.decided": (
+        "لا قرار بالتأييد قبل انتهاء مدة الرد إلا بعد رد الشخص.",
+        "No upheld decision before the response is due unless the person has responded.",
+    ),
+    "case.step_help.closed": ("انتهى العمل على الحالة.", "The work on the case is done."),
+    "case.history": ("سجل الحالة لدى الوسيط", "The case's history at the broker"),
+    "case.no_history": ("لا يتوفر السجل الآن.", "The history is not available now."),
+    "case.notes": ("ملاحظات", "Notes"),
+    "case.notes_help": (
+        "تُحفظ الملاحظات في قاعدة بيانات المكتب وحدها ولا تُرسل إلى الوسيط.",
+        "Notes are kept in the desk's own database only; they never go to the broker.",
+    ),
+    "case.note_new": ("ملاحظة جديدة", "New note"),
+    "case.note_add": ("حفظ الملاحظة", "Save the note"),
+    "case.back": ("العودة إلى الحالات", "Back to the cases"),
+    "case.back_to_case": ("العودة إلى الحالة", "Back to the case"),
+    "case.error.title": ("لم تُنفذ الخطوة", "Not done"),
+    "case.error.broker": ("رفض الوسيط الخطوة", "The broker refused the step"),
+    "case.error.invalid": ("طلب غير صالح.", "An invalid request."),
+    "case.error.not_yours": (
+        "هذه الحالة مسندة إلى باحث آخر: لا يمكنك تحريكها. اطلب من المشرف إسنادها إليك.",
+        "This case is assigned to another caseworker: you cannot move it. Ask a supervisor "
+        "to assign it to you.",
+    ),
+    "case.error.forbidden": ("دورك لا يسمح بهذا.", "Your role does not allow this."),
+    "case.error.none_chosen": ("لم تختر شيئاً.", "Nothing was chosen."),
+    "case.error.too_many": ("المختار أكثر من ٢٠٠.", "More than 200 were chosen."),
+    "case.error.not_a_caseworker": (
+        "تُسند الحالات إلى باحث فعّال فقط.",
+        "Cases go to an active caseworker only.",
+    ),
+    "case.error.case_finished": (
+        "حالة مغلقة أو ساقطة لا تُسند.",
+        "A finished case is not assigned.",
+    ),
+    "case.error.invalid_state": ("خطوة غير معروفة.", "An unknown step."),
+    "case.error.invalid_reason": (
+        "اختر السبب أو القرار من القائمة.",
+        "Choose the reason or the decision from the list.",
+    ),
+    "case.error.empty_note": ("الملاحظة فارغة.", "The note is empty."),
+    "case.error.note_too_long": ("الملاحظة أطول من ٤٠٠٠ حرف.", "The note is over 4000 characters."),
+    "case.error.no_lookup": (
+        "لم يذكر الوسيط رقم الاستعلام: أعد الاستعلام.",
+        "The broker did not name the lookup: look the person up again.",
+    ),
+    "case.error.invalid_flags": (
+        "المؤشرات ليست مؤشرات الاستعلام.",
+        "Those are not the lookup's flags.",
+    ),
+    "case.error.match_too_old": (
+        "قوائم هذه المطابقة أقدم من الحالات: أعد المطابقة.",
+        "This match's lists predate cases: run the match again.",
+    ),
+    "case.error.no_notice": (
+        "يُطبع الإشعار بعد تسجيل إرساله.",
+        "The notice is printed once it is recorded as sent.",
+    ),
+    "case.error.unreachable": ("تعذر الوصول إلى الوسيط.", "The broker cannot be reached."),
+    "case.error.tls": ("رُفض الاتصال الآمن بالوسيط.", "The secure connection to the broker failed."),
+    "case.error.response_not_due": (
+        "لا يصدر قرار بالتأييد قبل انتهاء مدة الرد، إلا إذا ردّ الشخص.",
+        "No upheld decision before the response is due, unless the person has responded.",
+    ),
+    "case.error.case_lapsed": (
+        "سقطت هذه الحالة لعدم البدء بها في الوقت المحدد، ولا يمكن العمل عليها.",
+        "This case lapsed (not taken up in time) and may not be acted on.",
+    ),
+    "case.error.case_closed": ("هذه الحالة مغلقة.", "This case is closed."),
+    "case.error.illegal_transition": (
+        "هذه الخطوة لا تأتي بعد حالة الحالة الآن.",
+        "That step does not follow the case's current state.",
+    ),
+    "case.error.case_exists": (
+        "توجد حالة مفتوحة لهذا الشخص.",
+        "There is already an open case for this person.",
+    ),
+    "case.error.case_not_found": ("لا يعرف الوسيط هذه الحالة.", "The broker knows no such case."),
+    "case.error.not_in_result": (
+        "هذا الشخص أو المؤشر ليس في نتيجة المطابقة أو الاستعلام.",
+        "That person or flag is not in the match's result or the lookup's answer.",
+    ),
+    "case.error.flag_no_longer_current": (
+        "لم تعد الجهة تذكر هذا المؤشر: أعد الاستعلام.",
+        "The source no longer asserts that flag: look the person up again.",
+    ),
+    "case.error.results_expired": (
+        "حُذفت نتائج هذه المطابقة لدى الوسيط بعد انتهاء مدة حفظها: أعد المطابقة.",
+        "The broker deleted this match's results after their retention: run the match again.",
+    ),
+    "case.error.lookup_not_found": (
+        "لا يعرف الوسيط هذا الاستعلام: أعد الاستعلام.",
+        "The broker knows no such lookup: look the person up again.",
+    ),
+    "case.error.not_verified": (
+        "لا قرار قبل التحقق.",
+        "No decision without verification.",
+    ),
+    "rates.title": ("كيف كانت نتائج التحقق", "How the flags fared"),
+    "rates.link": ("نسب التأكيد حسب المؤشر والجهة", "Confirmation rates by flag and source"),
+    "rates.intro": (
+        "من حالات الوزارة نفسها: كم مؤشراً تأكد بالتحقق الميداني وكم لم يتأكد، وسبب ذلك. "
+        "الجهة التي تكثر مؤشراتها غير الصحيحة لسبب «ليس الشخص نفسه» لديها مشكلة في جودة البيانات.",
+        "From the ministry's own cases: how many indications field verification confirmed and "
+        "refuted, and why. A source whose flags are often refuted as not the person has a "
+        "data quality problem.",
+    ),
+    "rates.per_flag": ("حسب المؤشر", "By flag"),
+    "rates.per_source": ("حسب الجهة", "By source"),
+    "rates.rate": ("نسبة التأكيد", "Confirmation rate"),
+    "rates.none": ("لم يُسجَّل أي تحقق بعد.", "No verification recorded yet."),
+    "notice.title": ("إشعار بمؤشر يخص الإعانة الاجتماعية", "Notice about your social benefit"),
+    "notice.ref": ("رقم الحالة", "Case no."),
+    "notice.date": ("التاريخ", "Date"),
+    "notice.to": ("إلى السيد/السيدة", "To"),
+    "notice.body1": (
+        "وصلت إلى الوزارة من جهة حكومية شريكة بيانات تشير إلى ما يأتي، وقد تحققت منها الوزارة "
+        "ميدانياً:",
+        "A partner government agency's records, which the ministry has verified in the field, "
+        "indicate the following:",
+    ),
+    "notice.body2": (
+        "هذا إشعار وليس قراراً. يحق لكم الرد وتقديم ما يثبت خلاف ذلك إلى دائرة الحماية "
+        "الاجتماعية في محافظتكم.",
+        "This is a notice, not a decision. You may respond and show that it is not so, at the "
+        "social protection office of your governorate.",
+    ),
+    "notice.deadline": ("آخر موعد للرد", "Respond by"),
+    "notice.body3": (
+        "لن يُتخذ أي قرار بشأن إعانتكم قبل هذا التاريخ ما لم تقدموا ردكم، وسيُنظر في ردكم قبل "
+        "القرار.",
+        "No decision about your benefit will be taken before that date unless you respond, "
+        "and your response will be considered before any decision.",
+    ),
+    "notice.sign": (
+        "وزارة العمل والشؤون الاجتماعية — هيئة الحماية الاجتماعية",
+        "Ministry of Labour and Social Affairs — Social Protection Commission",
+    ),
+    "notice.print_hint": (
+        "اطبع الصفحة: الخطاب بالعربية ثم بالإنكليزية، كل منهما في صفحة.",
+        "Print the page: the letter in Arabic, then in English, each on its own page.",
+    ),
 }

@@ -140,3 +140,53 @@ class Match(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+FINISHED_STATES = ("closed", "lapsed")
+"""A case in these states may no longer be acted on."""
+
+
+class Case(Base):
+    """A case the desk opened at the broker for a flagged beneficiary, mirrored here with what
+    only the ministry may hold: who works it and where the person is in the roster's index
+    (version and row; their name and IDs are read from the index, never copied here). The
+    broker's case is the authority on the state; the desk keeps its last answer."""
+
+    __tablename__ = "desk_cases"
+    __table_args__ = (
+        Index("ix_desk_cases_queue", "state", "governorate"),
+        Index("ix_desk_cases_person", "roster_version", "row"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broker_id: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    origin: Mapped[str] = mapped_column(String(8))  # match / lookup
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("desk_matches.id"), default=None)
+    lookup_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    roster_version: Mapped[int] = mapped_column(Integer)
+    row: Mapped[int] = mapped_column(Integer)
+    governorate: Mapped[str] = mapped_column(String(64))
+    flags: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    flag_codes: Mapped[str] = mapped_column(String(400))  # ";a;b;": filtered with LIKE
+    assigned_to: Mapped[int | None] = mapped_column(
+        ForeignKey("desk_users.id"), default=None, index=True
+    )
+    opened_by: Mapped[str] = mapped_column(String(64))
+    response_due: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lapses_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseNote(Base):
+    """Free text about a case, typed by staff: kept only here, never sent to the broker."""
+
+    __tablename__ = "desk_case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("desk_cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    text: Mapped[str] = mapped_column(Text)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from matchhub.agency.connector.definition import Definition, load
@@ -31,7 +32,7 @@ from matchhub.agency.desk.broker import BrokerClient, BrokerError, Catalogue
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.db import Database
 from matchhub.agency.desk.lookup import Entry, Problem, parse_ids
-from matchhub.agency.desk.models import Match, Roster, utcnow
+from matchhub.agency.desk.models import FINISHED_STATES, Case, Match, Roster, utcnow
 from matchhub.agency.desk.resolve import ResolveError, parse_results, resolve
 from matchhub.agency.desk.roster import ExtractError, RosterIndex, build
 from matchhub.protocol.tokens import MatchingKey, Tokeniser
@@ -57,6 +58,8 @@ class DeskError(Exception):
 class LookupOutcome:
     entries: list[Entry]
     problems: list[Problem]
+    roster_version: int | None = None  # the index the entries' rows are in
+    reference: int | None = None  # the lookup's audit entry at the broker (a case names it)
 
 
 class Desk:
@@ -73,6 +76,8 @@ class Desk:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.poll_seconds = POLL_SECONDS
+        # Tests of the desk's own logic may put a fake broker here (httpx.MockTransport).
+        self.broker_transport: httpx.BaseTransport | None = None
 
     def close(self) -> None:
         for thread in self._threads:
@@ -92,7 +97,7 @@ class Desk:
             return Staff.of(user)
 
     def broker(self, staff: Staff) -> BrokerClient:
-        return BrokerClient(self.config, staff)
+        return BrokerClient(self.config, staff, transport=self.broker_transport)
 
     def catalogue(self, staff: Staff) -> Catalogue:
         """The flags granted to the ministry and the purposes, fetched once per desk process
@@ -232,8 +237,15 @@ class Desk:
             (int(p.name) for p in self.config.rosters.iterdir() if p.name.isdigit()),
             reverse=True,
         )
+        with self.db.transaction() as session:
+            # A roster a case still open was opened on stays: its letter needs the name.
+            pinned = set(
+                session.scalars(
+                    select(Case.roster_version).where(Case.state.not_in(FINISHED_STATES))
+                )
+            )
         for version in folders[self.config.settings.rosters_kept :]:
-            if version == keep:
+            if version == keep or version in pinned:
                 continue
             with self._lock:
                 index = self._indexes.pop(version, None)
@@ -372,7 +384,8 @@ class Desk:
         if len(entries) > limit:
             raise DeskError(f"at most {limit} numbers at once", "lookup.too_many")
         with self.broker(staff) as broker:
-            answers = {r["token"]: r for r in broker.lookup(purpose, [e.token for e in entries])}
+            whole = broker.lookup_answer(purpose, [e.token for e in entries])
+        answers = {r["token"]: r for r in whole["results"]}
         roster = self.current_roster()
         index = self.index(roster.version) if roster and roster.version is not None else None
         rows = index.find(b"".join(bytes.fromhex(e.token) for e in entries)) if index else None
@@ -382,6 +395,7 @@ class Desk:
             entry.flags = list(answer.get("flags", []))
             if index is not None and rows is not None and rows[position] >= 0:
                 entry.person = index.person(int(rows[position]))
+                entry.row = int(rows[position])
         self.record(
             staff,
             "lookup",
@@ -389,7 +403,8 @@ class Desk:
             ids=len(entries),
             flagged=sum(1 for e in entries if e.flags),
         )
-        return LookupOutcome(entries, [])
+        version = roster.version if roster is not None and index is not None else None
+        return LookupOutcome(entries, [], version, whole.get("reference"))
 
     # --- plumbing --------------------------------------------------------------------------
 
