@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from matchhub.agency.connector.client import AgencyCredentials, make_client
@@ -87,3 +88,22 @@ def verify_audit_log(hub: Hub, folder: Path, saved_checkpoint: str | None = None
         audit.export(session, keys, folder)
     verifier = (folder / "verifier.key").read_text().strip()
     return verify_export(folder, verifier, saved_checkpoint)
+
+
+def metric_samples(client: httpx.Client, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of one metric on ``/metrics`` (the client must be a monitor's), by their
+    labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def lookup_view_state(client: httpx.Client) -> str:
+    """The broker's lookup view state, as its monitor reads it."""
+    samples = metric_samples(client, "matchhub_lookup_view_state")
+    return next(dict(labels)["state"] for labels, value in samples.items() if value == 1)

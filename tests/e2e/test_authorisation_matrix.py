@@ -30,7 +30,7 @@ from tests.e2e.helpers import HANDSHAKE_REFUSED
 TLS = "TLS"
 CALLERS = (
     "pension", "traffic", "bank", "trade", "education", "higher_education", "welfare", "auditor",
-    "no-cert", "revoked", "unregistered", "other-ca",
+    "monitor", "no-cert", "revoked", "unregistered", "other-ca",
 )  # fmt: skip
 NO_ID = "0" * 32
 
@@ -54,18 +54,29 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/uploads"): {"json": {}},
     ("POST", "/v1/lookups"): {"json": {}},
     ("POST", "/v1/match-jobs"): {"json": {}},
+    ("POST", "/v1/cases"): {"json": {}},
+    ("GET", "/v1/cases/{case_id}"): {"path": f"/v1/cases/{NO_ID}"},
+    ("POST", "/v1/cases/{case_id}/transitions"): {
+        "path": f"/v1/cases/{NO_ID}/transitions",
+        "json": {},
+    },
 }
 
 
-def _row(*, providers: int, welfare: int, auditor: int, unregistered: int) -> tuple[int | str, ...]:
+def _row(
+    *, providers: int, welfare: int, auditor: int, unregistered: int, monitor: int = 403
+) -> tuple[int | str, ...]:
     """The statuses in CALLERS order: the six provider kinds alike, the ministry, the audit
-    office, then what the TLS layer does (no certificate, revoked, other CA: refused at the
-    handshake on every route) and an unregistered certificate of the hub's CA."""
-    return (*[providers] * 6, welfare, auditor, TLS, TLS, unregistered, TLS)
+    office, the operator's monitor (metrics and liveness only), then what the TLS layer does
+    (no certificate, revoked, other CA: refused at the handshake on every route) and an
+    unregistered certificate of the hub's CA."""
+    return (*[providers] * 6, welfare, auditor, monitor, TLS, TLS, unregistered, TLS)
 
 
 # Liveness: any client the TLS layer admits, registered or not.
-HEALTH = _row(providers=200, welfare=200, auditor=200, unregistered=200)
+HEALTH = _row(providers=200, welfare=200, auditor=200, unregistered=200, monitor=200)
+# The counts per route and the gauges: the monitor alone (web/metrics.py).
+MONITOR = _row(providers=403, welfare=403, auditor=403, unregistered=401, monitor=200)
 EVERY_AGENCY = _row(providers=200, welfare=200, auditor=200, unregistered=401)
 AUDITORS = _row(providers=403, welfare=403, auditor=200, unregistered=401)
 UPLOADERS_404 = _row(providers=404, welfare=404, auditor=403, unregistered=401)
@@ -76,7 +87,9 @@ MINISTRY_422 = _row(providers=403, welfare=422, auditor=403, unregistered=401)
 EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/healthz"): HEALTH,
     ("GET", "/readyz"): HEALTH,
-    ("GET", "/v1/whoami"): EVERY_AGENCY,
+    ("GET", "/v1/whoami"): _row(
+        providers=200, welfare=200, auditor=200, unregistered=401, monitor=200
+    ),
     ("GET", "/v1/flags"): EVERY_AGENCY,
     ("GET", "/v1/audit/checkpoint"): EVERY_AGENCY,  # every agency witnesses the log
     ("GET", "/v1/audit/proofs/consistency"): EVERY_AGENCY,
@@ -91,9 +104,13 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("POST", "/v1/match-jobs"): MINISTRY_422,
     ("GET", "/v1/match-jobs/{job_id}"): MINISTRY_404,
     ("GET", "/v1/match-jobs/{job_id}/results"): MINISTRY_404,
-    # /metrics: what main does now, every admitted client reads the counts (issue 13, item 8
-    # keeps them to a monitoring identity; that change updates this one entry).
-    ("GET", "/metrics"): HEALTH,
+    ("POST", "/v1/cases"): MINISTRY_422,
+    ("GET", "/v1/cases"): _row(providers=403, welfare=200, auditor=403, unregistered=401),
+    ("GET", "/v1/cases/{case_id}"): MINISTRY_404,
+    ("POST", "/v1/cases/{case_id}/transitions"): MINISTRY_422,
+    # A provider reads how its own flags fared; the ministry its confirmation rates.
+    ("GET", "/v1/feedback"): _row(providers=200, welfare=200, auditor=403, unregistered=401),
+    ("GET", "/metrics"): MONITOR,
 }
 
 

@@ -39,7 +39,17 @@ def test_route_scope_table() -> None:
     table = {(method, r.path): _scope(r) for r in _routes() for method in r.methods or []}
     assert table[("GET", "/v1/whoami")] is Scope.identity_read
     assert table[("GET", "/healthz")] is None
-    assert all(path.startswith("/v1/") for (_, path), scope in table.items() if scope)
+    assert table[("GET", "/metrics")] is Scope.metrics_read
+    for method, path in [
+        ("POST", "/v1/cases"),
+        ("POST", "/v1/cases/{case_id}/transitions"),
+        ("GET", "/v1/cases/{case_id}"),
+        ("GET", "/v1/cases"),
+    ]:
+        assert table[(method, path)] is Scope.cases
+    assert table[("GET", "/v1/feedback")] is Scope.feedback
+    scoped = {path for (_, path), scope in table.items() if scope}
+    assert {path for path in scoped if not path.startswith("/v1/")} == {"/metrics"}
 
 
 def test_every_scoped_route_declares_its_auth_errors() -> None:
@@ -67,7 +77,12 @@ def test_read_only_routes_are_reads() -> None:
         ("GET", "/v1/match-jobs/{job_id}"),
         ("GET", "/v1/match-jobs/{job_id}/results"),
         ("GET", "/v1/uploads/{upload_id}"),
+        ("GET", "/v1/cases"),
+        ("GET", "/v1/cases/{case_id}"),
+        ("GET", "/v1/feedback"),
         ("GET", "/v1/audit/entries"),
+        ("GET", "/v1/audit/checkpoint"),
+        ("GET", "/v1/audit/activity"),
         ("GET", "/v1/audit/proofs/inclusion"),
         ("GET", "/v1/audit/proofs/consistency"),
     }

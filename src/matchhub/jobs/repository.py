@@ -22,6 +22,13 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def count_queued(self, agency_id: int) -> int:
+        """The agency's jobs waiting for a worker."""
+        stmt = select(func.count()).where(
+            MatchJob.agency_id == agency_id, MatchJob.state == "queued"
+        )
+        return int(self.session.scalar(stmt) or 0)
+
     def add(self, job: MatchJob) -> None:
         self.session.add(job)
         self.session.flush()
@@ -177,11 +184,22 @@ class JobRepository:
         )
         return self.session.scalars(stmt).all()
 
-    def expired_results(self, now: datetime) -> Sequence[MatchJob]:
-        stmt = select(MatchJob).where(
-            MatchJob.expires_at < now, MatchJob.results_purged_at.is_(None)
+    def expired_results(self, now: datetime, limit: int) -> list[str]:
+        """Jobs whose results are past their expiry and not yet deleted, claimed (``SKIP
+        LOCKED``: another process's pass takes others)."""
+        stmt = (
+            select(MatchJob.id)
+            .where(MatchJob.expires_at < now, MatchJob.results_purged_at.is_(None))
+            .order_by(MatchJob.expires_at, MatchJob.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return self.session.scalars(stmt).all()
+        return list(self.session.scalars(stmt))
+
+    def mark_purged(self, job_ids: Sequence[str], now: datetime) -> None:
+        self.session.execute(
+            update(MatchJob).where(MatchJob.id.in_(list(job_ids))).values(results_purged_at=now)
+        )
 
     def count_results(self, job_id: str) -> int:
         stmt = select(func.coalesce(func.sum(match_result_chunks.c.rows), 0)).where(

@@ -32,6 +32,7 @@ log = structlog.get_logger("matchhub.jobs")
 
 PLAN_ATTEMPTS = 3
 """How many times a job is planned again when a snapshot changes under its plan."""
+HEARTBEAT_RETRY_SECONDS = 1.0
 
 
 class JobRunner:
@@ -261,15 +262,24 @@ class JobRunner:
             log.warning("could not record the job's failure; its lease will run out", job=job_id)
 
     def _heartbeat(self, job_id: str, done: threading.Event, progress: list[float]) -> None:
+        """Renew the lease every third of it. A beat that fails (the database away, the pool
+        exhausted, anything) is logged and tried again soon: the thread never dies of it, or
+        the job would lose its lease while it runs and be run twice."""
         interval = self.settings.job_lease_seconds / 3
-        while not done.wait(interval):
+        wait = interval
+        while not done.wait(wait):
             try:
                 with session_scope(self.factory) as session:
                     JobRepository(session).renew(
                         job_id, self.worker, utcnow() + self.lease, progress[0]
                     )
-            except DBAPIError:  # the database is away for a moment: renew at the next beat
-                log.warning("could not renew a job's lease", job=job_id, exc_info=True)
+            except Exception:
+                log.warning(
+                    "could not renew a job's lease; trying again", job=job_id, exc_info=True
+                )
+                wait = min(interval, HEARTBEAT_RETRY_SECONDS)
+            else:
+                wait = interval
 
     def _ensure_loaded(
         self, roster_id: int, source_ids: list[int], expected: dict[int, int]

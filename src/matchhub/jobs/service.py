@@ -11,23 +11,34 @@ from sqlalchemy.orm import Session
 
 from matchhub.catalogue import service as catalogue
 from matchhub.identity.models import Agency
+from matchhub.identity.repository import IdentityRepository
 from matchhub.identity.schemas import Principal
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
 from matchhub.jobs.schemas import JobOut, JobSummary, OpenJob
 from matchhub.keystore.rekey import Sealer
-from matchhub.kit.errors import Conflict, Gone, NotFound
+from matchhub.kit.errors import Conflict, Gone, NotFound, TooManyRequests
 from matchhub.kit.models import utcnow
 from matchhub.matching.engine import MatchOutcome
 from matchhub.uploads.repository import SnapshotRepository
 
 
-def submit(session: Session, principal: Principal, request: OpenJob) -> MatchJob:
+def submit(
+    session: Session, principal: Principal, request: OpenJob, *, max_queued: int
+) -> MatchJob:
     granted = catalogue.granted_flags(session, principal, request.purpose, request.flags)
     repo = JobRepository(session)
     roster = SnapshotRepository(session).current_roster(principal.agency_id)
     if roster is None:
         raise Conflict("register a roster before running a match job", code="no_roster")
+    IdentityRepository(session).hold(principal.agency_id)
+    if repo.count_queued(principal.agency_id) >= max_queued:
+        raise TooManyRequests(
+            f"{max_queued} of this agency's match jobs are waiting to run already: wait for "
+            "one to start before queuing another",
+            code="too_many_queued_jobs",
+            headers={"Retry-After": "30"},
+        )
     job = MatchJob(
         id=secrets.token_hex(16),
         agency_id=principal.agency_id,
@@ -138,14 +149,16 @@ def summarise(job: MatchJob, outcome: MatchOutcome, seconds: float) -> dict[str,
     }
 
 
-def expire_results(session: Session, now: datetime | None = None) -> int:
+def expire_results(session: Session, now: datetime, limit: int) -> list[str]:
+    """Delete one batch of results past their expiry; the ids of the jobs (which keep their
+    summaries). The caller receipts them (cases/retention.py)."""
     repo = JobRepository(session)
-    jobs = repo.expired_results(now or utcnow())
-    for job in jobs:
-        repo.delete_results(job.id)
-        job.results_purged_at = utcnow()
+    ids = repo.expired_results(now, limit)
+    for job_id in ids:
+        repo.delete_results(job_id)
+    repo.mark_purged(ids, now)
     session.flush()
-    return len(jobs)
+    return ids
 
 
 def purge_results_on_rosters(session: Session, roster_ids: Sequence[int]) -> int:

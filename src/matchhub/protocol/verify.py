@@ -40,6 +40,30 @@ class Report:
     root: bytes = merkle.EMPTY_ROOT
     saved_checked: bool = False
     notes: list[str] = field(default_factory=list)
+    # Deletion receipts (kind "retention"): records deleted, per record class.
+    receipts: int = 0
+    deleted: dict[str, int] = field(default_factory=dict)
+
+
+RECEIPT_KIND = "retention"
+RECEIPT_FIELDS = ("record_class", "count", "ids", "policy", "cutoff", "when")
+
+
+def _check_receipt(seq: int, entry: dict[str, object], report: Report) -> None:
+    """A deletion receipt says what it deleted: a class, a count that is the number of its
+    ids, the policy and when. One that does not is reported like any other broken entry."""
+    missing = [name for name in RECEIPT_FIELDS if name not in entry]
+    ids, count, record_class = entry.get("ids"), entry.get("count"), entry.get("record_class")
+    if missing or not isinstance(ids, list) or not isinstance(record_class, str):
+        raise VerificationError(
+            f"entry {seq}: a deletion receipt without {', '.join(missing) or 'its ids'}"
+        )
+    if count != len(ids) or len(set(map(str, ids))) != len(ids):
+        raise VerificationError(
+            f"entry {seq}: a deletion receipt counts {count} records but names {len(ids)}"
+        )
+    report.receipts += 1
+    report.deleted[record_class] = report.deleted.get(record_class, 0) + len(ids)
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -83,6 +107,8 @@ def verify_export(
             raise VerificationError(f"entry {seq}: its body is not JSON") from None
         if parsed.get("seq") != seq:
             raise VerificationError(f"entry {seq}: its body says seq {parsed.get('seq')}")
+        if parsed.get("kind") == RECEIPT_KIND:
+            _check_receipt(seq, parsed, report)
         leaf = merkle.leaf_hash(body)
         if recorded is not None and recorded != leaf:
             raise VerificationError(

@@ -168,6 +168,13 @@ class UploadRepository:
 
     # uploads and chunks
 
+    def count_open(self, agency_id: int, now: datetime) -> int:
+        """The agency's uploads open now (not yet expired)."""
+        stmt = select(func.count()).where(
+            Upload.agency_id == agency_id, Upload.state == "open", Upload.expires_at > now
+        )
+        return int(self.session.scalar(stmt) or 0)
+
     def upload(self, upload_id: str, *, for_update: bool = False) -> Upload | None:
         stmt = select(Upload).where(Upload.id == upload_id)
         if for_update:

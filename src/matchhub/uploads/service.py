@@ -15,12 +15,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matchhub.catalogue import service as catalogue
+from matchhub.identity.repository import IdentityRepository
 from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit.db import after_commit
-from matchhub.kit.errors import Conflict, Forbidden, Gone, NotFound, UnprocessableEntity
+from matchhub.kit.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    TooManyRequests,
+    UnprocessableEntity,
+)
 from matchhub.kit.models import utcnow
 from matchhub.protocol import wire
 from matchhub.protocol.kinds import PROVIDER_KINDS
@@ -36,6 +44,7 @@ class UploadContext:
     sealer: Sealer
     digests: RunningDigests
     ttl: timedelta
+    max_open: int = 16
 
 
 def open_upload(
@@ -56,6 +65,13 @@ def open_upload(
             return _same_open(earlier, request)
     _check_open(session, principal, request)
     now = utcnow()
+    IdentityRepository(session).hold(principal.agency_id)
+    if repo.count_open(principal.agency_id, now) >= ctx.max_open:
+        raise TooManyRequests(
+            f"this agency has {ctx.max_open} uploads open already: commit or abort one "
+            "(DELETE /v1/uploads/{id}) before opening another",
+            code="too_many_open_uploads",
+        )
     upload = Upload(
         id=secrets.token_hex(16),
         agency_id=principal.agency_id,

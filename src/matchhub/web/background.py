@@ -1,5 +1,6 @@
 """The background work: match jobs, and the janitor's rounds (checkpoints when entries have
-waited, abandoned uploads expired, replaced rows purged, expired job results deleted).
+waited, abandoned uploads expired, replaced rows purged, lapsed indications recorded, closed
+cases and expired job results deleted with a receipt each).
 
 ``matchhub worker`` runs it alone; ``matchhub serve`` runs it too when
 ``MATCHHUB_SERVE_BACKGROUND`` is on (the default, so ``make demo`` and a lone ``matchhub serve``
@@ -15,6 +16,7 @@ belongs in :func:`janitor_pass` or beside the runner here, and must be dropped b
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from functools import partial
 
@@ -23,9 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service as audit
 from matchhub.audit.service import AuditKeys
-from matchhub.jobs import service as jobs
+from matchhub.cases import retention
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.runner import JobRunner
+from matchhub.kit.clock import Clock
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
@@ -33,6 +36,9 @@ from matchhub.matching.engine import MatchEngine
 from matchhub.uploads import service as uploads
 
 log = structlog.get_logger("matchhub")
+
+PURGE_PATIENCE_SECONDS = 30.0
+PURGE_RETRY_SECONDS = 0.2
 
 
 def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str) -> None:
@@ -53,9 +59,12 @@ def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str
     )
 
 
-def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
-    """Expire abandoned uploads, purge rows no reader can see, delete expired job results,
-    sign a checkpoint when entries have waited long enough. Idempotent."""
+def janitor_pass(
+    factory: sessionmaker[Session], settings: Settings, keys: AuditKeys, clock: Clock
+) -> None:
+    """Expire abandoned uploads, purge rows no reader can see, record lapsed indications,
+    delete closed cases and job results past their retention (a receipt each in the audit log,
+    cases/retention.py), sign a checkpoint when entries have waited long enough. Idempotent."""
     with session_scope(factory) as session:
         older = utcnow() - timedelta(seconds=settings.audit_checkpoint_seconds)
         audit.checkpoint_if_stale(session, keys, older)
@@ -63,28 +72,63 @@ def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: Audit
         uploads.expire_stale(session)
     with session_scope(factory) as session:
         uploads.purge_unreachable(session)
-    with session_scope(factory) as session:
-        jobs.expire_results(session)
+    retention.run(factory, keys, settings, clock.now())
 
 
 class Background:
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        keys: AuditKeys,
+        clock: Clock | None = None,
+    ) -> None:
         self._factory, self._settings, self._keys = factory, settings, keys
+        self._clock = clock or Clock()
         self.runner = JobRunner(
             factory, MatchEngine(), settings, on_state=partial(audit_job_state, keys)
         )
         self._stop = threading.Event()
         self._janitor = threading.Thread(target=self._sweep, name="janitor", daemon=True)
+        self._purge = threading.Event()
+        self._purger = threading.Thread(target=self._purge_loop, name="purger", daemon=True)
 
     def start(self) -> None:
         self.runner.start()
         self._janitor.start()
+        self._purger.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._purge.set()
         self.runner.stop()
-        if self._janitor.is_alive():
-            self._janitor.join(timeout=30)
+        for thread in (self._janitor, self._purger):
+            if thread.is_alive():
+                thread.join(timeout=30)
+
+    def purge_soon(self) -> None:
+        """A commit or an abort left rows to purge: purge them now, in the purger's thread."""
+        self._purge.set()
+
+    def _purge_loop(self) -> None:
+        """Purge what commits replaced, retrying while a transaction older than the
+        replacement is still open (uploads/service.py); what still waits after
+        PURGE_PATIENCE_SECONDS is left to the janitor's next round."""
+        while not self._stop.is_set():
+            self._purge.wait()
+            self._purge.clear()
+            deadline = time.monotonic() + PURGE_PATIENCE_SECONDS
+            while not self._stop.is_set():
+                try:
+                    with session_scope(self._factory) as session:
+                        uploads.purge_unreachable(session)
+                        waiting = uploads.purges_waiting(session)
+                except Exception:  # the purger must outlive a failed pass; it is logged
+                    log.exception("purge after a commit failed")
+                    waiting = 1
+                if not waiting or time.monotonic() > deadline:
+                    break
+                self._stop.wait(PURGE_RETRY_SECONDS)
 
     def notify(self) -> None:
         """A job was queued here: claim it now rather than at the next poll."""
@@ -96,14 +140,18 @@ class Background:
     def _sweep(self) -> None:
         while not self._stop.is_set():
             try:
-                janitor_pass(self._factory, self._settings, self._keys)
+                janitor_pass(self._factory, self._settings, self._keys, self._clock)
             except Exception:  # the janitor must outlive a failed pass; it is logged
                 log.exception("janitor pass failed")
             self._stop.wait(self._settings.janitor_interval_seconds)
 
 
 class NoBackground:
-    """``matchhub serve`` without background work: the workers poll for queued jobs."""
+    """``matchhub serve`` without background work: the workers poll for queued jobs, and
+    their janitor purges what commits replaced."""
 
     def notify(self) -> None:
+        pass
+
+    def purge_soon(self) -> None:
         pass
