@@ -274,6 +274,12 @@ def test_a_snapshot_replaced_and_purged_between_plan_and_load(
             offset = 30 - len(replaced)  # each replacement other rows: ids[30:40], ids[29:39]
             world.push("pension", [PENSION], {i: [PENSION] for i in world.ids[offset:][:10]})
             _purged(api.hub)
+            # A host without the replaced snapshot's segment (a fresh worker's): the load
+            # reads the database, where its rows are gone. (With the segment, the job reads
+            # the immutable file of the snapshot its plan named: exact too.)
+            runner.segments.release(set(source_ids))
+            for file in runner.segments.directory.iterdir():
+                file.unlink()
             replaced.append(offset)
         load(runner, roster_id, source_ids, expected)
 

@@ -51,6 +51,9 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/match-jobs/{job_id}/results"): {"path": f"/v1/match-jobs/{NO_ID}/results"},
     ("GET", "/v1/audit/proofs/inclusion"): {"params": {"seq": 0, "tree_size": 1}},
     ("GET", "/v1/audit/proofs/consistency"): {"params": {"old_size": 0, "new_size": 1}},
+    ("GET", "/v1/audit/activity"): {
+        "params": {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}
+    },
     ("POST", "/v1/uploads"): {"json": {}},
     ("POST", "/v1/lookups"): {"json": {}},
     ("POST", "/v1/match-jobs"): {"json": {}},
@@ -94,6 +97,7 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/v1/audit/checkpoint"): EVERY_AGENCY,  # every agency witnesses the log
     ("GET", "/v1/audit/proofs/consistency"): EVERY_AGENCY,
     ("GET", "/v1/audit/entries"): AUDITORS,
+    ("GET", "/v1/audit/activity"): AUDITORS,
     ("GET", "/v1/audit/proofs/inclusion"): AUDITORS,
     ("POST", "/v1/uploads"): UPLOADERS_422,  # providers' snapshots, the ministry's roster
     ("GET", "/v1/uploads/{upload_id}"): UPLOADERS_404,

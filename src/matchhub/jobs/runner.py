@@ -24,9 +24,11 @@ from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
+from matchhub.kit.segments import RowsDiffer
 from matchhub.kit.settings import Settings
-from matchhub.matching.engine import TOKEN_BYTES, MatchEngine, Source
+from matchhub.matching.engine import MatchEngine, Source
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.segments import SegmentStore
 
 log = structlog.get_logger("matchhub.jobs")
 
@@ -40,12 +42,14 @@ class JobRunner:
         self,
         factory: sessionmaker[Session],
         engine: MatchEngine,
+        segments: SegmentStore,
         settings: Settings,
         *,
         on_state: Callable[[Session, MatchJob, str], None] | None = None,
     ) -> None:
         self.factory = factory
         self.engine = engine
+        self.segments = segments
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_state = on_state
@@ -284,21 +288,30 @@ class JobRunner:
     def _ensure_loaded(
         self, roster_id: int, source_ids: list[int], expected: dict[int, int]
     ) -> None:
-        """Load what the engine does not hold yet, each snapshot checked against the row count
-        its plan named (:class:`SnapshotChanged` if it differs); what the engine holds was
-        checked when it was loaded."""
-        loaded = self.engine.loaded()
+        """Give the engine the snapshots it lacks: their segments' maps (built from the
+        database first where this host has none it can trust), each checked against the row
+        count its plan named (:class:`SnapshotChanged` if it differs, or if the snapshot is
+        gone); what the engine holds was checked when it was loaded."""
+        missing = [i for i in [roster_id, *source_ids] if i not in self.engine.loaded()]
+        if not missing:
+            return
         with session_scope(self.factory) as session:
-            repo = JobRepository(session)
-            if roster_id not in loaded:
-                ordinals, tokens = repo.roster_tokens(roster_id)
-                _check(roster_id, len(ordinals), expected)
-                self.engine.load_roster(roster_id, ordinals, tokens)
-            for snapshot_id in source_ids:
-                if snapshot_id not in loaded:
-                    tokens = repo.provider_tokens(snapshot_id)
-                    _check(snapshot_id, len(tokens) // TOKEN_BYTES, expected)
-                    self.engine.load_provider(snapshot_id, tokens)
+            refs = self.segments.refs(session, missing)
+            for snapshot_id in missing:
+                if snapshot_id not in refs:
+                    _check(snapshot_id, 0, expected)
+                    continue
+                _check(snapshot_id, refs[snapshot_id].rows, expected)
+                try:
+                    segment = self.segments.segment(session, refs[snapshot_id])
+                except RowsDiffer as gone:  # purged while the plan stood
+                    _check(snapshot_id, gone.found, expected)
+                    raise
+                _check(snapshot_id, len(segment.hi), expected)
+                if segment.ordinals is not None:
+                    self.engine.load_roster(snapshot_id, segment.ordinals, segment.hi, segment.lo)
+                else:
+                    self.engine.load_provider(snapshot_id, segment.hi, segment.lo)
 
     def _evict(self) -> None:
         """Drop from memory the snapshots that are no longer current."""
@@ -308,6 +321,7 @@ class JobRunner:
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
+        self.segments.release(set(stale))
 
 
 class SnapshotChanged(Exception):

@@ -220,6 +220,7 @@ class StatePaths:
         self.audit_signing_key = self.keys / "audit-signing-key.pem"
         self.audit_public_key = self.keys / "audit-signing-key.pub"
         self.audit_subject_key = self.keys / "audit-subject.key"
+        self.segments = home / "segments"  # snapshot segments (kit/segments.py), 0700
 
     def secrets(self) -> list[Path]:
         return [

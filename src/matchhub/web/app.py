@@ -32,6 +32,7 @@ from matchhub.lookups.keeper import ViewKeeper
 from matchhub.lookups.repository import ViewRepository
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.endpoints import router as uploads_router
+from matchhub.uploads.segments import SegmentStore
 from matchhub.uploads.service import UploadContext
 from matchhub.web import handlers
 from matchhub.web.admission import AdmissionMiddleware
@@ -110,10 +111,15 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         max_open=settings.max_open_uploads_per_agency,
     )
     app.state.audit_keys = audit.keys_from(keys, settings.hub_name, settings.audit_checkpoint_every)
+    epoch = EpochWatch()
+    # The host's snapshot segments, named by the database's history (uploads/segments.py).
+    segments = SegmentStore(settings.paths.segments, lambda: epoch.known)
+    app.state.segments = segments
     views = Views(
         partial(
             ViewKeeper,
             reader,
+            segments,
             max_rows=settings.lookup_view_max_rows,
             poll_seconds=settings.lookup_view_poll_seconds,
         )
@@ -136,13 +142,13 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     background: Background | None = None
     if settings.serve_background:
         background = Background(
-            app.state.sessionmaker, settings, app.state.audit_keys, app.state.clock
+            app.state.sessionmaker, settings, app.state.audit_keys, segments, app.state.clock
         )
     app.state.job_runner = background or NoBackground()
     # After a restore or a failover, before the first query of the new history runs:
     # nothing kept by snapshot id is carried over (kit/epoch.py).
-    epoch = EpochWatch()
     epoch.listeners.append(lambda _old, _new: digests.clear())
+    epoch.listeners.append(lambda _old, _new: segments.restored())
     epoch.listeners.append(lambda _old, _new: views.renew())
     if background is not None:
         epoch.listeners.append(lambda _old, _new: background.restored())
