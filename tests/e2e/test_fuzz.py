@@ -27,7 +27,7 @@ from matchhub.protocol.kinds import AgencyKind
 from tests.conftest import RunningServer
 
 DOCUMENT = Path(__file__).parents[2] / "openapi" / "openapi.json"
-EXAMPLES = 8
+EXAMPLES = 6
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
