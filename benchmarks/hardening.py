@@ -77,6 +77,8 @@ class Broker:
     process: subprocess.Popen[bytes]
     honest: Credentials
     ghost: Credentials
+    slowpoke: Credentials  # a registered consumer's second agency, for --slow-cert registered
+    slowpoke: Credentials  # a registered consumer's second agency, for --slow-cert registered
 
     def rss_mib(self, field: str = "VmRSS") -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -89,18 +91,19 @@ class Broker:
 def _broker(root: Path) -> Iterator[Broker]:
     home = root / "hub"
     _matchhub(home, "init")
-    _matchhub(
-        home,
-        "agency",
-        "add",
-        "molsa",
-        "--kind",
-        "welfare",
-        "--name",
-        "Bench",
-        "--out",
-        str(root / "molsa"),
-    )
+    for code in ("molsa", "slowpoke"):
+        _matchhub(
+            home,
+            "agency",
+            "add",
+            code,
+            "--kind",
+            "welfare",
+            "--name",
+            code,
+            "--out",
+            str(root / code),
+        )
     ca = load_ca(StatePaths(home))
     ghost = pki.issue_client(ca, "matchhub", "ghost", "BENCH-ONLY unregistered")
     (root / "ghost").mkdir()
@@ -128,6 +131,9 @@ def _broker(root: Path) -> Iterator[Broker]:
         process,
         Credentials(root / "molsa" / "molsa.pem", root / "molsa" / "molsa-key.pem", ca_file),
         Credentials(root / "ghost" / "ghost.pem", root / "ghost" / "ghost-key.pem", ca_file),
+        Credentials(
+            root / "slowpoke" / "slowpoke.pem", root / "slowpoke" / "slowpoke-key.pem", ca_file
+        ),
     )
     try:
         deadline = time.monotonic() + 60
@@ -161,11 +167,11 @@ def _header(length: int) -> bytes:
 
 
 def _slow_client(
-    broker: Broker, drip: float, stop: threading.Event, counts: dict[str, int]
+    broker: Broker, creds: Credentials, drip: float, stop: threading.Event, counts: dict[str, int]
 ) -> None:
     while not stop.is_set():
         try:
-            sock = _tls_socket(broker, broker.ghost)
+            sock = _tls_socket(broker, creds)
         except OSError:
             counts["refused"] += 1
             stop.wait(drip)
@@ -209,9 +215,10 @@ def slow_clients(args: argparse.Namespace, broker: Broker) -> dict[str, object]:
                     else:
                         other[0] += 1
 
+    creds = broker.slowpoke if args.slow_cert == "registered" else broker.ghost
     slow = [
         threading.Thread(
-            target=_slow_client, args=(broker, args.drip, stop, slow_counts), daemon=True
+            target=_slow_client, args=(broker, creds, args.drip, stop, slow_counts), daemon=True
         )
         for _ in range(args.slow)
     ]
@@ -229,6 +236,7 @@ def slow_clients(args: argparse.Namespace, broker: Broker) -> dict[str, object]:
     return {
         "seconds": args.seconds,
         "slow_clients": args.slow,
+        "slow_certificate": args.slow_cert,
         "honest_clients": args.honest,
         "honest_lookups_answered": answered[0],
         "honest_lookups_timed_out": timed_out[0],
@@ -304,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--drip", type=float, default=5.0)
     parser.add_argument("--body-mib", type=int, default=200)
+    parser.add_argument(
+        "--slow-cert",
+        choices=["unregistered", "registered"],
+        default="unregistered",
+        help="whose certificate the slow clients present (registered: a consumer's)",
+    )
     parser.add_argument("--only", choices=["slow", "big"], action="append")
     args = parser.parse_args(argv)
     figures: dict[str, object] = {"matchhub": matchhub.__file__}
