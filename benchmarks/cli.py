@@ -21,7 +21,17 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks import connector, desk, hub, ingest, processes, queries, replication, wholepath
+from benchmarks import (
+    connector,
+    desk,
+    hub,
+    ingest,
+    processes,
+    queries,
+    replication,
+    segments,
+    wholepath,
+)
 from benchmarks.config import MODES, Context
 from benchmarks.hub import DEFAULT_ADMIN_URL, postgres_version
 from benchmarks.measure import Figure, cpu_ticks, machine, source_version, steal_percent
@@ -32,6 +42,7 @@ FIGURES: dict[str, Callable[[Context], Figure]] = {
     "bulk_match": queries.run_bulk,
     "lookups": queries.run_lookups,
     "processes": processes.run,
+    "segments": segments.run,
     "replication": replication.run,
     "audit": queries.run_audit,
     "hashing": connector.run,

@@ -1,6 +1,7 @@
 """Figures 2-4, on one hub holding the ministry's roster and six providers' snapshots:
 
-2. bulk match, submit → summary ready, cold and warm, against an in-memory DuckDB join;
+2. bulk match, submit → summary ready, cold (a fresh broker, its snapshots' segments on disk)
+   and warm, against an in-memory DuckDB join;
 3. lookups at many concurrent mTLS clients against a trivial endpoint of the same server;
 4. audited requests against the same requests with the audit log switched off.
 """
@@ -175,7 +176,7 @@ def run_bulk(ctx: Context) -> Figure:
     )
     cold = figure.add_series(
         "cold",
-        "matchhub job, cold (loads them from PostgreSQL)",
+        "matchhub job, cold (a fresh broker's first; its view has mapped the segments)",
         "s",
         higher_is_better=False,
     )

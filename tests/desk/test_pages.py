@@ -133,6 +133,7 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
             "/staff": 403,
             "/log": 403,
             "/audit": 403,
+            "/cases": 200,
         },
         "ali.hassan": {
             "/lookup": 403,
@@ -141,6 +142,7 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
             "/staff": 403,
             "/log": 403,
             "/audit": 403,
+            "/cases": 200,
         },
         "sara.jabbar": {
             "/lookup": 200,
@@ -149,6 +151,7 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
             "/staff": 200,
             "/log": 200,
             "/audit": 403,
+            "/cases": 200,
         },
         "omar.salih": {
             "/lookup": 403,
@@ -157,6 +160,7 @@ def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> No
             "/staff": 403,
             "/log": 403,
             "/audit": 200,
+            "/cases": 403,
         },
     }
     with desk_client(world) as (client, _):

@@ -14,7 +14,7 @@ from matchhub.keystore import pki
 from matchhub.protocol.kinds import AgencyKind
 from tests import pki as test_pki
 from tests.conftest import RunningServer
-from tests.e2e.helpers import HANDSHAKE_REFUSED, metric_samples
+from tests.e2e.helpers import HANDSHAKE_REFUSED, assert_refused_at_handshake, metric_samples
 
 
 def _get(server: RunningServer, creds: AgencyCredentials, path: str) -> httpx.Response:
@@ -36,12 +36,14 @@ def test_registered_agency_is_identified(server: RunningServer) -> None:
 
 
 def test_no_client_certificate_is_refused_at_the_handshake(server: RunningServer) -> None:
+    good = server.hub.add_agency("molsa", AgencyKind.welfare)
     context = ssl.create_default_context(cafile=str(server.hub.paths.ca_cert))
-    with (
-        httpx.Client(base_url=server.url, verify=context) as client,
-        pytest.raises(HANDSHAKE_REFUSED),
-    ):
-        client.get("/v1/whoami")
+
+    def without_certificate() -> None:
+        with httpx.Client(base_url=server.url, verify=context) as client:
+            client.get("/v1/whoami")
+
+    assert_refused_at_handshake(server.url, good, without_certificate)
 
 
 def test_client_must_verify_the_hub(server: RunningServer) -> None:
@@ -51,14 +53,17 @@ def test_client_must_verify_the_hub(server: RunningServer) -> None:
     rogue_ca_file = creds.ca.parent / "rogue-ca.pem"
     rogue_ca_file.write_bytes(pki.cert_pem(rogue.certificate))
     misled = AgencyCredentials(creds.certificate, creds.key, rogue_ca_file)
-    with make_client(server.url, misled) as client, pytest.raises(httpx.ConnectError):
+    with make_client(server.url, misled) as client, pytest.raises(httpx.ConnectError) as refused:
         client.get("/v1/whoami")
+    assert "CERTIFICATE_VERIFY_FAILED" in repr(refused.value.__context__ or refused.value)
+    with make_client(server.url, creds) as client:  # the same server, trusted: it answers
+        assert client.get("/v1/whoami").status_code == 200
 
 
 @pytest.mark.parametrize("case", ["other_ca", "expired", "wrong_usage"])
 def test_bad_certificates_are_refused(server: RunningServer, case: str) -> None:
     hub = server.hub
-    hub.add_agency("pension", AgencyKind.pension)
+    good = hub.add_agency("pension", AgencyKind.pension)
     if case == "other_ca":
         issued = pki.issue_client(
             test_pki.other_ca(hub.settings.hub_name),
@@ -73,8 +78,7 @@ def test_bad_certificates_are_refused(server: RunningServer, case: str) -> None:
     else:
         issued = test_pki.wrong_usage_client(hub.ca, hub.settings.hub_name, "pension")
         creds = hub.register_certificate("pension", issued, case)
-    with pytest.raises(HANDSHAKE_REFUSED):
-        _get(server, creds, "/v1/whoami")
+    assert_refused_at_handshake(server.url, good, lambda: _get(server, creds, "/v1/whoami"))
 
 
 def test_unregistered_agency_is_refused(server: RunningServer) -> None:
@@ -100,9 +104,7 @@ def test_revocation_takes_effect_while_the_server_runs(server: RunningServer) ->
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "certificate_revoked"
     # A new connection: the CRL, reloaded without a restart, refuses the handshake.
-    with pytest.raises(HANDSHAKE_REFUSED):
-        _get(server, creds, "/v1/whoami")
-    assert _get(server, bystander, "/v1/whoami").status_code == 200
+    assert_refused_at_handshake(server.url, bystander, lambda: _get(server, creds, "/v1/whoami"))
 
 
 def test_errors_have_one_shape(server: RunningServer) -> None:

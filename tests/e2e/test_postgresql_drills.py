@@ -105,8 +105,8 @@ def deploy(tmp_path: Path, stack: ExitStack, url: str, **settings: str) -> Deplo
 def push_loans(world: Deployment, url: str, ids: list[str], attempts: int = 5) -> dict[str, Any]:
     """The bank's snapshot of large loans, through the push client with its retries."""
     rows = [(world.toks[i], [LOAN]) for i in ids]
-    with make_client(url, world.bank) as client:
-        pusher = PushClient(client, attempts=attempts, backoff=0.25)
+    with make_client(url, world.bank, attempts=attempts, backoff=0.25) as client:
+        pusher = PushClient(client)
         upload = pusher.open("flags", world.key_version, [LOAN], len(rows))
         result = pusher.send(
             upload["id"], lambda: compact_chunks(rows, [LOAN], 7, roster=False), COMPACT, len(rows)
@@ -400,5 +400,13 @@ def test_a_point_in_time_restore_is_noticed_and_a_witness_reports_the_rollback(
     assert ids_of[replaced["id"]] is None  # the lost upload is gone with its history
     assert pushed["id"] != replaced["id"]
     _answers_from_views(world, asked, world.flagged([i for i in asked if i in third]))
+    # The host's snapshot segments (one folder, both brokers) are the restored history's:
+    # named by its timeline; the lost history's, never read again, are swept.
+    (wal,) = restored.query("SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
+    folder = world.hub.settings.paths.segments
+    deadline = time.monotonic() + 60
+    while {p.name.split("-")[1] for p in folder.glob("*.seg")} != {str(int(wal[:8], 16))}:
+        assert time.monotonic() < deadline, sorted(p.name for p in folder.glob("*.seg"))
+        time.sleep(0.1)
     report = verify_audit_log(world.hub, tmp_path / "export")
     assert report.entries > 0

@@ -154,7 +154,9 @@ def test_the_header_is_believed_only_from_the_proxy(fronted: Fronted) -> None:
 
 def test_the_proxy_refuses_clients_without_a_hub_certificate(fronted: Fronted) -> None:
     hub = fronted.hub
-    hub.add_agency("pension", AgencyKind.pension)
+    good = hub.add_agency("pension", AgencyKind.pension)
+    with make_client(fronted.edge, good) as client:  # the proxy is up and lets agencies in
+        assert client.get("/v1/whoami").json()["code"] == "pension"
     rogue = pki.issue_client(
         test_pki.other_ca("matchhub"), hub.settings.hub_name, "pension", "TEST-ONLY rogue"
     )

@@ -11,6 +11,7 @@ from matchhub.kit.db import make_engine
 from matchhub.lookups.inmemory import HubView
 from matchhub.lookups.keeper import ViewKeeper
 from matchhub.protocol.kinds import AgencyKind
+from matchhub.uploads.segments import SegmentStore
 from tests.conftest import Hub
 
 
@@ -18,7 +19,7 @@ from tests.conftest import Hub
 def keeper(hub: Hub) -> Iterator[ViewKeeper]:
     engine = make_engine(hub.settings.sqlalchemy_url, read_only=True)
     # Not started: the test drives refresh() itself, as the keeper's thread would.
-    yield ViewKeeper(engine, max_rows=1000, poll_seconds=3600)
+    yield ViewKeeper(engine, SegmentStore(hub.paths.segments), max_rows=1000, poll_seconds=3600)
     engine.dispose()
 
 

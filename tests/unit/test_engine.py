@@ -35,9 +35,9 @@ def test_match_equals_the_reference(
 ) -> None:
     roster, sources = world
     engine = MatchEngine(threads=1)
-    engine.load_roster(1, np.arange(len(roster)), b"".join(roster))
+    engine.load_tokens(1, b"".join(roster), np.arange(len(roster)))
     for source, tokens in sources:
-        engine.load_provider(source.snapshot_id, b"".join(tokens))
+        engine.load_tokens(source.snapshot_id, b"".join(tokens))
     outcome = engine.match(1, [s for s, _ in sources])
 
     first: dict[bytes, int] = {}

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("uploads",),
     ("jobs",),
     ("lookups",),
+    ("cases",),  # due process: cases, feedback, retention with receipts
     ("migrations",),  # the models of every domain, for Alembic
     ("web",),  # the app, the server, the unit of work
     ("cli",),  # the operator's commands, the demo

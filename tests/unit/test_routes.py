@@ -40,6 +40,14 @@ def test_route_scope_table() -> None:
     assert table[("GET", "/v1/whoami")] is Scope.identity_read
     assert table[("GET", "/healthz")] is None
     assert table[("GET", "/metrics")] is Scope.metrics_read
+    for method, path in [
+        ("POST", "/v1/cases"),
+        ("POST", "/v1/cases/{case_id}/transitions"),
+        ("GET", "/v1/cases/{case_id}"),
+        ("GET", "/v1/cases"),
+    ]:
+        assert table[(method, path)] is Scope.cases
+    assert table[("GET", "/v1/feedback")] is Scope.feedback
     scoped = {path for (_, path), scope in table.items() if scope}
     assert {path for path in scoped if not path.startswith("/v1/")} == {"/metrics"}
 
@@ -69,8 +77,12 @@ def test_read_only_routes_are_reads() -> None:
         ("GET", "/v1/match-jobs/{job_id}"),
         ("GET", "/v1/match-jobs/{job_id}/results"),
         ("GET", "/v1/uploads/{upload_id}"),
+        ("GET", "/v1/cases"),
+        ("GET", "/v1/cases/{case_id}"),
+        ("GET", "/v1/feedback"),
         ("GET", "/v1/audit/entries"),
         ("GET", "/v1/audit/checkpoint"),
+        ("GET", "/v1/audit/activity"),
         ("GET", "/v1/audit/proofs/inclusion"),
         ("GET", "/v1/audit/proofs/consistency"),
     }

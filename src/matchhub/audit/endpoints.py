@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated, cast
+from datetime import UTC, datetime
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 
 from matchhub.audit import service
 from matchhub.audit.schemas import (
+    ActivityOut,
     CheckpointOut,
     ConsistencyOut,
     EntriesOut,
     EntryOut,
     InclusionOut,
+    Instant,
 )
 from matchhub.identity.auth import AuditReader, AuditWitness
 from matchhub.identity.schemas import Principal
@@ -29,6 +31,18 @@ def _keys(request: Request) -> service.AuditKeys:
     return cast(service.AuditKeys, request.app.state.audit_keys)
 
 
+_CODE = r"^[a-z0-9][a-z0-9._:-]{0,63}$"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """A time without a zone is UTC (the log's own times are)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _as_utc(moment)
+
+
 @router.get(
     "/entries",
     response_model=EntriesOut,
@@ -40,10 +54,22 @@ def list_entries(
     request: Request,
     session: SessionDep,
     note: AuditNote,
-    agency: str | None = None,
-    route: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    agency: Annotated[str | None, Query(pattern=_CODE, description="An agency's code.")] = None,
+    route: Annotated[
+        str | None,
+        Query(
+            pattern=r"^/[A-Za-z0-9/{}_.-]{0,199}$",
+            description="A route template, e.g. `/v1/lookups`.",
+        ),
+    ] = None,
+    since: Annotated[
+        Instant | None,
+        Query(description="Entries from this instant on (ISO 8601, with offset; inclusive)."),
+    ] = None,
+    until: Annotated[
+        Instant | None,
+        Query(description="Entries before this instant (ISO 8601, with offset; exclusive)."),
+    ] = None,
     subject: Annotated[
         str | None,
         Query(description="A person's wire token: every entry that concerns that person."),
@@ -56,28 +82,50 @@ def list_entries(
             "their desk caused.",
         ),
     ] = None,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    outcome: Annotated[
+        Literal["accepted", "refused"] | None,
+        Query(description="Requests accepted, or refused."),
+    ] = None,
+    error: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z0-9_]{1,64}$", description="Refusals with this error code."),
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="`asc`: oldest first; `desc`: newest first.")
+    ] = "asc",
+    after: Annotated[
+        int,
+        Query(
+            ge=-1,
+            description="The cursor: `next_after` of the previous page (entries after it "
+            "in the chosen order); -1 starts at the oldest (`asc`) or the newest (`desc`).",
+        ),
+    ] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntriesOut:
-    """Entries of the audit log, oldest first, filtered by agency, route, time, subject or end
-    user."""
+    """Entries of the audit log, filtered by agency, route, period, subject, end user, outcome
+    and error code, in pages by sequence number (keyset: as fast on the last page as the
+    first)."""
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise UnprocessableEntity("since must be before until", code="invalid_period")
     digest = None
     if subject is not None:
         if not is_token(subject):
             raise UnprocessableEntity("subject must be a 64-hex wire token", code="invalid_token")
         digest = _keys(request).subject(subject)
         note["subjects"] = [digest]
-    rows = service.entries(
-        session,
+    query = service.EntryFilter(
         agency=agency,
         route=route,
         since=since,
         until=until,
         subject=digest,
         end_user=end_user,
-        after=after,
-        limit=limit,
+        outcome=outcome,
+        error=error,
     )
+    rows = service.entries(session, query, after=after, limit=limit, newest_first=order == "desc")
     note["entries_out"] = len(rows)
     return EntriesOut(
         entries=[
@@ -109,6 +157,39 @@ def _witness_turn(request: Request, principal: Principal) -> None:
             code="witness_rate_limited",
             headers={"Retry-After": retry_after(wait)},
         )
+
+
+@router.get(
+    "/activity",
+    response_model=ActivityOut,
+    responses=errors(401, 403, 422),
+    dependencies=[ReadOnly],
+)
+def activity(
+    principal: AuditReader,
+    session: SessionDep,
+    note: AuditNote,
+    since: Annotated[Instant, Query(description="From this instant (ISO 8601, with offset).")],
+    until: Annotated[Instant, Query(description="Before this instant (ISO 8601, with offset).")],
+    utc_offset_minutes: Annotated[
+        int, Query(ge=-720, le=840, description="Local days and hours at this offset.")
+    ] = 0,
+    many_staff: Annotated[
+        int, Query(ge=1, le=1000, description="List people looked up by this many staff.")
+    ] = 3,
+) -> ActivityOut:
+    """A period of the log counted by the database, for the auditors' anomaly page and report:
+    requests per local day, agency, staff member, route, outcome, error code and purpose;
+    people looked up per staff member; lookups per local weekday and hour; and the people
+    looked up by at least ``many_staff`` staff members (by subject digest)."""
+    start, end = _as_utc(since), _as_utc(until)
+    if start >= end:
+        raise UnprocessableEntity("since must be before until", code="invalid_period")
+    found = service.activity(
+        session, start, end, offset_minutes=utc_offset_minutes, many_staff=many_staff
+    )
+    note["entries_counted"] = found["stop_seq"] - found["first_seq"]
+    return ActivityOut(**found)
 
 
 @router.get(

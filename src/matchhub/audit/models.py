@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +32,21 @@ class AuditEntry(Base):
         Index("ix_audit_entries_route", "route", "seq"),
         Index("ix_audit_entries_time", "created_at"),
         Index("ix_audit_entries_end_user", "end_user", "seq"),
+        # Refused requests are few among tens of millions: partial indexes keep the auditors'
+        # "refused" and "refused with this code" pages fast without indexing every acceptance.
+        Index(
+            "ix_audit_entries_refused",
+            "seq",
+            sqlite_where=text("outcome = 'refused'"),
+            postgresql_where=text("outcome = 'refused'"),
+        ),
+        Index(
+            "ix_audit_entries_error",
+            "error",
+            "seq",
+            sqlite_where=text("error IS NOT NULL"),
+            postgresql_where=text("error IS NOT NULL"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -41,6 +57,12 @@ class AuditEntry(Base):
     # The staff member a consumer's or auditor's desk named (Matchhub-End-User), a copy of the
     # body's ``end_user`` for the auditors' filter over tens of millions of entries.
     end_user: Mapped[str | None] = mapped_column(String(64))
+    # A request's outcome (``accepted`` or ``refused``) and a refusal's error code, copies of
+    # the body's for the auditors' filters; None on operator and job entries.
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    error: Mapped[str | None] = mapped_column(String(64))
+    # The purpose a request named (lookups, match jobs), for the auditors' counts per purpose.
+    purpose: Mapped[str | None] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
@@ -77,6 +99,9 @@ class AuditState(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     frontier: Mapped[dict[str, Any]] = mapped_column(JSON)
     checkpoint_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The time of the last entry: an entry's time is never earlier (a host's clock stepping
+    # back does not reorder the log), so a period of time is one range of sequence numbers.
+    last_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class AuditCheckpoint(Base):

@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+
+_ISO_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})", re.ASCII
+)
+
+
+def _iso_instant(value: object) -> object:
+    """An instant written out in ISO 8601 with its offset (``2026-12-01T00:00:00Z``): pydantic
+    alone would read ``0.5`` as seconds after 1970 and hand a naive time to a UTC column."""
+    if isinstance(value, str) and not _ISO_INSTANT.fullmatch(value):
+        raise ValueError("an ISO 8601 date and time with its offset, as 2026-12-01T00:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
 
 
 class EntryOut(BaseModel):
@@ -49,3 +65,43 @@ class ConsistencyOut(BaseModel):
     old_root: str
     new_root: str
     proof: list[str]
+
+
+class RequestCount(BaseModel):
+    day: str = Field(description="The local day (YYYY-MM-DD) at `utc_offset_minutes`.")
+    agency: str | None
+    end_user: str | None
+    route: str | None
+    outcome: str | None
+    error: str | None
+    purpose: str | None
+    count: int
+
+
+class HourCount(BaseModel):
+    weekday: int = Field(description="ISO weekday, local: 1 is Monday, 7 is Sunday.")
+    hour: int = Field(description="Local hour, 0 to 23.")
+    agency: str | None
+    end_user: str | None
+    count: int = Field(description="Accepted lookups.")
+
+
+class PeopleCount(BaseModel):
+    agency: str | None
+    end_user: str | None
+    count: int = Field(description="People looked up in accepted lookups.")
+
+
+class WidelyLookedUp(BaseModel):
+    subject: str = Field(description="The person's keyed subject digest (never a token).")
+    staff: list[str] = Field(description="The staff members (end users) who looked them up.")
+    count: int = Field(description="Accepted lookups of the person.")
+
+
+class ActivityOut(BaseModel):
+    first_seq: int
+    stop_seq: int = Field(description="The period is the entries from first_seq to before this.")
+    requests: list[RequestCount]
+    hours: list[HourCount]
+    people: list[PeopleCount]
+    widely: list[WidelyLookedUp]

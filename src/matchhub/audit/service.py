@@ -13,7 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, text, tuple_
+from sqlalchemy import (
+    Integer,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from matchhub.audit.models import (
@@ -50,6 +62,15 @@ class AuditKeys:
         """A keyed digest of a token: an auditor who holds the token can find every access to
         the person; a copy of the log alone reveals no one."""
         mac = hmac.new(self.subject_key, bytes.fromhex(wire_token_hex), hashlib.sha256)
+        return mac.digest()[:SUBJECT_DIGEST_BYTES].hex()
+
+    def answer(self, wire_token_hex: str, flag: str) -> str:
+        """A keyed digest of one flag answered for a token, kept in a lookup's entry so a case
+        opened from that lookup can be checked against what it said (cases/service.py), while
+        the log alone shows no one's flags. Domain-separated from :meth:`subject`."""
+        mac = hmac.new(self.subject_key, b"matchhub answer\x00", hashlib.sha256)
+        mac.update(bytes.fromhex(wire_token_hex))
+        mac.update(flag.encode("ascii"))
         return mac.digest()[:SUBJECT_DIGEST_BYTES].hex()
 
 
@@ -100,6 +121,10 @@ class PendingEntry:
     # For an answer computed from the lookups' view: the view generation it was computed at.
     # The group-commit writer appends the entry only if that is still the database's.
     generation: int | None = None
+    # A request's outcome (accepted or refused) and a refusal's error code, for the filters.
+    outcome: str | None = None
+    error: str | None = None
+    purpose: str | None = None
 
 
 def append(
@@ -139,8 +164,11 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
     subject_rows: list[dict[str, Any]] = []
     nodes: list[tuple[int, int, bytes]] = []
     seqs: list[int] = []
+    last = state.last_time
     for pending in entries:
-        now = utcnow()
+        # Never earlier than the entry before: a period is then one range of sequence numbers.
+        now = utcnow() if last is None else max(utcnow(), last)
+        last = now
         seq = state.size
         entry = {
             **pending.body,
@@ -169,6 +197,9 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
                 "agency": pending.agency,
                 "route": pending.route,
                 "end_user": pending.end_user,
+                "outcome": pending.outcome,
+                "error": pending.error,
+                "purpose": pending.purpose,
                 "body": data.decode(),
                 "leaf_hash": leaf,
             }
@@ -183,6 +214,7 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
             _sign(session, keys, state, frontier)
     _insert(session, rows, subject_rows, nodes)
     state.frontier = frontier.to_dict()
+    state.last_time = last
     session.flush()
     return seqs
 
@@ -190,10 +222,12 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
 # PostgreSQL: one statement a batch, its columns as arrays. psycopg's executemany sends one
 # statement a row, and a lookup's ten subject digests made that most of the writer's time.
 _INSERT_ENTRIES = text(
-    "INSERT INTO audit_entries (seq, created_at, kind, agency, route, end_user, body, leaf_hash) "
+    "INSERT INTO audit_entries "
+    "(seq, created_at, kind, agency, route, end_user, outcome, error, purpose, body, leaf_hash) "
     "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:created_at AS timestamptz[]), "
     "CAST(:kind AS varchar[]), CAST(:agency AS varchar[]), CAST(:route AS varchar[]), "
-    "CAST(:end_user AS varchar[]), CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
+    "CAST(:end_user AS varchar[]), CAST(:outcome AS varchar[]), CAST(:error AS varchar[]), "
+    "CAST(:purpose AS varchar[]), CAST(:body AS text[]), CAST(:leaf_hash AS bytea[]))"
 )
 _INSERT_SUBJECTS = text(
     "INSERT INTO audit_subjects (digest, seq) "
@@ -345,36 +379,204 @@ def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class EntryFilter:
+    """What an auditor asks of the log; every field optional. ``since`` is inclusive, ``until``
+    exclusive; ``subject`` is a subject digest (never a token)."""
+
+    agency: str | None = None
+    route: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    subject: str | None = None
+    end_user: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+
+
+def _period_bounds(session: Session, since: datetime | None, until: datetime | None) -> range:
+    """The sequence numbers of the entries in a period.
+
+    Entry times never go back in sequence order (``append_many``), so the period's entries are
+    one range, its ends found through ``ix_audit_entries_time`` in two index probes however
+    long the log; the filters then page within it by sequence number.
+    """
+    first, stop = 0, size(session)
+    if since is not None:
+        first = _first_at(session, since, stop)
+    if until is not None:
+        stop = _first_at(session, until, stop)
+    return range(first, max(first, stop))
+
+
+def _first_at(session: Session, moment: datetime, otherwise: int) -> int:
+    """The first entry at or after ``moment`` (``otherwise`` if none is)."""
+    found = session.scalar(
+        select(AuditEntry.seq)
+        .where(AuditEntry.created_at >= moment)
+        .order_by(AuditEntry.created_at, AuditEntry.seq)
+        .limit(1)
+    )
+    return otherwise if found is None else int(found)
+
+
 def entries(
     session: Session,
+    query: EntryFilter | None = None,
     *,
-    agency: str | None = None,
-    route: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    subject: str | None = None,
-    end_user: str | None = None,
     after: int = -1,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[AuditEntry]:
-    stmt = select(AuditEntry).where(AuditEntry.seq > after)
-    if end_user:
-        stmt = stmt.where(AuditEntry.end_user == end_user)
-    if agency:
-        stmt = stmt.where(AuditEntry.agency == agency)
-    if route:
-        stmt = stmt.where(AuditEntry.route == route)
-    if since:
-        stmt = stmt.where(AuditEntry.created_at >= since)
-    if until:
-        stmt = stmt.where(AuditEntry.created_at < until)
-    if subject:
+    """One page of entries, by sequence number: after ``after`` (oldest first), or before it
+    (``newest_first``; ``after=-1`` starts at the newest). Keyset paging: each page is an index
+    range scan from the cursor, as fast on the last page of a long log as on the first."""
+    query = query or EntryFilter()
+    bounds = _period_bounds(session, query.since, query.until)
+    stmt = select(AuditEntry).where(AuditEntry.seq >= bounds.start, AuditEntry.seq < bounds.stop)
+    if after >= 0:
+        stmt = stmt.where(AuditEntry.seq < after if newest_first else AuditEntry.seq > after)
+    if query.end_user:
+        stmt = stmt.where(AuditEntry.end_user == query.end_user)
+    if query.agency:
+        stmt = stmt.where(AuditEntry.agency == query.agency)
+    if query.route:
+        stmt = stmt.where(AuditEntry.route == query.route)
+    if query.outcome:
+        # Inline, not a parameter: PostgreSQL uses the partial index of refusals only when the
+        # query itself says ``outcome = 'refused'`` (a generic plan cannot know the value).
         stmt = stmt.where(
-            AuditEntry.seq.in_(
-                select(audit_subjects.c.seq).where(audit_subjects.c.digest == subject)
-            )
+            AuditEntry.outcome == bindparam("outcome", query.outcome, literal_execute=True)
         )
-    return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
+    if query.error:
+        stmt = stmt.where(AuditEntry.error == query.error)
+    key: Any = AuditEntry.seq
+    if query.subject:
+        # From the person's own index entries (digest, seq), in their order: a person looked up
+        # a few times in a log of tens of millions costs a few index rows, not a scan.
+        stmt = stmt.join(audit_subjects, audit_subjects.c.seq == AuditEntry.seq).where(
+            audit_subjects.c.digest == query.subject
+        )
+        key = audit_subjects.c.seq
+    return list(session.scalars(stmt.order_by(key.desc() if newest_first else key).limit(limit)))
+
+
+LOOKUP_ROUTE = "/v1/lookups"
+ACTIVITY_SUBJECTS_MAX = 500
+"""People listed as looked up by many staff members, most staff first."""
+
+
+def _local_time(session: Session, offset_minutes: int) -> tuple[Any, Any, Any]:
+    """An entry's local day (text), ISO weekday (1 Monday ... 7 Sunday) and hour, ``offset``
+    minutes from UTC (Iraq keeps +180 all year), in the session's SQL dialect."""
+    offset = int(offset_minutes)
+    if session.get_bind().dialect.name == "postgresql":
+        local: Any = literal_column(
+            f"(audit_entries.created_at AT TIME ZONE 'UTC' + interval '{offset} minutes')"
+        )
+        return (
+            func.to_char(local, "YYYY-MM-DD"),
+            cast(extract("isodow", local), Integer),
+            cast(extract("hour", local), Integer),
+        )
+    local = func.datetime(AuditEntry.created_at, f"{offset:+d} minutes")  # SQLite
+    weekday = cast(func.strftime("%w", local), Integer)
+    return (
+        func.date(local),
+        case((weekday == 0, 7), else_=weekday),
+        cast(func.strftime("%H", local), Integer),
+    )
+
+
+def activity(
+    session: Session,
+    since: datetime,
+    until: datetime,
+    *,
+    offset_minutes: int,
+    many_staff: int,
+) -> dict[str, Any]:
+    """What the auditors' anomaly page and report need of a period, counted by the database:
+    requests per local day, agency, staff member, route, outcome, error and purpose; people
+    looked up per staff member; accepted lookups per local weekday and hour and staff member;
+    and the people (subject digests) looked up by at least ``many_staff`` staff members."""
+    bounds = _period_bounds(session, since, until)
+    in_period = (AuditEntry.seq >= bounds.start, AuditEntry.seq < bounds.stop)
+    day, weekday, hour = _local_time(session, offset_minutes)
+    columns = (
+        day,
+        AuditEntry.agency,
+        AuditEntry.end_user,
+        AuditEntry.route,
+        AuditEntry.outcome,
+        AuditEntry.error,
+        AuditEntry.purpose,
+    )
+    requests = session.execute(
+        select(*columns, func.count()).where(*in_period).group_by(*columns)
+    ).all()
+    lookups = (*in_period, AuditEntry.route == LOOKUP_ROUTE, AuditEntry.outcome == "accepted")
+    hours = session.execute(
+        select(weekday, hour, AuditEntry.agency, AuditEntry.end_user, func.count())
+        .where(*lookups)
+        .group_by(weekday, hour, AuditEntry.agency, AuditEntry.end_user)
+    ).all()
+    joined = (
+        select()
+        .select_from(audit_subjects)
+        .join(AuditEntry, AuditEntry.seq == audit_subjects.c.seq)
+    )
+    subject_period = (audit_subjects.c.seq >= bounds.start, audit_subjects.c.seq < bounds.stop)
+    people = session.execute(
+        joined.add_columns(AuditEntry.agency, AuditEntry.end_user, func.count())
+        .where(*subject_period, *lookups[2:])
+        .group_by(AuditEntry.agency, AuditEntry.end_user)
+    ).all()
+    staff = func.count(func.distinct(func.coalesce(AuditEntry.end_user, "")))
+    widely = session.execute(
+        joined.add_columns(audit_subjects.c.digest, staff, func.count())
+        .where(*subject_period, *lookups[2:])
+        .group_by(audit_subjects.c.digest)
+        .having(staff >= many_staff)
+        .order_by(staff.desc(), audit_subjects.c.digest)
+        .limit(ACTIVITY_SUBJECTS_MAX)
+    ).all()
+    who: dict[str, set[str]] = {row[0]: set() for row in widely}
+    if who:
+        for digest, end_user in session.execute(
+            joined.add_columns(audit_subjects.c.digest, AuditEntry.end_user)
+            .where(*subject_period, *lookups[2:], audit_subjects.c.digest.in_(list(who)))
+            .distinct()
+        ):
+            who[digest].add(end_user or "")
+    return {
+        "first_seq": bounds.start,
+        "stop_seq": bounds.stop,
+        "requests": [
+            dict(
+                zip(
+                    ("day", "agency", "end_user", "route", "outcome", "error", "purpose", "count"),
+                    (str(r[0]), *r[1:]),
+                    strict=True,
+                )
+            )
+            for r in requests
+        ],
+        "hours": [
+            {
+                "weekday": int(r[0]),
+                "hour": int(r[1]),
+                "agency": r[2],
+                "end_user": r[3],
+                "count": int(r[4]),
+            }
+            for r in hours
+        ],
+        "people": [{"agency": r[0], "end_user": r[1], "count": int(r[2])} for r in people],
+        "widely": [
+            {"subject": r[0], "staff": sorted(who[r[0]]), "count": int(r[2])} for r in widely
+        ],
+    }
 
 
 def export(session: Session, keys: AuditKeys, out: Path) -> tuple[int, int]:

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from matchhub.agency.commandline import invoke
 from matchhub.audit import service as audit
+from matchhub.cases import service as cases_service
 from matchhub.catalogue import service as catalogue
 from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.cli import bootstrap
@@ -47,6 +49,11 @@ grants_app = typer.Typer(
     help="Which consumer may see which flag for which purpose.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="Export, verify and checkpoint the audit log.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Lapsed indications, closed cases and job results past their retention.",
+    no_args_is_help=True,
+)
+app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(synth_app, name="synth", help="Synthetic population and agency extracts.")
 app.add_typer(flags_app, name="flags")
@@ -390,6 +397,21 @@ def purposes_add(
     out.print(f"[green]added purpose[/] {code}")
 
 
+@purposes_app.command("notice")
+def purposes_notice(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="The purpose.")],
+    days: Annotated[int, typer.Option(help="Days a person has to respond to a notice.")],
+) -> None:
+    """Set the response period of the purpose's notices (cases; default
+    MATCHHUB_CASE_NOTICE_DAYS, 30). Cases notified from now on get it."""
+    settings = _state(ctx).settings()
+    with _session(settings) as session:
+        cases_service.set_notice_days(session, code, days)
+        _audit(session, settings, "purposes.notice", purpose=code, days=days)
+    out.print(f"[green]notice period[/] of {code}: {days} days")
+
+
 @grants_app.command("list")
 def grants_list(ctx: typer.Context) -> None:
     """Every grant: grantee, flag, purpose."""
@@ -503,8 +525,39 @@ def audit_verify(
         f"checkpoints, root {report.root.hex()}"
         + ("; consistent with your saved checkpoint" if report.saved_checked else "")
     )
+    if report.receipts:
+        deleted = ", ".join(f"{n} {what}" for what, n in sorted(report.deleted.items()))
+        out.print(f"{report.receipts} deletion receipts, each consistent: {deleted}")
     for note in report.notes:
         out.print(f"note: {note}")
+
+
+@retention_app.command("run")
+def retention_run(ctx: typer.Context) -> None:
+    """Now, what the background pass does on schedule: record lapsed indications, delete
+    closed cases and job results past their retention, a receipt each in the audit log."""
+    from matchhub.cases import retention
+    from matchhub.kit.clock import Clock
+
+    settings = _state(ctx).settings()
+    if not settings.paths.ca_cert.exists():
+        raise OperatorError(f"{settings.home} is not a matchhub state folder: run `matchhub init`")
+    keys = audit.keys_from(
+        load_key_material(settings.paths), settings.hub_name, settings.audit_checkpoint_every
+    )
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        lapsed, receipts = retention.run(make_sessionmaker(engine), keys, settings, Clock().now())
+    finally:
+        engine.dispose()
+    out.print(f"{lapsed} indications lapsed")
+    for receipt in receipts:
+        out.print(
+            f"deleted {len(receipt.ids)} {receipt.record_class} ({receipt.policy}); "
+            f"receipt: audit entry {receipt.seq}"
+        )
+    if not receipts:
+        out.print("nothing past its retention")
 
 
 @app.command("proxy-cert")
@@ -621,23 +674,15 @@ def openapi(
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``matchhub`` command, with ``argv`` (default: the process's arguments); exits."""
     logs.configure()
-    command = typer.main.get_command(app)
     try:
-        code = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub",
-            standalone_mode=False,
-        )
+        code = invoke(app, argv, "matchhub")
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
     except (OperatorError, MatchhubError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except OSError as exc:
         err.print(f"[red]error:[/] {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

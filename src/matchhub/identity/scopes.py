@@ -21,6 +21,8 @@ class Scope(StrEnum):
     audit_read = "audit:read"
     audit_witness = "audit:witness"
     metrics_read = "metrics:read"
+    cases = "cases"
+    feedback = "feedback"
 
 
 # Every agency may witness the audit log (signed checkpoints and consistency proofs reveal
@@ -28,9 +30,11 @@ class Scope(StrEnum):
 _COMMON = frozenset({Scope.identity_read, Scope.catalogue_read, Scope.audit_witness})
 
 KIND_SCOPES: dict[AgencyKind, frozenset[Scope]] = {
-    **{kind: _COMMON | {Scope.upload} for kind in PROVIDER_KINDS},
+    # A provider learns how its own flags fared in the consumers' cases (counts only).
+    **{kind: _COMMON | {Scope.upload, Scope.feedback} for kind in PROVIDER_KINDS},
     # The roster travels the upload path as a snapshot kind of its own.
-    AgencyKind.welfare: _COMMON | {Scope.upload, Scope.roster, Scope.lookup, Scope.match},
+    AgencyKind.welfare: _COMMON
+    | {Scope.upload, Scope.roster, Scope.lookup, Scope.match, Scope.cases, Scope.feedback},
     AgencyKind.auditor: _COMMON | {Scope.audit_read},
     # The operator's Prometheus: the broker's counts (which say how often each kind of agency
     # called), and nothing of anyone's data; no other kind reads them (issue 13).

@@ -2,20 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
 
 import numpy as np
-import psycopg
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from matchhub.jobs.models import RESULT_CHUNK_ROWS, MatchJob, match_result_chunks
-from matchhub.kit.pgcopy import Layout
-from matchhub.uploads.models import roster_rows, snapshot_rows
-
-# Rows as binary COPY reads them out (kit/pgcopy.py).
-_PROVIDER_ROW = Layout(("token", "V16"))
-_ROSTER_ROW = Layout(("ordinal", ">i4"), ("token", "V16"))
+from matchhub.uploads.models import roster_rows
 
 
 class JobRepository:
@@ -81,47 +74,6 @@ class JobRepository:
         )
         return self.session.scalars(stmt).one_or_none()
 
-    # tokens for the engine
-
-    def provider_tokens(self, snapshot_id: int) -> bytes:
-        connection = self.session.connection()
-        if connection.dialect.name == "postgresql":
-            data = self._copy_out(
-                "COPY (SELECT token FROM snapshot_rows WHERE snapshot_id = %s) "
-                "TO STDOUT (FORMAT BINARY)",
-                snapshot_id,
-            )
-            return _PROVIDER_ROW.decode(data)["token"].tobytes()
-        stmt = select(snapshot_rows.c.token).where(snapshot_rows.c.snapshot_id == snapshot_id)
-        return b"".join(bytes(t) for t in self.session.scalars(stmt))
-
-    def roster_tokens(self, snapshot_id: int) -> tuple[np.ndarray, bytes]:
-        connection = self.session.connection()
-        if connection.dialect.name == "postgresql":
-            data = self._copy_out(
-                "COPY (SELECT ordinal, token FROM roster_rows WHERE snapshot_id = %s) "
-                "TO STDOUT (FORMAT BINARY)",
-                snapshot_id,
-            )
-            rows = _ROSTER_ROW.decode(data)
-            return rows["ordinal"].astype(np.int32), rows["token"].tobytes()
-        stmt = select(roster_rows.c.ordinal, roster_rows.c.token).where(
-            roster_rows.c.snapshot_id == snapshot_id
-        )
-        pairs = self.session.execute(stmt).all()
-        return (
-            np.asarray([p[0] for p in pairs], dtype=np.int32),
-            b"".join(bytes(p[1]) for p in pairs),
-        )
-
-    def _copy_out(self, sql: str, snapshot_id: int) -> bytes:
-        raw = cast(psycopg.Connection[Any], self.session.connection().connection.driver_connection)
-        out = bytearray()
-        with raw.cursor() as cursor, cursor.copy(sql, (snapshot_id,)) as copy:
-            for block in copy:
-                out += block
-        return bytes(out)
-
     # results
 
     def write_results(self, job_id: str, ordinals: np.ndarray, sources: np.ndarray) -> None:
@@ -184,11 +136,22 @@ class JobRepository:
         )
         return self.session.scalars(stmt).all()
 
-    def expired_results(self, now: datetime) -> Sequence[MatchJob]:
-        stmt = select(MatchJob).where(
-            MatchJob.expires_at < now, MatchJob.results_purged_at.is_(None)
+    def expired_results(self, now: datetime, limit: int) -> list[str]:
+        """Jobs whose results are past their expiry and not yet deleted, claimed (``SKIP
+        LOCKED``: another process's pass takes others)."""
+        stmt = (
+            select(MatchJob.id)
+            .where(MatchJob.expires_at < now, MatchJob.results_purged_at.is_(None))
+            .order_by(MatchJob.expires_at, MatchJob.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return self.session.scalars(stmt).all()
+        return list(self.session.scalars(stmt))
+
+    def mark_purged(self, job_ids: Sequence[str], now: datetime) -> None:
+        self.session.execute(
+            update(MatchJob).where(MatchJob.id.in_(list(job_ids))).values(results_purged_at=now)
+        )
 
     def count_results(self, job_id: str) -> int:
         stmt = select(func.coalesce(func.sum(match_result_chunks.c.rows), 0)).where(

@@ -24,12 +24,16 @@ from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
+from matchhub.kit.segments import RowsDiffer
 from matchhub.kit.settings import Settings
 from matchhub.matching.engine import MatchEngine, Source
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.segments import SegmentStore
 
 log = structlog.get_logger("matchhub.jobs")
 
+PLAN_ATTEMPTS = 3
+"""How many times a job is planned again when a snapshot changes under its plan."""
 HEARTBEAT_RETRY_SECONDS = 1.0
 
 
@@ -38,12 +42,14 @@ class JobRunner:
         self,
         factory: sessionmaker[Session],
         engine: MatchEngine,
+        segments: SegmentStore,
         settings: Settings,
         *,
         on_state: Callable[[Session, MatchJob, str], None] | None = None,
     ) -> None:
         self.factory = factory
         self.engine = engine
+        self.segments = segments
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_state = on_state
@@ -158,14 +164,10 @@ class JobRunner:
         try:
             if self.settings.job_fault_delay_seconds:
                 time.sleep(self.settings.job_fault_delay_seconds)
-            with session_scope(self.factory) as session:
-                job = JobRepository(session).owned(job_id, self.worker)
-                if job is None:
-                    return
-                job.sources = service.plan(session, job)
-                roster_id = job.roster_snapshot_id
-                sources = [Source(s["snapshot_id"], s["flag"], s["source"]) for s in job.sources]
-            self._ensure_loaded(roster_id, [s.snapshot_id for s in sources])
+            planned = self._plan_and_load(job_id)
+            if planned is None:
+                return
+            roster_id, sources = planned
             progress[0] = 0.5
             outcome = self.engine.match(roster_id, sources)
             progress[0] = 0.8
@@ -195,6 +197,48 @@ class JobRunner:
             done.set()
             heartbeat.join()
             self._evict()
+
+    def _plan_and_load(self, job_id: str) -> tuple[int, list[Source]] | None:
+        """Plan the job (its roster and the current snapshots of its flags, each with its row
+        count) in one transaction, then load them in another. Between the two, a provider may
+        replace a snapshot and its rows be purged: loaded, it would hold fewer rows than the
+        plan names (none at all, once purged), and the job would succeed without that source.
+        So each load is checked against the plan, and a changed snapshot means planning again
+        (it was replaced: the plan takes its replacement), up to PLAN_ATTEMPTS times; a roster
+        whose rows went (its matching key was retired) fails the job with the reason. None
+        when the job was not this worker's to finish."""
+        reason = (
+            f"the providers' snapshots changed while the job was loading them, "
+            f"{PLAN_ATTEMPTS} times: submit it again"
+        )
+        for attempt in range(PLAN_ATTEMPTS):
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is None:
+                    return None
+                job.sources = service.plan(session, job)
+                roster_id = job.roster_snapshot_id
+                roster = SnapshotRepository(session).get(roster_id)
+                expected = {s["snapshot_id"]: int(s["rows"]) for s in job.sources}
+                expected[roster_id] = roster.rows if roster is not None else 0
+                sources = [Source(s["snapshot_id"], s["flag"], s["source"]) for s in job.sources]
+            try:
+                self._ensure_loaded(roster_id, [s.snapshot_id for s in sources], expected)
+            except SnapshotChanged as exc:
+                log.info("a snapshot changed under a job's plan", job=job_id, attempt=attempt)
+                if exc.snapshot_id == roster_id:
+                    reason = (
+                        f"the roster version {roster_id} has been discarded (its matching key "
+                        "was retired): register the roster again and submit a new job"
+                    )
+                    break
+                continue
+            return roster_id, sources
+        with session_scope(self.factory) as session:
+            job = JobRepository(session).owned(job_id, self.worker)
+            if job is not None:
+                self._fail(session, job, reason)
+        return None
 
     def _hand_back(self, job_id: str) -> None:
         """The database went away under the job (a failover, a restart): the job is not at
@@ -241,16 +285,33 @@ class JobRunner:
             else:
                 wait = interval
 
-    def _ensure_loaded(self, roster_id: int, source_ids: list[int]) -> None:
-        loaded = self.engine.loaded()
+    def _ensure_loaded(
+        self, roster_id: int, source_ids: list[int], expected: dict[int, int]
+    ) -> None:
+        """Give the engine the snapshots it lacks: their segments' maps (built from the
+        database first where this host has none it can trust), each checked against the row
+        count its plan named (:class:`SnapshotChanged` if it differs, or if the snapshot is
+        gone); what the engine holds was checked when it was loaded."""
+        missing = [i for i in [roster_id, *source_ids] if i not in self.engine.loaded()]
+        if not missing:
+            return
         with session_scope(self.factory) as session:
-            repo = JobRepository(session)
-            if roster_id not in loaded:
-                ordinals, tokens = repo.roster_tokens(roster_id)
-                self.engine.load_roster(roster_id, ordinals, tokens)
-            for snapshot_id in source_ids:
-                if snapshot_id not in loaded:
-                    self.engine.load_provider(snapshot_id, repo.provider_tokens(snapshot_id))
+            refs = self.segments.refs(session, missing)
+            for snapshot_id in missing:
+                if snapshot_id not in refs:
+                    _check(snapshot_id, 0, expected)
+                    continue
+                _check(snapshot_id, refs[snapshot_id].rows, expected)
+                try:
+                    segment = self.segments.segment(session, refs[snapshot_id])
+                except RowsDiffer as gone:  # purged while the plan stood
+                    _check(snapshot_id, gone.found, expected)
+                    raise
+                _check(snapshot_id, len(segment.hi), expected)
+                if segment.ordinals is not None:
+                    self.engine.load_roster(snapshot_id, segment.ordinals, segment.hi, segment.lo)
+                else:
+                    self.engine.load_provider(snapshot_id, segment.hi, segment.lo)
 
     def _evict(self) -> None:
         """Drop from memory the snapshots that are no longer current."""
@@ -260,6 +321,21 @@ class JobRunner:
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
+        self.segments.release(set(stale))
+
+
+class SnapshotChanged(Exception):
+    """A snapshot did not load with the rows its job's plan named: replaced and purged since."""
+
+    def __init__(self, snapshot_id: int, planned: int, found: int) -> None:
+        super().__init__(f"snapshot {snapshot_id}: planned {planned} rows, found {found}")
+        self.snapshot_id = snapshot_id
+
+
+def _check(snapshot_id: int, found: int, expected: dict[int, int]) -> None:
+    planned = expected.get(snapshot_id)
+    if planned is not None and found != planned:
+        raise SnapshotChanged(snapshot_id, planned, found)
 
 
 def _database_away(exc: DBAPIError) -> bool:

@@ -15,7 +15,7 @@ from matchhub.identity.repository import IdentityRepository
 from matchhub.identity.schemas import Principal
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
-from matchhub.jobs.schemas import JobOut, OpenJob
+from matchhub.jobs.schemas import JobOut, JobSummary, OpenJob
 from matchhub.keystore.rekey import Sealer
 from matchhub.kit.errors import Conflict, Gone, NotFound, TooManyRequests
 from matchhub.kit.models import utcnow
@@ -72,7 +72,9 @@ def describe(job: MatchJob) -> JobOut:
         roster_version=job.roster_snapshot_id,
         progress=round(job.progress, 3),
         reason=job.reason,
-        summary=job.summary,
+        # Summaries written before sources lost their row counts are read through the same
+        # schema, which drops them.
+        summary=JobSummary.model_validate(job.summary) if job.summary else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -141,21 +143,22 @@ def summarise(job: MatchJob, outcome: MatchOutcome, seconds: float) -> dict[str,
         "flagged_beneficiaries": outcome.flagged,
         "per_flag": dict(sorted(outcome.per_flag.items())),
         "per_source": dict(sorted(outcome.per_source.items())),
-        "sources": [
-            {k: s[k] for k in ("flag", "source", "as_of", "rows")} for s in job.sources or []
-        ],
+        # What the plan read, without its row counts (a provider's whole snapshot size).
+        "sources": [{k: s[k] for k in ("flag", "source", "as_of")} for s in job.sources or []],
         "seconds": round(seconds, 3),
     }
 
 
-def expire_results(session: Session, now: datetime | None = None) -> int:
+def expire_results(session: Session, now: datetime, limit: int) -> list[str]:
+    """Delete one batch of results past their expiry; the ids of the jobs (which keep their
+    summaries). The caller receipts them (cases/retention.py)."""
     repo = JobRepository(session)
-    jobs = repo.expired_results(now or utcnow())
-    for job in jobs:
-        repo.delete_results(job.id)
-        job.results_purged_at = utcnow()
+    ids = repo.expired_results(now, limit)
+    for job_id in ids:
+        repo.delete_results(job_id)
+    repo.mark_purged(ids, now)
     session.flush()
-    return len(jobs)
+    return ids
 
 
 def purge_results_on_rosters(session: Session, roster_ids: Sequence[int]) -> int:

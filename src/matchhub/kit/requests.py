@@ -16,6 +16,7 @@ from typing import Annotated, Any, Protocol, cast
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from matchhub.kit.clock import Clock
 from matchhub.kit.errors import MatchhubError, ServiceUnavailable
 from matchhub.kit.settings import Settings
 
@@ -46,9 +47,15 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
+async def get_clock(request: Request) -> Clock:
+    """The app's one clock (kit/clock.py): every rule that reads the time reads this."""
+    return cast(Clock, request.app.state.clock)
+
+
 # scope="function": the session ends (commit or rollback) before the response is sent.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 async def audit_note(request: Request) -> dict[str, Any]:

@@ -134,7 +134,33 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running job not renewed this long is re-run."
     )
     job_max_attempts: int = Field(default=3, ge=1)
-    result_retention_days: float = Field(default=90.0, gt=0)
+    result_retention_days: float = Field(
+        default=90.0, gt=0, description="A match job's results are deleted this long after it ran."
+    )
+    case_lapse_days: float = Field(
+        default=60.0,
+        gt=0,
+        description="An indication not taken up (moved to verifying) this long after it was "
+        "opened lapses and may not be acted on.",
+    )
+    case_notice_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="The response period after a notice, for a purpose the operator gave none "
+        "(`matchhub purposes notice`).",
+    )
+    case_retention_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="Closed and lapsed cases are deleted this long after they ended, each "
+        "deletion receipted in the audit log.",
+    )
+    feedback_min_count: int = Field(
+        default=10,
+        ge=1,
+        description="A provider's feedback shows no count below this: the cell is suppressed.",
+    )
     audit_checkpoint_every: int = Field(
         default=1000, ge=1, description="Sign a checkpoint every this many entries..."
     )
@@ -194,6 +220,7 @@ class StatePaths:
         self.audit_signing_key = self.keys / "audit-signing-key.pem"
         self.audit_public_key = self.keys / "audit-signing-key.pub"
         self.audit_subject_key = self.keys / "audit-subject.key"
+        self.segments = home / "segments"  # snapshot segments (kit/segments.py), 0700
 
     def secrets(self) -> list[Path]:
         return [

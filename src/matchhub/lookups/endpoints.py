@@ -67,7 +67,7 @@ async def lookup(
             _note_answer(request, note, body, fast, view.generation)
             try:
                 with audit_fail_closed():
-                    await record_answer(request)
+                    fast.reference = await record_answer(request)
             except StaleGeneration:
                 # Not sent, so not recorded: the entry will say what the database answered.
                 for key in ANSWER_NOTE:
@@ -79,10 +79,21 @@ async def lookup(
         )
     answer = await run_in_threadpool(service.lookup, session, principal, body, rekeyer, limit)
     _note_answer(request, note, body, answer, None)
+    # Recorded here rather than after the route, so the answer can name its entry: the
+    # reference a case is opened from (cases/service.py).
+    with audit_fail_closed():
+        answer.reference = await record_answer(request)
     return answer
 
 
-ANSWER_NOTE = ("subjects", "on_roster", "flags_out", "roster_version", "view_generation")
+ANSWER_NOTE = (
+    "subjects",
+    "flagged",
+    "on_roster",
+    "flags_out",
+    "roster_version",
+    "view_generation",
+)
 
 
 def _note_answer(
@@ -96,6 +107,9 @@ def _note_answer(
     keys = cast(AuditKeys, request.app.state.audit_keys)
     note.update(
         subjects=[keys.subject(token) for token in body.tokens],
+        # Each flag answered, as a keyed digest of (token, flag): what a case opened from
+        # this lookup is checked against, and nothing an auditor can read a person's flags from.
+        flagged=sorted({keys.answer(r.token, f.code) for r in answer.results for f in r.flags}),
         on_roster=sum(r.on_roster for r in answer.results),
         flags_out=sum(len(r.flags) for r in answer.results),
         roster_version=answer.roster_version,

@@ -16,8 +16,9 @@ otherwise the entry is refused and the lookup is answered again from SQL. So a r
 withdrawn grant or a replaced snapshot reaches the very next answer that leaves the broker,
 exactly as it did when every lookup read the database; the view only saves the reads.
 
-Memory: 16 bytes a stored token, bounded by ``Settings.lookup_view_max_rows``; past it there is
-no view and lookups read SQL.
+Memory: the token arrays are the maps of the snapshots' segment files (kit/segments.py), shared
+with every other process of the host through the page cache; bounded by
+``Settings.lookup_view_max_rows``, past which there is no view and lookups read SQL.
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ class TokenSet:
         hi, lo = _halves(tokens)
         order = np.argsort(hi, kind="stable")
         self._hi, self._lo = hi[order], lo[order]
+
+    @classmethod
+    def from_sorted(cls, hi: np.ndarray, lo: np.ndarray) -> TokenSet:
+        """From halves already in order (a segment's maps, kit/segments.py): no copy."""
+        tokens = cls.__new__(cls)
+        tokens._hi, tokens._lo = hi, lo
+        return tokens
 
     queries = staticmethod(_halves)
 

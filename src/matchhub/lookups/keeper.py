@@ -2,8 +2,10 @@
 
 One thread polls the view generation and, when it has moved, loads a new view: the registry,
 the catalogue and the list of current snapshots in one consistent read, then the tokens of the
-snapshots it does not hold yet (a committed snapshot's rows never change, so the arrays of the
-others are kept). While a new view loads, and whenever the hub holds more rows than the view
+snapshots it does not hold yet, as maps of their segments (uploads/segments.py: built from the
+database first if this host has none it can trust). A committed snapshot's rows never change,
+so the arrays of the others are kept. After each load it sweeps the segments of snapshots that
+are no longer current. While a new view loads, and whenever the hub holds more rows than the view
 may, :meth:`ViewKeeper.current` is ``None`` and lookups read SQL.
 
 Polling only decides how soon the view catches up; it is not what makes answers right. That
@@ -28,11 +30,11 @@ from sqlalchemy.orm import Session
 
 from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.identity.repository import IdentityRepository
-from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import consistent_read
 from matchhub.lookups.inmemory import FlagSource, HubView, RosterView, TokenSet
 from matchhub.lookups.repository import ViewRepository
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.segments import SegmentStore, SnapshotRef
 
 log = structlog.get_logger("matchhub.lookups")
 
@@ -40,8 +42,11 @@ MAX_BACKOFF_SECONDS = 30.0
 
 
 class ViewKeeper:
-    def __init__(self, read_only: Engine, *, max_rows: int, poll_seconds: float) -> None:
+    def __init__(
+        self, read_only: Engine, segments: SegmentStore, *, max_rows: int, poll_seconds: float
+    ) -> None:
         self._engine = read_only
+        self._segments = segments
         self._max_rows = max_rows
         self._poll = poll_seconds
         self._lock = threading.Lock()  # guards the four below
@@ -139,6 +144,10 @@ class ViewKeeper:
                 rows=fresh.rows,
                 seconds=round(time.perf_counter() - started, 3),
             )
+        try:  # a replaced snapshot's segment goes soon after its rows (uploads/segments.py)
+            self.sweep()
+        except Exception:  # the view does not depend on the sweep; the next load tries again
+            log.warning("could not sweep the segments", exc_info=True)
 
     def _load(self) -> tuple[int, HubView | None]:
         # What must agree is read in one snapshot; the tokens of snapshots new to the view are
@@ -164,12 +173,13 @@ class ViewKeeper:
             return generation, None
         # Let go of replaced snapshots' arrays before loading their successors'.
         kept = {s.id: self._tokens[s.id] for s in snapshots if s.id in self._tokens}
+        self._segments.release(set(self._tokens) - set(kept))
         self._tokens = kept
         for s in snapshots:
             if self._stopping.is_set():  # the broker is stopping: no view, no more reads
                 return generation, None
             if s.id not in kept:
-                kept[s.id] = self._read_tokens(s.id, roster=s.kind == "roster")
+                kept[s.id] = self._read_tokens(SnapshotRef(s.id, s.kind, s.rows, s.upload_id))
         grants: dict[tuple[str, str], set[str]] = {}
         for grantee, purpose, flag in live_grants:
             grants.setdefault((grantee, purpose), set()).add(flag)
@@ -192,9 +202,14 @@ class ViewKeeper:
         )
         return generation, view
 
-    def _read_tokens(self, snapshot_id: int, *, roster: bool) -> TokenSet:
+    def _read_tokens(self, ref: SnapshotRef) -> TokenSet:
+        """The snapshot's segment, mapped (built from the database first if this host has
+        none it can trust): the view holds no copy of its own."""
         with self._engine.connect() as connection:
-            tokens = JobRepository(Session(bind=connection))
-            if roster:
-                return TokenSet(tokens.roster_tokens(snapshot_id)[1])
-            return TokenSet(tokens.provider_tokens(snapshot_id))
+            segment = self._segments.segment(Session(bind=connection), ref)
+        return TokenSet.from_sorted(segment.hi, segment.lo)
+
+    def sweep(self) -> None:
+        """Remove this host's segment files of snapshots that are no longer current."""
+        with self._engine.connect() as connection:
+            self._segments.sweep(Session(bind=connection))

@@ -31,3 +31,8 @@ class LookupResponse(BaseModel):
     purpose: str
     roster_version: int | None
     results: list[LookupResult]
+    reference: int | None = Field(
+        default=None,
+        description="The audit sequence number of this lookup: give it as `lookup` to open a "
+        "case from this answer (POST /v1/cases). None when the audit log is off.",
+    )

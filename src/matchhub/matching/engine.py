@@ -1,14 +1,17 @@
-"""An in-process DuckDB that holds the re-keyed tokens of the snapshots jobs need.
+"""The collective match: a roster's stored tokens joined with every current provider
+snapshot's, in an in-process DuckDB.
 
 Why DuckDB: the collective match is one hash join of a roster (millions of tokens) against every
 provider's current snapshots (tens of millions). PostgreSQL's hash join of the same tokens was
 tens of times slower than DuckDB's vectorised in-memory join (docs/benchmarks.md has the
-figures). Tokens are 16 bytes: held as one UHUGEINT column, they hash and compare as machine
-words.
+figures). A token is joined as its two 64-bit halves, which hash and compare as machine words.
 
-Snapshots are loaded once per process (from SQL, by the caller) and dropped when no longer
-current; a job names exactly the snapshot ids it runs on, so a snapshot replaced mid-way cannot
-leak into a job that started before.
+The engine copies nothing: it holds each snapshot as numpy arrays, normally the read-only maps
+of its segment file (kit/segments.py), which DuckDB scans in place. Every process on the host
+that maps a segment shares its pages, and a process that starts with segments on disk is ready
+without reading the database. Only the join's hash table, built on the roster side, is the
+process's own. Snapshots are dropped when no longer current; a job names exactly the snapshot
+ids it runs on, so a snapshot replaced mid-way cannot leak into a job that started before.
 """
 
 from __future__ import annotations
@@ -20,14 +23,9 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 
+from matchhub.kit.segments import halves, sort_order
+
 TOKEN_BYTES = 16
-
-
-def _columns(tokens: bytes) -> tuple[np.ndarray, np.ndarray]:
-    if len(tokens) % TOKEN_BYTES:
-        raise ValueError("token data is not a whole number of 16-byte tokens")
-    words = np.frombuffer(tokens, dtype=">u8").reshape(-1, 2).astype(np.uint64)
-    return np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1])
 
 
 def token_bytes(value: int) -> bytes:
@@ -56,67 +54,77 @@ class MatchOutcome:
         return len(self.ordinals)
 
 
+@dataclass(frozen=True)
+class _Columns:
+    hi: np.ndarray
+    lo: np.ndarray
+    ordinals: np.ndarray | None = None  # a roster's, one per distinct token
+
+
+def _distinct_roster(hi: np.ndarray, lo: np.ndarray, ordinals: np.ndarray) -> _Columns:
+    """A token on the roster twice counts once, at its first ordinal. Segments come sorted by
+    (token, ordinal) and almost never hold a token twice: then their maps are used as they
+    are; otherwise (or unsorted input) a private copy of the distinct ones is made."""
+    ordinals = np.asarray(ordinals)
+    n = len(hi)
+    if n > 1:
+        ascending = bool(np.all(hi[1:] >= hi[:-1]))
+        if not ascending:
+            order = sort_order(hi, lo, ordinals)
+            hi, lo, ordinals = hi[order], lo[order], ordinals[order]
+        repeated = (hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])
+        if bool(np.any(repeated)):
+            order = sort_order(hi, lo, ordinals)  # ties by ordinal, first kept
+            hi, lo, ordinals = hi[order], lo[order], ordinals[order]
+            first = np.concatenate(([True], ~((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1]))))
+            hi, lo, ordinals = hi[first], lo[first], ordinals[first]
+    return _Columns(hi, lo, ordinals)
+
+
 class MatchEngine:
     def __init__(self, threads: int | None = None) -> None:
         self._db = duckdb.connect(":memory:")
         if threads:
             self._db.execute(f"SET threads = {int(threads)}")
-        self._db.execute("CREATE TABLE provider (snapshot_id INTEGER, k UHUGEINT)")
-        self._db.execute("CREATE TABLE roster (snapshot_id INTEGER, ordinal INTEGER, k UHUGEINT)")
-        self._loaded: set[int] = set()
+        self._held: dict[int, _Columns] = {}
         self._lock = threading.Lock()
 
     def loaded(self) -> frozenset[int]:
         with self._lock:
-            return frozenset(self._loaded)
+            return frozenset(self._held)
 
-    def load_provider(self, snapshot_id: int, tokens: bytes) -> None:
-        """``tokens``: the snapshot's stored tokens concatenated (16 bytes each)."""
-        hi, lo = _columns(tokens)
+    def load_provider(self, snapshot_id: int, hi: np.ndarray, lo: np.ndarray) -> None:
+        """A provider snapshot's stored tokens as their high and low 64-bit halves (a
+        segment's maps; :func:`matchhub.kit.segments.halves` makes them from bytes)."""
+        if len(hi) != len(lo):
+            raise ValueError("one low half per high half")
         with self._lock:
-            if snapshot_id in self._loaded:
-                return
-            cursor = self._db.cursor()
-            cursor.register("batch", {"hi": hi, "lo": lo})
-            cursor.execute(
-                "INSERT INTO provider SELECT ?, (hi::UHUGEINT << 64) | lo::UHUGEINT FROM batch",
-                [snapshot_id],
-            )
-            cursor.unregister("batch")
-            self._loaded.add(snapshot_id)
+            self._held.setdefault(snapshot_id, _Columns(hi, lo))
 
     def load_roster(
-        self, snapshot_id: int, ordinals: Sequence[int] | np.ndarray, tokens: bytes
+        self, snapshot_id: int, ordinals: Sequence[int] | np.ndarray, hi: np.ndarray, lo: np.ndarray
     ) -> None:
-        hi, lo = _columns(tokens)
-        ords = np.asarray(ordinals, dtype=np.int32)
-        if len(ords) != len(hi):
+        if not (len(ordinals) == len(hi) == len(lo)):
             raise ValueError("one ordinal per token")
+        columns = _distinct_roster(hi, lo, np.asarray(ordinals, dtype=np.int32))
         with self._lock:
-            if snapshot_id in self._loaded:
-                return
-            cursor = self._db.cursor()
-            cursor.register("batch", {"o": ords, "hi": hi, "lo": lo})
-            # A token on the roster twice counts once, at its first ordinal.
-            cursor.execute(
-                """
-                INSERT INTO roster
-                SELECT ?, min(o), (hi::UHUGEINT << 64) | lo::UHUGEINT AS k FROM batch GROUP BY k
-                """,
-                [snapshot_id],
-            )
-            cursor.unregister("batch")
-            self._loaded.add(snapshot_id)
+            self._held.setdefault(snapshot_id, columns)
+
+    def load_tokens(
+        self, snapshot_id: int, tokens: bytes, ordinals: Sequence[int] | np.ndarray | None = None
+    ) -> None:
+        """The same from stored tokens concatenated (16 bytes each): a provider's, or with
+        ``ordinals`` a roster's."""
+        hi, lo = halves(tokens)
+        if ordinals is None:
+            self.load_provider(snapshot_id, hi, lo)
+        else:
+            self.load_roster(snapshot_id, ordinals, hi, lo)
 
     def drop(self, snapshot_ids: Iterable[int]) -> None:
-        ids = [int(i) for i in snapshot_ids]
-        if not ids:
-            return
         with self._lock:
-            for snapshot_id in ids:
-                self._db.execute("DELETE FROM provider WHERE snapshot_id = ?", [snapshot_id])
-                self._db.execute("DELETE FROM roster WHERE snapshot_id = ?", [snapshot_id])
-            self._loaded.difference_update(ids)
+            for snapshot_id in snapshot_ids:
+                self._held.pop(int(snapshot_id), None)
 
     def match(self, roster_id: int, sources: Sequence[Source]) -> MatchOutcome:
         """Every roster token found in any of ``sources``, with the indexes of the sources that
@@ -126,43 +134,51 @@ class MatchEngine:
         sources holding it (64 sources a word, as many words as needed). The counts and the
         "0,3" lists come from the distinct masks (a handful, however many beneficiaries share
         each), so nothing in Python runs once per row."""
-        missing = ({roster_id} | {s.snapshot_id for s in sources}) - self.loaded()
+        with self._lock:
+            loaded = dict(self._held)
+        missing = ({roster_id} | {s.snapshot_id for s in sources}) - set(loaded)
         if missing:
             raise KeyError(f"snapshots not loaded: {sorted(missing)}")
+        roster = loaded[roster_id]
         words = max(1, -(-len(sources) // 64))
-        index = np.arange(len(sources))
-        bits = {  # source i is bit i % 64 of word i // 64
-            f"b{w}": np.where(index // 64 == w, np.left_shift(1, index % 64), 0).astype(np.uint64)
-            for w in range(words)
-        }
-        masks = ", ".join(f"bit_or(s.b{w}) AS m{w}" for w in range(words))
+
+        # Source i is bit i % 64 of word i // 64, a constant column of its rows (constants
+        # cost the scan nothing); the only text put in the query is names and integers.
+        def bits(i: int) -> str:
+            return ", ".join(
+                f"{(1 << (i % 64)) if i // 64 == w else 0}::UBIGINT AS b{w}" for w in range(words)
+            )
+
+        masks = ", ".join(f"bit_or(p.b{w}) AS m{w}" for w in range(words))
+        union = " UNION ALL ".join(
+            f"SELECT hi, lo, {bits(i)} FROM p{i}"  # noqa: S608 (see above)
+            for i in range(len(sources))
+        ) or (
+            "SELECT 0::UBIGINT AS hi, 0::UBIGINT AS lo, "
+            + ", ".join(f"0::UBIGINT AS b{w}" for w in range(words))
+            + " WHERE false"
+        )
         query = f"""
             SELECT r.ordinal, {masks}
             FROM roster r
-            JOIN provider p ON p.k = r.k
-            JOIN sources s ON s.snapshot_id = p.snapshot_id
-            WHERE r.snapshot_id = ?
+            JOIN ({union}) p ON p.hi = r.hi AND p.lo = r.lo
             GROUP BY r.ordinal
             ORDER BY r.ordinal
-        """  # noqa: S608 (the only text put in is the mask columns, named by integers)
+        """  # noqa: S608 (see above)
         cursor = self._db.cursor()
         try:
+            # Registered arrays are scanned where they are: a segment's pages, not a copy.
             cursor.register(
-                "sources",
-                {
-                    "snapshot_id": np.asarray([s.snapshot_id for s in sources], dtype=np.int32),
-                    **bits,
-                },
+                "roster", {"ordinal": roster.ordinals, "hi": roster.hi, "lo": roster.lo}
             )
-            size = cursor.execute(
-                "SELECT count(*) FROM roster WHERE snapshot_id = ?", [roster_id]
-            ).fetchone()
-            columns = cursor.execute(query, [roster_id]).fetchnumpy()
-            cursor.unregister("sources")
+            for i, source in enumerate(sources):
+                columns = loaded[source.snapshot_id]
+                cursor.register(f"p{i}", {"hi": columns.hi, "lo": columns.lo})
+            result = cursor.execute(query).fetchnumpy()
         finally:
             cursor.close()
-        ordinals = np.asarray(columns["ordinal"], dtype=np.int32)
-        mask = np.stack([np.asarray(columns[f"m{w}"], dtype=np.uint64) for w in range(words)], 1)
+        ordinals = np.asarray(result["ordinal"], dtype=np.int32)
+        mask = np.stack([np.asarray(result[f"m{w}"], dtype=np.uint64) for w in range(words)], 1)
         keys = (
             mask[:, 0]
             if words == 1
@@ -181,7 +197,7 @@ class MatchEngine:
             for kind in {sources[i].kind for i in held}:
                 per_source[kind] = per_source.get(kind, 0) + int(count)
         return MatchOutcome(
-            roster_size=int(size[0]) if size else 0,
+            roster_size=len(roster.hi),
             ordinals=ordinals,
             sources=np.asarray(labels, dtype=object)[np.ravel(which)]
             if labels

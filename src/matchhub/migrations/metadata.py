@@ -2,6 +2,7 @@
 autogenerate and the models-versus-migrations check read it)."""
 
 from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
+from matchhub.cases.models import Case, CaseEvent, CaseFlag, CaseNoticePeriod, FeedbackCount
 from matchhub.catalogue.models import Flag, Grant, Purpose
 from matchhub.fleet.models import BrokerProcess
 from matchhub.identity.models import Agency, Certificate
@@ -18,7 +19,12 @@ __all__ = [
     "AuditState",
     "Base",
     "BrokerProcess",
+    "Case",
+    "CaseEvent",
+    "CaseFlag",
+    "CaseNoticePeriod",
     "Certificate",
+    "FeedbackCount",
     "Flag",
     "Grant",
     "MatchJob",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Request, status
 from sqlalchemy.orm import Session
 
 from matchhub.identity.auth import Uploader
@@ -45,14 +45,32 @@ def purge_soon(request: Request, session: Session) -> None:
     after_commit(session, request.app.state.job_runner.purge_soon)
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9_.:-]{16,64}$",
+        description="Optional, 16 to 64 characters of your choosing, new for each upload: the "
+        "same request sent again with the same key (its answer was lost) answers the upload "
+        "the first one opened instead of opening another; other parameters under a key "
+        "already used are refused (409 idempotency_key_reused).",
+    ),
+]
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
-    responses=errors(401, 403, 408, 413, 422, 429),
+    responses=errors(401, 403, 408, 409, 413, 422, 429),
 )
 def open_upload(
-    principal: Uploader, body: OpenUpload, session: SessionDep, ctx: UploadCtx, note: AuditNote
+    principal: Uploader,
+    body: OpenUpload,
+    session: SessionDep,
+    ctx: UploadCtx,
+    note: AuditNote,
+    idempotency_key: IdempotencyKey = None,
 ) -> UploadOut:
     """Open an upload: a provider's flag snapshot (``kind: flags``, the flags it covers) or the
     consumer's roster (``kind: roster``), under a matching-key version, with its row count."""
@@ -62,7 +80,7 @@ def open_upload(
         flags=body.flags,
         expected_rows=body.expected_rows,
     )
-    upload = service.open_upload(session, principal, body, ctx)
+    upload = service.open_upload(session, principal, body, ctx, idempotency_key=idempotency_key)
     note["upload"] = upload.id
     return service.describe(session, upload, ctx)
 
@@ -117,7 +135,8 @@ def commit_upload(
     note: AuditNote,
 ) -> UploadOut:
     """Commit: the row count and SHA-256 must match what arrived. The snapshot then atomically
-    replaces the agency's previous one for the same flags (or becomes the current roster)."""
+    replaces the agency's previous one for the same flags (or becomes the current roster).
+    The same commit again (same rows and ``chunks_sha256``) answers the committed upload."""
     note.update(upload=upload_id, rows=body.rows)
     upload = service.commit_upload(session, principal, upload_id, body, ctx)
     note["flags"] = upload.flags

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
@@ -32,6 +32,8 @@ _SNAPSHOT_ROW = Layout(("snapshot_id", ">i4"), ("token", "V16"))
 _ROSTER_ROW = Layout(
     ("snapshot_id", ">i4"), ("ordinal", ">i4"), ("token", "V16"), ("sealed", "V48")
 )
+_PROVIDER_OUT = Layout(("token", "V16"))
+_ROSTER_OUT = Layout(("ordinal", ">i4"), ("token", "V16"))
 DROP_LOCK_TIMEOUT = "250ms"
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
 
@@ -90,12 +92,15 @@ _CURRENT_LISTING = (
         Snapshot.key_version,
         Snapshot.as_of,
         Snapshot.rows,
+        Snapshot.upload_id,
         Agency.kind.label("agency_kind"),
     )
     .join(Agency, Agency.id == Snapshot.agency_id)
     .where(_CURRENT)
     .order_by(Snapshot.id)
 )
+# What a snapshot's segment must say it holds (uploads/segments.py).
+_REFS = select(Snapshot.id, Snapshot.kind, Snapshot.rows, Snapshot.upload_id)
 
 
 class SnapshotRepository:
@@ -105,6 +110,9 @@ class SnapshotRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def get(self, snapshot_id: int) -> Snapshot | None:
+        return self.session.get(Snapshot, snapshot_id)
 
     def current(
         self, agency_id: int, kind: str, flag_codes: Iterable[str | None]
@@ -138,6 +146,21 @@ class SnapshotRepository:
         """Every current snapshot's id, agency, kind, flag, key version, date, size and the
         agency's kind, in id order (what the lookup view loads)."""
         return list(self.session.connection().execute(_CURRENT_LISTING))
+
+    def segment_refs(self, snapshot_ids: Collection[int]) -> list[Row[Any]]:
+        """(id, kind, rows, upload_id) of these snapshots, whatever their state: what a
+        segment of each must say it holds (uploads/segments.py)."""
+        stmt = _REFS.where(Snapshot.id.in_(list(snapshot_ids)))
+        return list(self.session.connection().execute(stmt))
+
+    def current_among(self, snapshot_ids: Collection[int]) -> set[int]:
+        """Which of these snapshots are current."""
+        stmt = select(Snapshot.id).where(Snapshot.id.in_(list(snapshot_ids)), _CURRENT)
+        return set(self.session.scalars(stmt))
+
+    def current_refs(self) -> list[Row[Any]]:
+        """(id, kind, rows, upload_id) of every current snapshot."""
+        return list(self.session.connection().execute(_REFS.where(_CURRENT)))
 
     def no_longer_current(self, snapshot_ids: Collection[int]) -> list[int]:
         """Which of these snapshots are not current any more."""
@@ -177,6 +200,21 @@ class UploadRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return self.session.scalars(stmt).one_or_none()
+
+    def by_idempotency_key(self, agency_id: int, key: str) -> Upload | None:
+        stmt = select(Upload).where(Upload.agency_id == agency_id, Upload.idempotency_key == key)
+        return self.session.scalars(stmt).one_or_none()
+
+    def add_keyed(self, upload: Upload) -> bool:
+        """Add an upload that carries an idempotency key; False (and nothing added) when
+        another request added one with the same key first."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(upload)
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
 
     def lock_agency(self, agency_id: int) -> None:
         """Serialise commits of one agency (PostgreSQL row lock; SQLite writers are serial)."""
@@ -364,6 +402,52 @@ class UploadRepository:
             .where(snapshot_rows.c.snapshot_id == snapshot_id)
         )
         return int(self.session.scalar(stmt) or 0)
+
+
+class SnapshotRows:
+    """A committed snapshot's stored rows, read out whole (binary COPY on PostgreSQL): what a
+    segment is built from."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def provider_tokens(self, snapshot_id: int) -> bytes:
+        if self.session.connection().dialect.name == "postgresql":
+            data = self._copy_out(
+                "COPY (SELECT token FROM snapshot_rows WHERE snapshot_id = %s) "
+                "TO STDOUT (FORMAT BINARY)",
+                snapshot_id,
+            )
+            return _PROVIDER_OUT.decode(data)["token"].tobytes()
+        stmt = select(snapshot_rows.c.token).where(snapshot_rows.c.snapshot_id == snapshot_id)
+        return b"".join(bytes(t) for t in self.session.scalars(stmt))
+
+    def roster_tokens(self, snapshot_id: int) -> tuple[np.ndarray, bytes]:
+        """The roster's ordinals and stored tokens (not its sealed tokens)."""
+        if self.session.connection().dialect.name == "postgresql":
+            data = self._copy_out(
+                "COPY (SELECT ordinal, token FROM roster_rows WHERE snapshot_id = %s) "
+                "TO STDOUT (FORMAT BINARY)",
+                snapshot_id,
+            )
+            rows = _ROSTER_OUT.decode(data)
+            return rows["ordinal"].astype(np.int32), rows["token"].tobytes()
+        stmt = select(roster_rows.c.ordinal, roster_rows.c.token).where(
+            roster_rows.c.snapshot_id == snapshot_id
+        )
+        pairs = self.session.execute(stmt).all()
+        return (
+            np.asarray([p[0] for p in pairs], dtype=np.int32),
+            b"".join(bytes(p[1]) for p in pairs),
+        )
+
+    def _copy_out(self, sql: str, snapshot_id: int) -> bytes:
+        raw = cast(psycopg.Connection[Any], self.session.connection().connection.driver_connection)
+        out = bytearray()
+        with raw.cursor() as cursor, cursor.copy(sql, (snapshot_id,)) as copy:
+            for block in copy:
+                out += block
+        return bytes(out)
 
 
 def _fixed(values: Sequence[bytes], kind: str) -> np.ndarray:

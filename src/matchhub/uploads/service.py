@@ -48,29 +48,23 @@ class UploadContext:
 
 
 def open_upload(
-    session: Session, principal: Principal, request: OpenUpload, ctx: UploadContext
+    session: Session,
+    principal: Principal,
+    request: OpenUpload,
+    ctx: UploadContext,
+    *,
+    idempotency_key: str | None = None,
 ) -> Upload:
-    if request.kind == "flags":
-        if principal.kind not in PROVIDER_KINDS:
-            raise Forbidden("only provider agencies push flag snapshots", code="scope_denied")
-        if not request.flags:
-            raise UnprocessableEntity("a flag snapshot declares its flags", code="flags_required")
-        if len(set(request.flags)) != len(request.flags):
-            raise UnprocessableEntity("a flag is declared twice", code="duplicate_flag")
-        catalogue.assertable_flags(session, principal.kind, request.flags)
-    else:
-        if Scope.roster not in principal.scopes:
-            raise Forbidden("only a consumer registers a roster", code="scope_denied")
-        if request.flags:
-            raise UnprocessableEntity("a roster carries no flags", code="roster_has_flags")
-    version = session.get(MatchingKeyVersion, request.key_version)
-    if version is None or version.state != "active":
-        raise UnprocessableEntity(
-            f"matching-key version {request.key_version!r} is not one the broker accepts",
-            code="unknown_key_version",
-        )
-    now = utcnow()
+    """Open an upload. With ``idempotency_key``, a repeat of a request whose answer was lost
+    answers the upload the first one opened (and a different request under a key already
+    used is refused): a retry never opens a second upload."""
     repo = UploadRepository(session)
+    if idempotency_key is not None:
+        earlier = repo.by_idempotency_key(principal.agency_id, idempotency_key)
+        if earlier is not None:
+            return _same_open(earlier, request)
+    _check_open(session, principal, request)
+    now = utcnow()
     IdentityRepository(session).hold(principal.agency_id)
     if repo.count_open(principal.agency_id, now) >= ctx.max_open:
         raise TooManyRequests(
@@ -91,8 +85,15 @@ def open_upload(
         chunks_received=0,
         created_at=now,
         expires_at=now + ctx.ttl,
+        idempotency_key=idempotency_key,
     )
-    repo.add(upload)
+    if idempotency_key is None:
+        repo.add(upload)
+    elif not repo.add_keyed(upload):  # the same key, on a request running beside this one
+        earlier = repo.by_idempotency_key(principal.agency_id, idempotency_key)
+        if earlier is None:  # pragma: no cover (the unique index said it exists)
+            raise Conflict("retry the request", code="idempotency_key_in_flight")
+        return _same_open(earlier, request)
     codes: list[str | None] = [*request.flags] or [None]
     for flag_code in codes:
         snapshot = Snapshot(
@@ -109,6 +110,45 @@ def open_upload(
         if flag_code:
             repo.create_partition(snapshot.id)
     return upload
+
+
+def _check_open(session: Session, principal: Principal, request: OpenUpload) -> None:
+    if request.kind == "flags":
+        if principal.kind not in PROVIDER_KINDS:
+            raise Forbidden("only provider agencies push flag snapshots", code="scope_denied")
+        if not request.flags:
+            raise UnprocessableEntity("a flag snapshot declares its flags", code="flags_required")
+        if len(set(request.flags)) != len(request.flags):
+            raise UnprocessableEntity("a flag is declared twice", code="duplicate_flag")
+        catalogue.assertable_flags(session, principal.kind, request.flags)
+    else:
+        if Scope.roster not in principal.scopes:
+            raise Forbidden("only a consumer registers a roster", code="scope_denied")
+        if request.flags:
+            raise UnprocessableEntity("a roster carries no flags", code="roster_has_flags")
+    version = session.get(MatchingKeyVersion, request.key_version)
+    if version is None or version.state != "active":
+        raise UnprocessableEntity(
+            f"matching-key version {request.key_version!r} is not one the broker accepts",
+            code="unknown_key_version",
+        )
+
+
+def _same_open(earlier: Upload, request: OpenUpload) -> Upload:
+    same = (
+        earlier.kind == request.kind
+        and earlier.key_version == request.key_version
+        and list(earlier.flags) == list(request.flags)
+        and earlier.expected_rows == request.expected_rows
+        and (request.as_of is None or earlier.as_of == request.as_of)
+    )
+    if not same:
+        raise Conflict(
+            "this Idempotency-Key opened an upload with other parameters; use a new key for "
+            "a new upload",
+            code="idempotency_key_reused",
+        )
+    return earlier
 
 
 def _own_upload(
@@ -228,6 +268,8 @@ def commit_upload(
     ctx: UploadContext,
 ) -> Upload:
     upload = _own_upload(session, principal, upload_id, for_update=True)
+    if upload.state == "committed" and _repeats_the_commit(session, upload, request):
+        return upload  # its first answer was lost: answer it again, changing nothing
     _open(upload)
     if request.chunks_sha256 is None and request.sha256 is None:
         raise UnprocessableEntity(
@@ -260,6 +302,17 @@ def commit_upload(
     session.flush()
     after_commit(session, lambda: ctx.digests.forget(upload_id))
     return upload
+
+
+def _repeats_the_commit(session: Session, upload: Upload, request: CommitUpload) -> bool:
+    """The same commit again (same rows, same ``chunks_sha256`` of the chunks received): a
+    client retrying a commit whose answer it never got. The first form (``sha256`` alone) is
+    not accepted here: the bodies' digest is not kept after the commit."""
+    if request.chunks_sha256 is None or request.rows != upload.rows_received:
+        return False
+    received = UploadRepository(session).chunk_digests(upload.id)
+    combined = wire.chunks_digest(bytes.fromhex(d) for _, d in received)
+    return hmac.compare_digest(combined, request.chunks_sha256)
 
 
 def _check_digests(

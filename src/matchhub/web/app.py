@@ -15,20 +15,24 @@ from starlette.concurrency import run_in_threadpool
 from matchhub import __version__
 from matchhub.audit import service as audit
 from matchhub.audit.endpoints import router as audit_router
+from matchhub.cases.endpoints import router as cases_router
 from matchhub.catalogue.endpoints import router as catalogue_router
 from matchhub.identity.endpoints import router as identity_router
 from matchhub.jobs.endpoints import router as jobs_router
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer, Sealer
+from matchhub.kit.clock import Clock
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.ratelimit import RateLimiter
+from matchhub.kit.responses import ErrorBody
 from matchhub.kit.settings import Settings
 from matchhub.lookups.endpoints import router as lookups_router
 from matchhub.lookups.keeper import ViewKeeper
 from matchhub.lookups.repository import ViewRepository
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.endpoints import router as uploads_router
+from matchhub.uploads.segments import SegmentStore
 from matchhub.uploads.service import UploadContext
 from matchhub.web import handlers
 from matchhub.web.admission import AdmissionMiddleware
@@ -107,10 +111,15 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         max_open=settings.max_open_uploads_per_agency,
     )
     app.state.audit_keys = audit.keys_from(keys, settings.hub_name, settings.audit_checkpoint_every)
+    epoch = EpochWatch()
+    # The host's snapshot segments, named by the database's history (uploads/segments.py).
+    segments = SegmentStore(settings.paths.segments, lambda: epoch.known)
+    app.state.segments = segments
     views = Views(
         partial(
             ViewKeeper,
             reader,
+            segments,
             max_rows=settings.lookup_view_max_rows,
             poll_seconds=settings.lookup_view_poll_seconds,
         )
@@ -132,12 +141,14 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     app.state.fleet = fleet
     background: Background | None = None
     if settings.serve_background:
-        background = Background(app.state.sessionmaker, settings, app.state.audit_keys)
+        background = Background(
+            app.state.sessionmaker, settings, app.state.audit_keys, segments, app.state.clock
+        )
     app.state.job_runner = background or NoBackground()
     # After a restore or a failover, before the first query of the new history runs:
     # nothing kept by snapshot id is carried over (kit/epoch.py).
-    epoch = EpochWatch()
     epoch.listeners.append(lambda _old, _new: digests.clear())
+    epoch.listeners.append(lambda _old, _new: segments.restored())
     epoch.listeners.append(lambda _old, _new: views.renew())
     if background is not None:
         epoch.listeners.append(lambda _old, _new: background.restored())
@@ -165,7 +176,10 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     return stop
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The app. ``clock`` is the one clock its rules and its background work read (a test's,
+    to move time forward); the real time if none."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = _start(app, settings)
@@ -189,10 +203,14 @@ def create_app(settings: Settings) -> FastAPI:
         # includes bodies, which hold wire tokens. (They also cost lookups CPU: see
         # docs/benchmarks.md.)
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+        # Any route: a request the server cannot read (malformed_request, e.g. a query string
+        # past the parser's limit) or a JSON body that is not UTF-8 (bad_request).
+        responses={400: {"model": ErrorBody, "description": "The request could not be read"}},
     )
     app.state.settings = settings
     # Kept by the server's TLS layer (web/server.py), read by the metrics.
     app.state.handshake_refusals = HandshakeRefusals()
+    app.state.clock = clock or Clock()
     handlers.install(app)
     # Outermost first: metrics, the audit recorder (refusals included), the gate (the caller
     # and the body, before a slot is taken), admission.
@@ -207,5 +225,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads_router)
     app.include_router(lookups_router)
     app.include_router(jobs_router)
+    app.include_router(cases_router)
     app.include_router(audit_router)
     return app

@@ -1,5 +1,6 @@
 """The background work: match jobs, and the janitor's rounds (checkpoints when entries have
-waited, abandoned uploads expired, replaced rows purged, expired job results deleted).
+waited, abandoned uploads expired, replaced rows purged, lapsed indications recorded, closed
+cases and expired job results deleted with a receipt each).
 
 ``matchhub worker`` runs it alone; ``matchhub serve`` runs it too when
 ``MATCHHUB_SERVE_BACKGROUND`` is on (the default, so ``make demo`` and a lone ``matchhub serve``
@@ -7,9 +8,10 @@ do everything in one process). Any number of processes may run it at once: a job
 by one of them (``FOR UPDATE SKIP LOCKED``) and published under its lease fence, and every
 janitor step is idempotent and safe beside another.
 
-Work that prepares a host's shared files from the database (issue 18's snapshot segments)
-belongs in :func:`janitor_pass` or beside the runner here, and must be dropped by a
-:meth:`Background.restored` listener: a restore issues snapshot ids again (kit/epoch.py).
+The janitor also prepares this host's snapshot segments (uploads/segments.py): it builds the
+segment of every current snapshot that has none, soon after its commit, so that readers seldom
+wait for one, and sweeps the files of snapshots that are no longer current. Segments are named
+by the database's history, so after a restore (kit/epoch.py) the old ones are never read.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service as audit
 from matchhub.audit.service import AuditKeys
-from matchhub.jobs import service as jobs
+from matchhub.cases import retention
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.runner import JobRunner
+from matchhub.kit.clock import Clock
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
 from matchhub.matching.engine import MatchEngine
 from matchhub.uploads import service as uploads
+from matchhub.uploads.segments import SegmentStore
 
 log = structlog.get_logger("matchhub")
 
@@ -57,9 +61,17 @@ def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str
     )
 
 
-def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
-    """Expire abandoned uploads, purge rows no reader can see, delete expired job results,
-    sign a checkpoint when entries have waited long enough. Idempotent."""
+def janitor_pass(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    keys: AuditKeys,
+    clock: Clock,
+    segments: SegmentStore | None = None,
+) -> None:
+    """Expire abandoned uploads, purge rows no reader can see (and their segments), record
+    lapsed indications, delete closed cases and job results past their retention (a receipt
+    each in the audit log, cases/retention.py), sign a checkpoint when entries have waited long
+    enough, build the segments this host lacks. Idempotent."""
     with session_scope(factory) as session:
         older = utcnow() - timedelta(seconds=settings.audit_checkpoint_seconds)
         audit.checkpoint_if_stale(session, keys, older)
@@ -67,15 +79,28 @@ def janitor_pass(factory: sessionmaker[Session], settings: Settings, keys: Audit
         uploads.expire_stale(session)
     with session_scope(factory) as session:
         uploads.purge_unreachable(session)
-    with session_scope(factory) as session:
-        jobs.expire_results(session)
+    retention.run(factory, keys, settings, clock.now())
+    if segments is not None:
+        with session_scope(factory) as session:
+            segments.sweep(session)
+        with session_scope(factory) as session:
+            segments.prepare(session)
 
 
 class Background:
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, keys: AuditKeys) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        keys: AuditKeys,
+        segments: SegmentStore,
+        clock: Clock | None = None,
+    ) -> None:
         self._factory, self._settings, self._keys = factory, settings, keys
+        self.segments = segments
+        self._clock = clock or Clock()
         self.runner = JobRunner(
-            factory, MatchEngine(), settings, on_state=partial(audit_job_state, keys)
+            factory, MatchEngine(), segments, settings, on_state=partial(audit_job_state, keys)
         )
         self._stop = threading.Event()
         self._janitor = threading.Thread(target=self._sweep, name="janitor", daemon=True)
@@ -129,7 +154,7 @@ class Background:
     def _sweep(self) -> None:
         while not self._stop.is_set():
             try:
-                janitor_pass(self._factory, self._settings, self._keys)
+                janitor_pass(self._factory, self._settings, self._keys, self._clock, self.segments)
             except Exception:  # the janitor must outlive a failed pass; it is logged
                 log.exception("janitor pass failed")
             self._stop.wait(self._settings.janitor_interval_seconds)

@@ -97,6 +97,10 @@ def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry
         subjects=subjects,
         end_user=principal.end_user if principal else None,
         generation=_checked_generation(scope, status),
+        outcome=body["outcome"],
+        error=error,
+        # (cut to its column: a refused request's purpose may be anything the caller sent)
+        purpose=purpose[:64] if isinstance(purpose := note.get("purpose"), str) else None,
     )
 
 

@@ -32,9 +32,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from matchhub.identity.peer import with_client_certificate
 from matchhub.keystore.material import load_key_material
 from matchhub.kit import logs
+from matchhub.kit.clock import Clock
 from matchhub.kit.errors import OperatorError
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
+from matchhub.web.handlers import unreadable_request_response
 from matchhub.web.handshakes import HandshakeRefusals
 
 
@@ -63,6 +65,12 @@ class MutualTLSProtocol(HttpToolsProtocol):
             else None
         )
         self.app = with_client_certificate(self.app, pem)
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes the parser refuses (a 100 kB query string): the one error shape, not
+        uvicorn's plain text."""
+        self.transport.write(unreadable_request_response())
+        self.transport.close()
 
     def _await_header(self) -> None:
         self._stop_header_timer()
@@ -158,11 +166,14 @@ class ServerTLS:
             connection.context = self.context
 
 
-def build_server(settings: Settings, *, port: int | None = None) -> uvicorn.Server:
-    """The real server, as ``matchhub serve`` runs it; tests start the same object."""
+def build_server(
+    settings: Settings, *, port: int | None = None, clock: Clock | None = None
+) -> uvicorn.Server:
+    """The real server, as ``matchhub serve`` runs it; tests start the same object (with a
+    clock of their own to move, kit/clock.py)."""
     logs.configure()
     load_key_material(settings.paths)  # fail before binding, with a clear message
-    app = create_app(settings)
+    app = create_app(settings, clock)
     tls = ServerTLS(settings, app.state.handshake_refusals)
     protocol = type(
         "MutualTLSProtocol",

@@ -18,6 +18,7 @@ from matchhub.kit import logs
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.settings import Settings
+from matchhub.uploads.segments import SegmentStore
 from matchhub.web.app import BACKGROUND_CONNECTIONS
 from matchhub.web.background import Background
 from matchhub.web.fleet import Fleet
@@ -35,9 +36,11 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
         max_overflow=BACKGROUND_CONNECTIONS,
     )
     factory = make_sessionmaker(engine)
-    background = Background(factory, settings, audit_keys)
-    fleet = Fleet(factory, "worker", interval=settings.heartbeat_seconds)
     epoch = EpochWatch()
+    segments = SegmentStore(settings.paths.segments, lambda: epoch.known)
+    background = Background(factory, settings, audit_keys, segments)
+    fleet = Fleet(factory, "worker", interval=settings.heartbeat_seconds)
+    epoch.listeners.append(lambda _old, _new: segments.restored())
     epoch.listeners.append(lambda _old, _new: background.restored())
     epoch.attach(engine)
     stop = stop or threading.Event()

@@ -44,11 +44,16 @@ class Permission(StrEnum):
     staff = "staff"  # add, disable and enable staff
     log = "log"  # read the desk's own log
     audit = "audit"  # the auditor's console (reserved)
+    cases = "cases"  # the case queue: see cases, open them, write notes
+    casework = "casework"  # move a case (a caseworker: only the cases assigned to them)
+    assign = "assign"  # assign cases to caseworkers
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.caseworker: frozenset({Permission.lookup}),
-    Role.analyst: frozenset({Permission.match, Permission.download, Permission.roster}),
+    Role.caseworker: frozenset({Permission.lookup, Permission.cases, Permission.casework}),
+    Role.analyst: frozenset(
+        {Permission.match, Permission.download, Permission.roster, Permission.cases}
+    ),
     Role.supervisor: frozenset(
         {
             Permission.lookup,
@@ -57,6 +62,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.roster,
             Permission.staff,
             Permission.log,
+            Permission.cases,
+            Permission.casework,
+            Permission.assign,
         }
     ),
     Role.auditor: frozenset({Permission.audit}),

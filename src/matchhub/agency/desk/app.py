@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from matchhub.agency.desk import accounts, eventlog, sessions
+from matchhub.agency.desk import auditing as _auditing  # noqa: F401 (registers its pages)
 from matchhub.agency.desk.pages import pages
 from matchhub.agency.desk.service import Desk
 from matchhub.agency.desk.web import HERE, make_templates, redirect, render, safe_back

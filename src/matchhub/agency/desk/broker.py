@@ -31,9 +31,16 @@ class BrokerError(Exception):
     """The broker refused, or could not be reached. ``code`` is the broker's stable error code
     (or ``unreachable``, ``tls``); the message is safe to show to staff and to log."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.status = code, message, status
+        self.details = details or {}
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,12 @@ class BrokerClient:
         return Catalogue(list(document["flags"]), list(document["purposes"]))
 
     def lookup(self, purpose: str, tokens: Sequence[str]) -> list[dict[str, Any]]:
-        answer = self.json("POST", "/v1/lookups", json={"purpose": purpose, "tokens": tokens})
-        return list(answer["results"])
+        return list(self.lookup_answer(purpose, tokens)["results"])
+
+    def lookup_answer(self, purpose: str, tokens: Sequence[str]) -> dict[str, Any]:
+        """The lookup's whole answer; its ``reference`` is the sequence number of the lookup's
+        audit entry, what a case opened from it names (None when the broker keeps no log)."""
+        return self.json("POST", "/v1/lookups", json={"purpose": purpose, "tokens": tokens})
 
     def open_job(self, purpose: str, flags: Sequence[str] | None) -> dict[str, Any]:
         body: dict[str, Any] = {"purpose": purpose}
@@ -137,11 +148,61 @@ class BrokerClient:
         giving the response."""
         return self.stream(f"/v1/match-jobs/{job_id}/results", headers={"accept": "text/csv"})
 
+    # --- cases (docs/desk.md, "Cases") -------------------------------------------------------
+
+    def open_case(
+        self,
+        *,
+        token: str,
+        flags: Sequence[str],
+        job: str | None = None,
+        lookup: int | None = None,
+    ) -> dict[str, Any]:
+        """Open a case for one flagged roster member, from a match job or a lookup (its audit
+        entry's sequence number): only the token and the flag codes go."""
+        body: dict[str, Any] = {"token": token, "flags": list(flags)}
+        if job is not None:
+            body["job"] = job
+        else:
+            body["lookup"] = lookup
+        return self.json("POST", "/v1/cases", json=body)
+
+    def transition(self, case_id: str, to: str, reason: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"to": to}
+        if reason:
+            body["reason"] = reason
+        return self.json("POST", f"/v1/cases/{case_id}/transitions", json=body)
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        """The case with its history."""
+        return self.json("GET", f"/v1/cases/{case_id}")
+
+    def feedback(self) -> dict[str, Any]:
+        """The ministry's confirmation rates per flag and per source (``GET /v1/feedback``)."""
+        return self.json("GET", "/v1/feedback")
+
+    def cases(self, **filters: str) -> list[dict[str, Any]]:
+        """Every case of the ministry's (filtered: ``state``, ``due_before``...), page by page."""
+        found: list[dict[str, Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            params = {**filters, "limit": "1000", "offset": str(offset)}
+            answer = self.json("GET", "/v1/cases", params=params)
+            found += answer["cases"]
+            offset = answer.get("next_offset")
+        return found
+
 
 def _refusal(response: httpx.Response) -> BrokerError:
     try:
         error = response.json()["error"]
-        return BrokerError(str(error["code"]), str(error["message"]), response.status_code)
+        details = error.get("details")
+        return BrokerError(
+            str(error["code"]),
+            str(error["message"]),
+            response.status_code,
+            details if isinstance(details, dict) else None,
+        )
     except (ValueError, KeyError, TypeError):
         return BrokerError("http_error", f"HTTP {response.status_code}", response.status_code)
 

@@ -5,6 +5,7 @@
 
     matchhub-desk init --home DIR --broker URL --credentials DIR --code CODE \\
         --matching-key FILE --definition connectors/welfare.toml --extract FILE
+    matchhub-desk init --home DIR --broker URL --credentials DIR --code CODE   (an audit office)
     matchhub-desk user add NAME --role caseworker|analyst|supervisor|auditor [--password-stdin]
     matchhub-desk user list | user disable NAME | user enable NAME
     matchhub-desk serve [--host 127.0.0.1] [--port 8600] [--certificate PEM --key PEM]
@@ -33,6 +34,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from matchhub.agency.commandline import invoke
 from matchhub.agency.connector.definition import DefinitionError, load
 from matchhub.agency.desk import accounts
 from matchhub.agency.desk.accounts import AccountError
@@ -97,9 +99,27 @@ def init(
         Path, typer.Option(help="Folder with CODE.pem, CODE-key.pem and ca.pem.")
     ],
     code: Annotated[str, typer.Option(help="The ministry's agency code at the broker.")],
-    matching_key: Annotated[Path, typer.Option(help="The matching-key file of the ceremony.")],
-    definition: Annotated[Path, typer.Option(help="connectors/welfare.toml (with [roster]).")],
-    extract: Annotated[Path, typer.Option(help="The roster extract (UTF-8 CSV).")],
+    matching_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The matching-key file of the ceremony (an audit office: only if it was "
+            "given one, for subject-access requests)."
+        ),
+    ] = None,
+    definition: Annotated[
+        Path | None, typer.Option(help="connectors/welfare.toml (with [roster]).")
+    ] = None,
+    extract: Annotated[
+        Path | None,
+        typer.Option(help="The roster extract (UTF-8 CSV). Without it: an audit office's desk."),
+    ] = None,
+    audit_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The broker log's verifier key, obtained out of band (`matchhub audit "
+            "export` writes verifier.key); else pinned on the first visit."
+        ),
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
     database_url: Annotated[
         str | None,
@@ -107,41 +127,20 @@ def init(
     ] = None,
 ) -> None:
     """Make a desk home: copy in the certificate, key, matching key, definition and extract
-    (mode 0600), and create the desk's database. Refuses to overwrite."""
+    (mode 0600), and create the desk's database. Without an extract, the home of an audit
+    office's console (its certificate, and a matching key only if given). Refuses to
+    overwrite."""
     if (home / CONFIG_FILE).exists() or (home.exists() and any(home.iterdir())):
         raise CliError(f"{home} exists and is not empty; the desk never overwrites a home")
     if not broker.startswith("https://"):
         raise CliError(f"--broker {broker}: must be an https:// URL (mutual TLS)")
-    sources = {
-        credentials / f"{code}.pem": Path("credentials") / f"{code}.pem",
-        credentials / f"{code}-key.pem": Path("credentials") / f"{code}-key.pem",
-        credentials / "ca.pem": Path("credentials") / "ca.pem",
-    }
-    for source in sources:
-        if not source.is_file():
-            raise CliError(
-                f"--credentials {credentials}: no {source.name}; `matchhub agency add {code} "
-                "--out DIR` writes CODE.pem, CODE-key.pem and ca.pem"
-            )
-    try:
-        MatchingKey.from_file(matching_key)
-        spec = load(definition)
-    except (InvalidMatchingKey, DefinitionError) as exc:
-        raise CliError(str(exc)) from None
-    except OSError as exc:
-        raise CliError(f"--matching-key {matching_key}: {exc.strerror}") from None
-    if not spec.roster or not spec.roster_columns:
-        raise CliError(
-            f"--definition {definition}: a welfare (roster) definition with a [roster] table "
-            "naming the beneficiary ID, household ID, name and governorate columns"
-        )
-    if not extract.is_file():
-        raise CliError(f"--extract {extract}: no such file")
+    sources = _check_inputs(credentials, code, matching_key, definition, extract)
+    auditor = extract is None
     config = DeskConfig(
         home=home,
         broker=broker.rstrip("/"),
         code=code,
-        kind="welfare",
+        kind="auditor" if auditor else "welfare",
         database_url=database_url or f"sqlite:///{home.resolve() / 'desk.db'}",
         desk_id=secrets.token_hex(6),
         settings=Settings(),
@@ -152,9 +151,14 @@ def init(
         (home / "credentials").mkdir(mode=0o700)
         for source, target in sources.items():
             _copy_secret(source, home / target)
-        _copy_secret(matching_key, config.matching_key)
-        _copy_secret(definition, config.definition)
-        _copy_secret(extract, config.extract)
+        for given, kept in (
+            (matching_key, config.matching_key),
+            (definition, config.definition),
+            (extract, config.extract),
+            (audit_key, config.audit_key),
+        ):
+            if given is not None:
+                _copy_secret(given, kept)
         for folder in (config.rosters, config.lists, config.incoming, config.witness):
             folder.mkdir(mode=0o700)
         config.config_file.write_text(config.render(database_url), encoding="utf-8")
@@ -167,8 +171,53 @@ def init(
         shutil.rmtree(home, ignore_errors=True)
         raise
     out.print(f"desk home made in {home.resolve()}")
-    out.print(f"  next: matchhub-desk --home {home} ... user add NAME --role supervisor")
+    first = "auditor" if auditor else "supervisor"
+    out.print(f"  next: matchhub-desk --home {home} ... user add NAME --role {first}")
     out.print(f"        matchhub-desk serve --home {home}")
+
+
+def _check_inputs(
+    credentials: Path,
+    code: str,
+    matching_key: Path | None,
+    definition: Path | None,
+    extract: Path | None,
+) -> dict[Path, Path]:
+    """What ``init`` copies in, each checked first: the certificate, key and CA certificate
+    (source → place in the home), and the matching key, definition and extract as given."""
+    sources = {
+        credentials / f"{code}.pem": Path("credentials") / f"{code}.pem",
+        credentials / f"{code}-key.pem": Path("credentials") / f"{code}-key.pem",
+        credentials / "ca.pem": Path("credentials") / "ca.pem",
+    }
+    for source in sources:
+        if not source.is_file():
+            raise CliError(
+                f"--credentials {credentials}: no {source.name}; `matchhub agency add {code} "
+                "--out DIR` writes CODE.pem, CODE-key.pem and ca.pem"
+            )
+    auditor = extract is None
+    if not auditor and (matching_key is None or definition is None):
+        raise CliError(
+            "a ministry's desk needs --matching-key, --definition and --extract; an audit "
+            "office's desk none of them (--matching-key only for subject-access requests)"
+        )
+    try:
+        if matching_key is not None:
+            MatchingKey.from_file(matching_key)
+        spec = load(definition) if definition is not None else None
+    except (InvalidMatchingKey, DefinitionError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"--matching-key {matching_key}: {exc.strerror}") from None
+    if not auditor and (spec is None or not spec.roster or not spec.roster_columns):
+        raise CliError(
+            f"--definition {definition}: a welfare (roster) definition with a [roster] table "
+            "naming the beneficiary ID, household ID, name and governorate columns"
+        )
+    if extract is not None and not extract.is_file():
+        raise CliError(f"--extract {extract}: no such file")
+    return sources
 
 
 def _copy_secret(source: Path, target: Path) -> None:
@@ -437,26 +486,17 @@ def lookup(
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` and return the exit status."""
-    command = typer.main.get_command(app)
     try:
-        command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub-desk",
-            standalone_mode=False,
-        )
+        return invoke(app, argv, "matchhub-desk")
     except typer.Abort:
         err.print("aborted")
         return 130
-    except typer.TyperException as exc:  # usage errors: one line and the usage
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        return exc.exit_code
     except (CliError, DeskError, BrokerError, ExtractError, ConfigError) as exc:
         err.print(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    return 0
 
 
 def main() -> None:

@@ -50,6 +50,22 @@ class Settings:
     secure_cookies: bool = False
     """Mark cookies Secure and send HSTS: set it when a TLS reverse proxy serves the desk
     (``serve --certificate`` sets it by itself)."""
+    # The auditor's console (docs/desk.md, "The auditor's console").
+    audit_heavy_factor: float = 3.0
+    """An end user is a heavy user above this many times their peers' median of people
+    looked up..."""
+    audit_heavy_minimum: int = 20
+    """...and with at least this many."""
+    audit_office_start: int = 8
+    """Office hours, local time (Asia/Baghdad), Sunday to Thursday: from this hour..."""
+    audit_office_end: int = 15
+    """...to this one (exclusive); lookups outside them are listed."""
+    audit_many_staff: int = 3
+    """A person looked up by at least this many different staff members is listed."""
+    audit_scan_max: int = 200_000
+    """Entries read for one anomaly analysis or report (the page says when a period has more)."""
+    audit_period_days: int = 366
+    """The longest period an analysis or a report covers."""
 
     @classmethod
     def from_table(cls, table: dict[str, Any], path: Path) -> Settings:
@@ -126,6 +142,11 @@ class DeskConfig:
     @property
     def witness(self) -> Path:
         return self.home / "witness"
+
+    @property
+    def audit_key(self) -> Path:
+        """The broker log's verifier key, pinned at ``init --audit-key`` (else on first use)."""
+        return self.home / "audit-verifier.key"
 
     @property
     def cookie_name(self) -> str:

@@ -166,8 +166,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Match the whole roster against every partner at once.",
     ),
     "dashboard.audit_hint": (
-        "وحدة التدقيق قيد الإعداد.",
-        "The auditor's console is being prepared.",
+        "سجل التدقيق لدى الوسيط: القيود، أثر الوصول إلى شخص، الحالات الشاذة، والتقرير.",
+        "The broker's audit log: its entries, a person's trail, anomalies and the report.",
     ),
     # lookup
     "lookup.title": ("الاستعلام عن حالة", "Case lookup"),
@@ -335,12 +335,440 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "log.what": ("الإجراء", "What"),
     "log.outcome": ("النتيجة", "Outcome"),
     "log.details": ("التفاصيل", "Details"),
-    # audit
+    # the auditor's console (auditing.py, witness.py, anomalies.py, auditpdf.py)
     "audit.title": ("وحدة التدقيق", "Auditor's console"),
     "audit.text": (
-        "ستعرض هذه الصفحة قيود سجل التدقيق وأثر الوصول إلى كل شخص والتحقق من السجل. "
-        "هي قيد الإعداد.",
-        "This page will show the audit log's entries, a person's access trail and the log's "
-        "verification. It is being prepared.",
+        "يتحقق المكتب من سجل التدقيق لدى الوسيط في كل زيارة: يحتفظ بآخر نقطة تحقق قبلها، "
+        "ويطلب الحالية مع إثبات الاتساق، ويتحقق من توقيعها بالمفتاح المثبّت.",
+        "On every visit the desk checks the broker's audit log: it keeps the last checkpoint "
+        "it accepted, fetches the current one with a consistency proof, and checks its "
+        "signature with the pinned key.",
     ),
+    # cases (issue 15): the queue, a case, its steps, the notice letter
+    "nav.cases": ("الحالات", "Cases"),
+    "cases.title": ("الحالات", "Cases"),
+    "cases.intro": (
+        "كل حالة مؤشر يُتحقق منه ميدانياً، ثم يُبلَّغ صاحبه ويُسمع رده قبل أي قرار.",
+        "Each case is an indication to verify in the field; the person is then notified and "
+        "heard before any decision.",
+    ),
+    "cases.m.assigned": ("تم إسناد الحالات.", "The cases were assigned."),
+    "cases.m.opened": ("تم فتح الحالات.", "The cases were opened."),
+    "cases.m.opened_one": ("تم فتح الحالة.", "The case was opened."),
+    "cases.m.stepped": ("تم تسجيل الخطوة لدى الوسيط.", "The step was recorded at the broker."),
+    "cases.m.noted": ("حُفظت الملاحظة في المكتب.", "The note was saved at the desk."),
+    "cases.state": ("الحالة", "State"),
+    "cases.open": ("المفتوحة", "Open"),
+    "cases.all": ("الكل", "All"),
+    "cases.any": ("الكل", "Any"),
+    "cases.mine": ("المسندة إليّ فقط", "Assigned to me only"),
+    "cases.filter": ("تصفية", "Filter"),
+    "cases.none": ("لا توجد حالات بهذه الشروط.", "No cases match."),
+    "cases.choose": ("اختيار الحالة", "Choose case"),
+    "cases.number": ("رقم الحالة", "Case"),
+    "cases.case": ("الحالة", "Case"),
+    "cases.assigned": ("الباحث المسؤول", "Caseworker"),
+    "cases.due": ("الموعد", "Due"),
+    "cases.overdue": ("انتهت مدة الرد", "Response period over"),
+    "cases.lapsing": ("تسقط قريباً", "Lapsing soon"),
+    "cases.assign_to": ("إسناد المختارة إلى", "Assign the chosen cases to"),
+    "cases.assign": ("إسناد", "Assign"),
+    "cases.open_title": ("فتح حالات من قائمة المطابقة", "Open cases from the match's list"),
+    "cases.open_help": (
+        "اختر المستفيدين الذين تُفتح لهم حالات تحقق. لا يُرسل إلى الوسيط إلا الرمز ورموز "
+        "المؤشرات؛ الأسماء تبقى في المكتب.",
+        "Choose the beneficiaries to open verification cases for. Only the token and the flag "
+        "codes go to the broker; names stay at the desk.",
+    ),
+    "cases.none_listed": ("لا يوجد مستفيدون بهذه الشروط.", "No beneficiaries match."),
+    "cases.more": (
+        "تظهر أول ٢٠٠ فقط؛ ضيّق التصفية لرؤية البقية",
+        "Only the first 200 are shown; narrow the filter to see the rest",
+    ),
+    "cases.open_submit": ("فتح حالات للمختارين", "Open cases for the chosen"),
+    "cases.open_one": ("فتح حالة تحقق", "Open a verification case"),
+    "case.title": ("الحالة رقم", "Case no."),
+    "case.state.indication": ("مؤشر", "Indication"),
+    "case.state.verifying": ("قيد التحقق", "Verifying"),
+    "case.state.confirmed": ("تأكد", "Confirmed"),
+    "case.state.refuted": ("لم يتأكد", "Refuted"),
+    "case.state.notified": ("أُبلغ", "Notified"),
+    "case.state.responded": ("ردّ", "Responded"),
+    "case.state.decided": ("صدر القرار", "Decided"),
+    "case.state.closed": ("مغلقة", "Closed"),
+    "case.state.lapsed": ("سقطت", "Lapsed"),
+    "case.reason": ("السبب", "Reason"),
+    "case.reason.not_the_person": ("ليس الشخص نفسه", "Not the person"),
+    "case.reason.source_outdated": ("بيانات الجهة قديمة", "The source's data is outdated"),
+    "case.reason.rule_not_met": ("لا تنطبق القاعدة", "The rule is not met"),
+    "case.reason.other": ("سبب آخر", "Other"),
+    "case.reason.upheld": ("تأييد المؤشر", "Upheld"),
+    "case.reason.withdrawn": ("سحب المؤشر", "Withdrawn"),
+    "case.decision": ("القرار", "Decision"),
+    "case.person_gone": (
+        "لم يعد سجل المستفيدين الذي فُتحت عليه الحالة محفوظاً في المكتب.",
+        "The roster the case was opened on is no longer held by the desk.",
+    ),
+    "case.response_due": ("آخر موعد للرد", "Response due"),
+    "case.lapses_at": ("تسقط في", "Lapses"),
+    "case.attention.overdue": (
+        "انتهت مدة الرد ولم يُسجَّل قرار: يمكن اتخاذ القرار الآن.",
+        "The response period is over and no decision is recorded: decide now.",
+    ),
+    "case.attention.lapsing": (
+        "ستسقط هذه الحالة قريباً إن لم يبدأ التحقق.",
+        "This case lapses soon unless verification starts.",
+    ),
+    "case.opened": ("فُتحت", "Opened"),
+    "case.origin.match": ("من مطابقة جماعية", "from a collective match"),
+    "case.origin.lookup": ("من استعلام", "from a lookup"),
+    "case.notice_print": ("طباعة خطاب الإشعار", "Print the notice letter"),
+    "case.next": ("الخطوة التالية", "Next step"),
+    "case.no_next": ("لا خطوة أخرى لهذه الحالة.", "This case has no further step."),
+    "case.not_yours_hint": (
+        "هذه الحالة مسندة إلى باحث آخر أو غير مسندة: لا يحركها إلا من أُسندت إليه أو المشرف.",
+        "This case is assigned to another caseworker, or to no one: only its caseworker or a "
+        "supervisor moves it.",
+    ),
+    "case.step.verifying": ("بدء التحقق الميداني", "Start the field verification"),
+    "case.step.confirmed": ("التحقق أكّد المؤشر", "Verification confirmed it"),
+    "case.step.refuted": ("التحقق لم يؤكد المؤشر", "Verification refuted it"),
+    "case.step.notified": ("أُرسل الإشعار", "The notice was sent"),
+    "case.step.responded": ("تسلمنا رد الشخص", "The person responded"),
+    "case.step.decided": ("تسجيل القرار", "Record the decision"),
+    "case.step.closed": ("إغلاق الحالة", "Close the case"),
+    "case.step_help.verifying": (
+        "إعادة المسح الميداني للأسرة قبل أي إجراء.",
+        "The household's field re-survey, before anything else.",
+    ),
+    "case.step_help.confirmed": (
+        "نتيجة إعادة المسح: المؤشر صحيح ويخص هذا الشخص.",
+        "The re-survey's outcome: the indication is right and about this person.",
+    ),
+    "case.step_help.refuted": (
+        "نتيجة إعادة المسح: المؤشر غير صحيح، مع السبب.",
+        "The re-survey's outcome: the indication is wrong, with the reason.",
+    ),
+    "case.step_help.notified": (
+        "سُلّم خطاب الإشعار؛ تبدأ مدة الرد من الآن.",
+        "The notice letter was handed over; the response period starts now.",
+    ),
+    "case.step_help.responded": (
+        "قدّم الشخص رده (سجّل مضمونه في الملاحظات).",
+        "The person responded (write what they said in the notes).",
+    ),
+    "case.step_help.decided": (
+        "لا قرار بالتأييد قبل انتهاء مدة الرد إلا بعد رد الشخص.",
+        "No upheld decision before the response is due unless the person has responded.",
+    ),
+    "case.step_help.closed": ("انتهى العمل على الحالة.", "The work on the case is done."),
+    "case.history": ("سجل الحالة لدى الوسيط", "The case's history at the broker"),
+    "case.no_history": ("لا يتوفر السجل الآن.", "The history is not available now."),
+    "case.notes": ("ملاحظات", "Notes"),
+    "case.notes_help": (
+        "تُحفظ الملاحظات في قاعدة بيانات المكتب وحدها ولا تُرسل إلى الوسيط.",
+        "Notes are kept in the desk's own database only; they never go to the broker.",
+    ),
+    "case.note_new": ("ملاحظة جديدة", "New note"),
+    "case.note_add": ("حفظ الملاحظة", "Save the note"),
+    "case.back": ("العودة إلى الحالات", "Back to the cases"),
+    "case.back_to_case": ("العودة إلى الحالة", "Back to the case"),
+    "case.error.title": ("لم تُنفذ الخطوة", "Not done"),
+    "case.error.broker": ("رفض الوسيط الخطوة", "The broker refused the step"),
+    "case.error.invalid": ("طلب غير صالح.", "An invalid request."),
+    "case.error.not_yours": (
+        "هذه الحالة مسندة إلى باحث آخر: لا يمكنك تحريكها. اطلب من المشرف إسنادها إليك.",
+        "This case is assigned to another caseworker: you cannot move it. Ask a supervisor "
+        "to assign it to you.",
+    ),
+    "case.error.forbidden": ("دورك لا يسمح بهذا.", "Your role does not allow this."),
+    "case.error.none_chosen": ("لم تختر شيئاً.", "Nothing was chosen."),
+    "case.error.too_many": ("المختار أكثر من ٢٠٠.", "More than 200 were chosen."),
+    "case.error.not_a_caseworker": (
+        "تُسند الحالات إلى باحث فعّال فقط.",
+        "Cases go to an active caseworker only.",
+    ),
+    "case.error.case_finished": (
+        "حالة مغلقة أو ساقطة لا تُسند.",
+        "A finished case is not assigned.",
+    ),
+    "case.error.invalid_state": ("خطوة غير معروفة.", "An unknown step."),
+    "case.error.invalid_reason": (
+        "اختر السبب أو القرار من القائمة.",
+        "Choose the reason or the decision from the list.",
+    ),
+    "case.error.empty_note": ("الملاحظة فارغة.", "The note is empty."),
+    "case.error.note_too_long": ("الملاحظة أطول من ٤٠٠٠ حرف.", "The note is over 4000 characters."),
+    "case.error.no_lookup": (
+        "لم يذكر الوسيط رقم الاستعلام: أعد الاستعلام.",
+        "The broker did not name the lookup: look the person up again.",
+    ),
+    "case.error.invalid_flags": (
+        "المؤشرات ليست مؤشرات الاستعلام.",
+        "Those are not the lookup's flags.",
+    ),
+    "case.error.match_too_old": (
+        "قوائم هذه المطابقة أقدم من الحالات: أعد المطابقة.",
+        "This match's lists predate cases: run the match again.",
+    ),
+    "case.error.no_notice": (
+        "يُطبع الإشعار بعد تسجيل إرساله.",
+        "The notice is printed once it is recorded as sent.",
+    ),
+    "case.error.unreachable": ("تعذر الوصول إلى الوسيط.", "The broker cannot be reached."),
+    "case.error.tls": ("رُفض الاتصال الآمن بالوسيط.", "The secure connection to the broker failed."),
+    "case.error.response_not_due": (
+        "لا يصدر قرار بالتأييد قبل انتهاء مدة الرد، إلا إذا ردّ الشخص.",
+        "No upheld decision before the response is due, unless the person has responded.",
+    ),
+    "case.error.case_lapsed": (
+        "سقطت هذه الحالة لعدم البدء بها في الوقت المحدد، ولا يمكن العمل عليها.",
+        "This case lapsed (not taken up in time) and may not be acted on.",
+    ),
+    "case.error.case_closed": ("هذه الحالة مغلقة.", "This case is closed."),
+    "case.error.illegal_transition": (
+        "هذه الخطوة لا تأتي بعد حالة الحالة الآن.",
+        "That step does not follow the case's current state.",
+    ),
+    "case.error.case_exists": (
+        "توجد حالة مفتوحة لهذا الشخص.",
+        "There is already an open case for this person.",
+    ),
+    "case.error.case_not_found": ("لا يعرف الوسيط هذه الحالة.", "The broker knows no such case."),
+    "case.error.not_in_result": (
+        "هذا الشخص أو المؤشر ليس في نتيجة المطابقة أو الاستعلام.",
+        "That person or flag is not in the match's result or the lookup's answer.",
+    ),
+    "case.error.flag_no_longer_current": (
+        "لم تعد الجهة تذكر هذا المؤشر: أعد الاستعلام.",
+        "The source no longer asserts that flag: look the person up again.",
+    ),
+    "case.error.results_expired": (
+        "حُذفت نتائج هذه المطابقة لدى الوسيط بعد انتهاء مدة حفظها: أعد المطابقة.",
+        "The broker deleted this match's results after their retention: run the match again.",
+    ),
+    "case.error.lookup_not_found": (
+        "لا يعرف الوسيط هذا الاستعلام: أعد الاستعلام.",
+        "The broker knows no such lookup: look the person up again.",
+    ),
+    "case.error.not_verified": (
+        "لا قرار قبل التحقق.",
+        "No decision without verification.",
+    ),
+    "rates.title": ("كيف كانت نتائج التحقق", "How the flags fared"),
+    "rates.link": ("نسب التأكيد حسب المؤشر والجهة", "Confirmation rates by flag and source"),
+    "rates.intro": (
+        "من حالات الوزارة نفسها: كم مؤشراً تأكد بالتحقق الميداني وكم لم يتأكد، وسبب ذلك. "
+        "الجهة التي تكثر مؤشراتها غير الصحيحة لسبب «ليس الشخص نفسه» لديها مشكلة في جودة البيانات.",
+        "From the ministry's own cases: how many indications field verification confirmed and "
+        "refuted, and why. A source whose flags are often refuted as not the person has a "
+        "data quality problem.",
+    ),
+    "rates.per_flag": ("حسب المؤشر", "By flag"),
+    "rates.per_source": ("حسب الجهة", "By source"),
+    "rates.rate": ("نسبة التأكيد", "Confirmation rate"),
+    "rates.none": ("لم يُسجَّل أي تحقق بعد.", "No verification recorded yet."),
+    "notice.title": ("إشعار بمؤشر يخص الإعانة الاجتماعية", "Notice about your social benefit"),
+    "notice.ref": ("رقم الحالة", "Case no."),
+    "notice.date": ("التاريخ", "Date"),
+    "notice.to": ("إلى السيد/السيدة", "To"),
+    "notice.body1": (
+        "وصلت إلى الوزارة من جهة حكومية شريكة بيانات تشير إلى ما يأتي، وقد تحققت منها الوزارة "
+        "ميدانياً:",
+        "A partner government agency's records, which the ministry has verified in the field, "
+        "indicate the following:",
+    ),
+    "notice.body2": (
+        "هذا إشعار وليس قراراً. يحق لكم الرد وتقديم ما يثبت خلاف ذلك إلى دائرة الحماية "
+        "الاجتماعية في محافظتكم.",
+        "This is a notice, not a decision. You may respond and show that it is not so, at the "
+        "social protection office of your governorate.",
+    ),
+    "notice.deadline": ("آخر موعد للرد", "Respond by"),
+    "notice.body3": (
+        "لن يُتخذ أي قرار بشأن إعانتكم قبل هذا التاريخ ما لم تقدموا ردكم، وسيُنظر في ردكم قبل "
+        "القرار.",
+        "No decision about your benefit will be taken before that date unless you respond, "
+        "and your response will be considered before any decision.",
+    ),
+    "notice.sign": (
+        "وزارة العمل والشؤون الاجتماعية — هيئة الحماية الاجتماعية",
+        "Ministry of Labour and Social Affairs — Social Protection Commission",
+    ),
+    "notice.print_hint": (
+        "اطبع الصفحة: الخطاب بالعربية ثم بالإنكليزية، كل منهما في صفحة.",
+        "Print the page: the letter in Arabic, then in English, each on its own page.",
+    ),
+    "nav.audit_entries": ("قيود السجل", "Log entries"),
+    "nav.audit_person": ("أثر شخص", "A person's trail"),
+    "nav.audit_anomalies": ("الحجم والحالات الشاذة", "Volume and anomalies"),
+    "nav.audit_report": ("التقرير", "Report"),
+    "audit.witness.verified": ("تم التحقق من السجل حتى", "Verified up to"),
+    "audit.witness.entries_at": ("قيداً في", "entries at"),
+    "audit.witness.alarm": (
+        "إنذار: سجل التدقيق لدى الوسيط لم يجتز التحقق",
+        "Alarm: the broker's audit log failed the witness check",
+    ),
+    "audit.witness.alarm_help": (
+        "يبقى الإنذار حتى يقرّ به مدقق ويذكر السبب؛ يُسجَّل الإقرار في سجل المكتب.",
+        "The alarm stays until an auditor acknowledges it with a reason; the acknowledgement "
+        "is recorded in the desk's log.",
+    ),
+    "audit.witness.unchecked": ("تعذر التحقق من السجل الآن", "The log could not be checked now"),
+    "audit.witness.never": ("لم يُتحقق من السجل بعد", "The log has not been checked yet"),
+    "audit.reason.rollback": ("تراجع السجل", "The log rolled back"),
+    "audit.reason.fork": ("تفرّع السجل", "The log forked"),
+    "audit.reason.inconsistent": ("سجل غير متسق", "An inconsistent log"),
+    "audit.reason.unknown_key": ("موقّع بمفتاح آخر", "Signed by another key"),
+    "audit.reason.bad_signature": ("توقيع غير صالح", "A bad signature"),
+    "audit.reason.wrong_origin": ("سجل آخر", "Another log"),
+    "audit.reason.malformed_note": ("نقطة تحقق تالفة", "A malformed checkpoint"),
+    "audit.reason.malformed_checkpoint": ("نقطة تحقق تالفة", "A malformed checkpoint"),
+    "audit.reason.malformed_key": ("مفتاح تالف", "A malformed key"),
+    "audit.ack.title": ("الإقرار بالإنذار", "Acknowledge the alarm"),
+    "audit.ack.reason": ("السبب (١٠ أحرف على الأقل)", "Reason (10+ characters)"),
+    "audit.ack.submit": ("إقرار", "Acknowledge"),
+    "audit.ack_reason": (
+        "اذكر سبب الإقرار (١٠ أحرف على الأقل).",
+        "Give the reason for the acknowledgement (at least 10 characters).",
+    ),
+    "audit.ack_unknown": ("لا يوجد إنذار مفتوح بهذا الرقم.", "No open alarm has that number."),
+    "audit.verify.title": ("التحقق دون اتصال من نسخة مصدّرة", "Offline verification of an export"),
+    "audit.verify.help": (
+        "ملفا entries.jsonl و checkpoints.jsonl من matchhub audit export. يُتحقق منهما هنا "
+        "بالمفتاح المثبّت وبآخر نقطة تحقق قبلها المكتب.",
+        "entries.jsonl and checkpoints.jsonl from `matchhub audit export`. They are verified "
+        "here, with the pinned key and against the last checkpoint the desk accepted.",
+    ),
+    "audit.verify.entries": ("ملف القيود", "Entries file"),
+    "audit.verify.checkpoints": ("ملف نقاط التحقق", "Checkpoints file"),
+    "audit.verify.submit": ("تحقق", "Verify"),
+    "audit.verify.files": ("اختر الملفين.", "Choose both files."),
+    "audit.verify.no_key": (
+        "لا يوجد مفتاح تحقق مثبّت بعد: زر أي صفحة تدقيق أولاً.",
+        "No verifier key is pinned yet: visit any audit page first.",
+    ),
+    "audit.verify.ok": ("النسخة سليمة", "The export verifies"),
+    "audit.verify.failed": ("النسخة لا تجتاز التحقق", "The export does not verify"),
+    "audit.verify.saved": (
+        "وتحتوي على التاريخ الذي قبله المكتب.",
+        "and holds the history the desk accepted.",
+    ),
+    "audit.bad_date": ("تاريخ غير صالح: استخدم السنة-الشهر-اليوم.", "Not a date: use YYYY-MM-DD."),
+    "audit.period_order": (
+        "بداية المدة بعد نهايتها.",
+        "The period starts after it ends.",
+    ),
+    "audit.period_long": ("المدة أطول من المسموح.", "The period is longer than allowed."),
+    "audit.bad_agency": ("رمز الجهة غير صالح.", "Not an agency code."),
+    "audit.bad_end_user": (
+        "المعرّف المستعار للموظف غير صالح (مثل du-...).",
+        "Not a staff member's pseudonym (like du-...).",
+    ),
+    "audit.bad_route": ("المسار غير صالح (مثل /v1/lookups).", "Not a route (like /v1/lookups)."),
+    "audit.bad_error": ("رمز الخطأ غير صالح.", "Not an error code."),
+    "audit.bad_outcome": ("النتيجة غير معروفة.", "Unknown outcome."),
+    "audit.bad_cursor": ("موضع الصفحة غير صالح.", "Not a page position."),
+    "audit.person.title": ("أثر الوصول إلى شخص", "Every access to one person"),
+    "audit.person.who": ("الرقم الوطني أو الرمز", "National ID or token"),
+    "audit.person.help": (
+        "يُحوَّل الرقم الوطني إلى رمز هنا بمفتاح المطابقة لدى المكتب؛ لا يغادر الرقم المكتب.",
+        "A national ID is turned into its token here, with the office's matching key; the ID "
+        "never leaves the desk.",
+    ),
+    "audit.person.help_no_key": (
+        "لا يحمل هذا المكتب مفتاح مطابقة: أدخل رمز الشخص (٦٤ حرفاً ست عشرياً).",
+        "This desk holds no matching key: enter the person's token (64 hex characters).",
+    ),
+    "audit.person.submit": ("عرض الأثر", "Show the trail"),
+    "audit.person.none": ("لا يوجد أي وصول إلى هذا الشخص.", "No access to this person."),
+    "audit.person.summary": ("مرات الوصول", "Accesses"),
+    "audit.person.staff": ("موظفون مختلفون", "Different staff members"),
+    "audit.person.bad_token": (
+        "الرمز ٦٤ حرفاً ست عشرياً بالضبط.",
+        "A token is exactly 64 hexadecimal characters.",
+    ),
+    "audit.person.no_key": (
+        "لا يحمل هذا المكتب مفتاح مطابقة، فلا يمكنه تحويل رقم وطني: أدخل رمزاً.",
+        "This desk holds no matching key, so it cannot turn a national ID into a token: "
+        "enter a token.",
+    ),
+    "audit.person.bad_id": ("ليس رقماً وطنياً صالحاً.", "Not a valid national ID."),
+    "audit.entries.title": ("قيود سجل التدقيق", "Audit log entries"),
+    "audit.apply": ("تطبيق", "Apply"),
+    "audit.next": ("الأقدم", "Older"),
+    "audit.newest": ("الأحدث", "Newest"),
+    "audit.seq": ("رقم القيد", "Entry"),
+    "audit.when": ("الوقت", "When"),
+    "audit.agency": ("الجهة", "Agency"),
+    "audit.end_user": ("الموظف (مستعار)", "Staff member (pseudonym)"),
+    "audit.route": ("المسار", "Route"),
+    "audit.outcome": ("النتيجة", "Outcome"),
+    "audit.outcome.any": ("الكل", "Any"),
+    "audit.outcome.accepted": ("مقبول", "Accepted"),
+    "audit.outcome.refused": ("مرفوض", "Refused"),
+    "audit.error": ("رمز الخطأ", "Error code"),
+    "audit.from": ("من", "From"),
+    "audit.to": ("إلى", "To"),
+    "audit.purpose": ("الغرض", "Purpose"),
+    "audit.size": ("حجم الإجابة", "Answer size"),
+    "audit.size_help": (
+        "أشخاص في الطلب / منهم في السجل / مؤشرات",
+        "people asked / on the roster / flags",
+    ),
+    "audit.count": ("العدد", "Count"),
+    "audit.none": ("لا شيء.", "None."),
+    "audit.period": ("المدة", "Period"),
+    "audit.entries_count": ("القيود", "Entries"),
+    "audit.lookups_count": ("الاستعلامات", "Lookups"),
+    "audit.refused_count": ("الطلبات المرفوضة", "Refused requests"),
+    "audit.people": ("أشخاص استُعلم عنهم", "People looked up"),
+    "audit.subject": ("الشخص (بداية ملخصه المفتاحي)", "Person (start of their keyed digest)"),
+    "audit.truncated": (
+        "في المدة قيود أكثر مما يُقرأ في تحليل واحد؛ النتائج لأوائلها فقط. اختر مدة أقصر.",
+        "The period holds more entries than one analysis reads; the results cover the first "
+        "ones only. Choose a shorter period.",
+    ),
+    "audit.more_rows": ("صفوف أخرى في الصفحة", "more rows on the page"),
+    "audit.anomalies.title": ("الحجم والحالات الشاذة", "Volume and anomalies"),
+    "audit.chart.days": ("الطلبات في اليوم", "Requests per day"),
+    "audit.chart.agencies": ("الطلبات لكل جهة", "Requests per agency"),
+    "audit.chart.users": ("الطلبات لكل موظف", "Requests per staff member"),
+    "audit.heavy.title": ("موظفون يستعلمون أكثر بكثير من زملائهم", "Staff far above their peers"),
+    "audit.heavy.reasoning": (
+        "يُدرج الموظف إذا زاد عدد الأشخاص الذين استعلم عنهم على {factor} ضعف وسيط زملائه في "
+        "الجهة نفسها، وبلغ {minimum} على الأقل.",
+        "A staff member is listed when the people they looked up exceed {factor} times the "
+        "median of their peers at the same agency, and number at least {minimum}.",
+    ),
+    "audit.heavy.median": ("وسيط الزملاء", "Peers' median"),
+    "audit.heavy.peers": ("الزملاء", "Peers"),
+    "audit.heavy.ratio": ("النسبة", "Ratio"),
+    "audit.hours.title": ("استعلامات خارج أوقات الدوام", "Lookups outside office hours"),
+    "audit.hours.reasoning": (
+        "أوقات الدوام من الساعة {start} إلى {end} بتوقيت بغداد، من الأحد إلى الخميس.",
+        "Office hours are {start}:00 to {end}:00 Baghdad time, Sunday to Thursday.",
+    ),
+    "audit.widely.title": ("أشخاص استعلم عنهم موظفون كثيرون", "People looked up by many staff"),
+    "audit.widely.reasoning": (
+        "يُدرج الشخص إذا استعلم عنه {many} موظفين مختلفين أو أكثر في المدة.",
+        "A person is listed when {many} or more different staff members looked them up in "
+        "the period.",
+    ),
+    "audit.widely.staff": ("عدد الموظفين", "Staff members"),
+    "audit.report.title": ("تقرير التدقيق", "Audit report"),
+    "audit.report.made": ("أُعدّ في", "Made at"),
+    "audit.report.per_agency": ("الطلبات لكل جهة", "Requests per agency"),
+    "audit.report.per_purpose": ("الطلبات المقبولة لكل غرض", "Accepted requests per purpose"),
+    "audit.report.refused": ("الطلبات المرفوضة حسب رمز الخطأ", "Refused requests by error code"),
+    "audit.report.checkpoint": (
+        "نقطة التحقق الموقّعة التي تم التحقق بالاستناد إليها",
+        "The signed checkpoint verified against",
+    ),
+    "audit.report.pdf": ("تنزيل PDF", "Download the PDF"),
+    "audit.report.print": (
+        "للطباعة: استخدم أمر الطباعة في المتصفح.",
+        "To print: use the browser's Print.",
+    ),
+    "audit.show": ("عرض", "Show"),
 }

@@ -29,6 +29,7 @@ class Entry:
     person: dict[str, str] | None = None
     on_roster: bool = False
     flags: list[dict[str, Any]] = field(default_factory=list)
+    row: int | None = None  # the person's row in the current roster's index, if on it
 
 
 def parse_ids(text: str, scheme: Scheme, tokeniser: Tokeniser) -> tuple[list[Entry], list[Problem]]:

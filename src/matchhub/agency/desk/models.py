@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -140,3 +141,88 @@ class Match(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+FINISHED_STATES = ("closed", "lapsed")
+"""A case in these states may no longer be acted on."""
+
+
+class Case(Base):
+    """A case the desk opened at the broker for a flagged beneficiary, mirrored here with what
+    only the ministry may hold: who works it and where the person is in the roster's index
+    (version and row; their name and IDs are read from the index, never copied here). The
+    broker's case is the authority on the state; the desk keeps its last answer."""
+
+    __tablename__ = "desk_cases"
+    __table_args__ = (
+        Index("ix_desk_cases_queue", "state", "governorate"),
+        Index("ix_desk_cases_person", "roster_version", "row"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broker_id: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    origin: Mapped[str] = mapped_column(String(8))  # match / lookup
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("desk_matches.id"), default=None)
+    lookup_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    roster_version: Mapped[int] = mapped_column(Integer)
+    row: Mapped[int] = mapped_column(Integer)
+    governorate: Mapped[str] = mapped_column(String(64))
+    flags: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    flag_codes: Mapped[str] = mapped_column(String(400))  # ";a;b;": filtered with LIKE
+    assigned_to: Mapped[int | None] = mapped_column(
+        ForeignKey("desk_users.id"), default=None, index=True
+    )
+    opened_by: Mapped[str] = mapped_column(String(64))
+    response_due: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lapses_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseNote(Base):
+    """Free text about a case, typed by staff: kept only here, never sent to the broker."""
+
+    __tablename__ = "desk_case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("desk_cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class AuditWitnessState(Base):
+    """The audit office's witness of the broker's log (one row): the last signed checkpoint the
+    desk accepted, and the verifier key it checks every later one with (pinned)."""
+
+    __tablename__ = "desk_audit_witness"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(200))
+    verifier_key: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditAlarm(Base):
+    """The broker's log failed the witness: rolled back, forked, inconsistent, or signed by
+    another key. Stays until a member of staff acknowledges it (which the desk's log records);
+    ``saved_note`` and ``refused_note`` are the evidence, checkable by anyone with the key."""
+
+    __tablename__ = "desk_audit_alarms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    saved_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    seen_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    saved_note: Mapped[str | None] = mapped_column(Text, default=None)
+    refused_note: Mapped[str | None] = mapped_column(Text, default=None)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    acknowledgement: Mapped[str | None] = mapped_column(Text, default=None)

@@ -286,6 +286,5 @@ def desk_log(ctx: PageContext) -> Response:
     return ctx.render("log.html", events=events)
 
 
-@pages.page("/audit", name="audit", permission=Permission.audit, nav="nav.audit")
-def audit(ctx: PageContext) -> Response:
-    return ctx.render("audit.html")
+# The case pages register themselves on `pages` (a module of their own: cases.py).
+from matchhub.agency.desk import cases as _cases  # noqa: E402, F401

@@ -16,6 +16,9 @@ roster) and writes, in the match's folder:
     members_on_roster, members_flagged, flags, sources``.
 ``summary.json``
     Counts per flag, per source and per governorate, of beneficiaries and of households.
+``rows.npy``
+    Each listed beneficiary's row in the roster's index, in the list's order: where the desk
+    finds the person (and their token) when a case is opened from the list.
 
 Both CSV files are UTF-8 with a byte order mark, so that Excel shows Arabic as Arabic.
 Nothing is sent to resolve; a token the index does not hold means the results belong to
@@ -139,6 +142,7 @@ def resolve(
             "results belong to another roster version or matching key"
         )
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    np.save(folder / "rows.npy", rows.astype(np.int64))
     distinct = sorted(set(parsed.masks))
     mask_id = {mask: i for i, mask in enumerate(distinct)}
     ids = np.fromiter((mask_id[m] for m in parsed.masks), dtype=np.int32, count=len(rows))

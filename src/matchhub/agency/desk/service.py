@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from matchhub.agency.connector.definition import Definition, load
@@ -31,7 +32,7 @@ from matchhub.agency.desk.broker import BrokerClient, BrokerError, Catalogue
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.db import Database
 from matchhub.agency.desk.lookup import Entry, Problem, parse_ids
-from matchhub.agency.desk.models import Match, Roster, utcnow
+from matchhub.agency.desk.models import FINISHED_STATES, Case, Match, Roster, utcnow
 from matchhub.agency.desk.resolve import ResolveError, parse_results, resolve
 from matchhub.agency.desk.roster import ExtractError, RosterIndex, build
 from matchhub.protocol.tokens import MatchingKey, Tokeniser
@@ -40,6 +41,8 @@ from matchhub.protocol.wire import COMPACT
 log = logging.getLogger("matchhub.desk")
 
 CHUNK_ROWS = 100_000
+DEFAULT_SCHEME = "iq.ncn"
+"""The ID scheme of a desk without a roster definition (an audit office's)."""
 POLL_SECONDS = 0.5
 _PROGRESS_SECONDS = 0.5
 
@@ -57,6 +60,8 @@ class DeskError(Exception):
 class LookupOutcome:
     entries: list[Entry]
     problems: list[Problem]
+    roster_version: int | None = None  # the index the entries' rows are in
+    reference: int | None = None  # the lookup's audit entry at the broker (a case names it)
 
 
 class Desk:
@@ -65,14 +70,43 @@ class Desk:
     def __init__(self, config: DeskConfig, database: Database | None = None) -> None:
         self.config = config
         self.db = database or Database(config.database_url)
-        self.definition: Definition = load(config.definition)
-        self.key = MatchingKey.from_file(config.matching_key)
-        self.tokeniser = Tokeniser(self.key, self.definition.scheme)
+        # An audit office's desk holds no roster definition, and a matching key only if the
+        # office was given one for subject-access requests.
+        self._definition = load(config.definition) if config.definition.exists() else None
+        self._key = (
+            MatchingKey.from_file(config.matching_key) if config.matching_key.exists() else None
+        )
+        self._tokeniser: Tokeniser | None = None
         self._catalogue: Catalogue | None = None
         self._indexes: dict[int, RosterIndex] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.poll_seconds = POLL_SECONDS
+        # Tests of the desk's own logic may put a fake broker here (httpx.MockTransport).
+        self.broker_transport: httpx.BaseTransport | None = None
+
+    @property
+    def definition(self) -> Definition:
+        if self._definition is None:
+            raise DeskError("this desk holds no roster definition", "error.no_definition")
+        return self._definition
+
+    @property
+    def key(self) -> MatchingKey:
+        if self._key is None:
+            raise DeskError("this desk holds no matching key", "error.no_matching_key")
+        return self._key
+
+    @property
+    def has_key(self) -> bool:
+        return self._key is not None
+
+    @property
+    def tokeniser(self) -> Tokeniser:
+        if self._tokeniser is None:
+            scheme = self._definition.scheme if self._definition is not None else DEFAULT_SCHEME
+            self._tokeniser = Tokeniser(self.key, scheme)
+        return self._tokeniser
 
     def close(self) -> None:
         for thread in self._threads:
@@ -92,7 +126,7 @@ class Desk:
             return Staff.of(user)
 
     def broker(self, staff: Staff) -> BrokerClient:
-        return BrokerClient(self.config, staff)
+        return BrokerClient(self.config, staff, transport=self.broker_transport)
 
     def catalogue(self, staff: Staff) -> Catalogue:
         """The flags granted to the ministry and the purposes, fetched once per desk process
@@ -232,8 +266,15 @@ class Desk:
             (int(p.name) for p in self.config.rosters.iterdir() if p.name.isdigit()),
             reverse=True,
         )
+        with self.db.transaction() as session:
+            # A roster a case still open was opened on stays: its letter needs the name.
+            pinned = set(
+                session.scalars(
+                    select(Case.roster_version).where(Case.state.not_in(FINISHED_STATES))
+                )
+            )
         for version in folders[self.config.settings.rosters_kept :]:
-            if version == keep:
+            if version == keep or version in pinned:
                 continue
             with self._lock:
                 index = self._indexes.pop(version, None)
@@ -372,7 +413,8 @@ class Desk:
         if len(entries) > limit:
             raise DeskError(f"at most {limit} numbers at once", "lookup.too_many")
         with self.broker(staff) as broker:
-            answers = {r["token"]: r for r in broker.lookup(purpose, [e.token for e in entries])}
+            whole = broker.lookup_answer(purpose, [e.token for e in entries])
+        answers = {r["token"]: r for r in whole["results"]}
         roster = self.current_roster()
         index = self.index(roster.version) if roster and roster.version is not None else None
         rows = index.find(b"".join(bytes.fromhex(e.token) for e in entries)) if index else None
@@ -382,6 +424,7 @@ class Desk:
             entry.flags = list(answer.get("flags", []))
             if index is not None and rows is not None and rows[position] >= 0:
                 entry.person = index.person(int(rows[position]))
+                entry.row = int(rows[position])
         self.record(
             staff,
             "lookup",
@@ -389,7 +432,8 @@ class Desk:
             ids=len(entries),
             flagged=sum(1 for e in entries if e.flags),
         )
-        return LookupOutcome(entries, [])
+        version = roster.version if roster is not None and index is not None else None
+        return LookupOutcome(entries, [], version, whole.get("reference"))
 
     # --- plumbing --------------------------------------------------------------------------
 

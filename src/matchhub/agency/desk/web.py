@@ -214,7 +214,7 @@ async def _read_form(request: Request, context: PageContext, max_body: int) -> R
             bytes=int(length),
         )
         return context.render("error.html", 413, title="error.413.title", text="error.413.text")
-    context.form = await request.form(max_files=1, max_fields=200)
+    context.form = await request.form(max_files=2, max_fields=200)  # an export: two files
     if not sessions.csrf_ok(context.csrf, context.form.get("csrf")):
         await context.form.close()
         await run_in_threadpool(

@@ -1,0 +1,294 @@
+"""Snapshot segments (kit/segments.py, uploads/segments.py), on SQLite and PostgreSQL: a file
+is used only when it is whole and is exactly the snapshot the database describes; anything
+else (truncated, corrupt, half-written by a killed process, of another database history, of a
+replaced snapshot) is rebuilt from the database or swept, and no segment holds a wire token."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matchhub.kit import segments as fmt
+from matchhub.kit.epoch import Epoch
+from matchhub.kit.segments import SegmentInvalid, halves, open_segment
+from matchhub.uploads.repository import SnapshotRepository, SnapshotRows
+from matchhub.uploads.segments import SegmentStore, SnapshotRef
+from tests.api.test_lookup_view import _answered_from_view
+from tests.api.test_queries import LOAN, PURPOSE, World, _flags, _lookup, _ndjson, _wait, _world
+from tests.conftest import Hub, InProcessApi
+from tests.e2e.helpers import stored
+
+
+def _refs(hub: Hub, store: SegmentStore) -> dict[int, SnapshotRef]:
+    with hub.session() as session:
+        ids = [int(r.id) for r in SnapshotRepository(session).current_refs()]
+        return store.refs(session, ids)
+
+
+def _truth(hub: Hub, ref: SnapshotRef) -> list[bytes]:
+    """The snapshot's stored tokens as the database holds them, sorted."""
+    with hub.session() as session:
+        rows = SnapshotRows(session)
+        data = (
+            rows.roster_tokens(ref.id)[1] if ref.kind == "roster" else rows.provider_tokens(ref.id)
+        )
+    return sorted(data[i : i + 16] for i in range(0, len(data), 16))
+
+
+def _tokens(store: SegmentStore, hub: Hub, ref: SnapshotRef) -> list[bytes]:
+    with hub.session() as session:
+        segment = store.segment(session, ref)
+    hi = segment.hi.astype(">u8").tobytes()
+    lo = segment.lo.astype(">u8").tobytes()
+    return [hi[i : i + 8] + lo[i : i + 8] for i in range(0, len(hi), 8)]
+
+
+@pytest.fixture
+def world(api: InProcessApi) -> World:
+    return _world(api)
+
+
+def test_segments_hold_the_databases_rows_and_are_rebuilt_when_damaged(
+    world: World, tmp_path: Path
+) -> None:
+    hub = world.broker.hub
+    store = SegmentStore(tmp_path / "segments")
+    refs = _refs(hub, store)
+    assert {r.kind for r in refs.values()} == {"flag", "roster"}
+    for ref in refs.values():
+        assert _tokens(store, hub, ref) == _truth(hub, ref)
+    assert store.built == len(refs)
+
+    roster = next(r for r in refs.values() if r.kind == "roster")
+    loans = next(r for r in refs.values() if r.kind == "flag" and r.rows > 1)
+    damages = {
+        "truncated": lambda data: data[: len(data) - 7],
+        "a token flipped": lambda data: data[:70] + bytes([data[70] ^ 1]) + data[71:],
+        "a trailer byte flipped": lambda data: data[:-1] + bytes([data[-1] ^ 1]),
+        "empty": lambda _data: b"",
+    }
+    for what, damage in damages.items():
+        for ref in (roster, loans):
+            path = store.path(ref)
+            path.write_bytes(damage(path.read_bytes()))
+            with pytest.raises(SegmentInvalid):
+                open_segment(path, store.ident(ref))
+            fresh = SegmentStore(store.directory)  # another process: nothing verified yet
+            assert _tokens(fresh, hub, ref) == _truth(hub, ref), what
+            assert (fresh.built, fresh.rejected) == (1, 1), what
+            open_segment(path, store.ident(ref))  # whole again
+
+
+def test_a_segment_out_of_order_or_of_another_snapshot_is_not_trusted(
+    world: World, tmp_path: Path
+) -> None:
+    hub = world.broker.hub
+    store = SegmentStore(tmp_path / "segments")
+    loans = sorted(
+        (r for r in _refs(hub, store).values() if r.kind == "flag" and r.rows > 1),
+        key=lambda r: r.id,
+    )
+    first, second = loans[0], loans[1]
+    _tokens(store, hub, first)
+    # The first's file under the second's name: its header names the first.
+    store.path(second).write_bytes(store.path(first).read_bytes())
+    with pytest.raises(SegmentInvalid, match="header"):
+        open_segment(store.path(second), store.ident(second))
+    # Same rows, another upload: a restored database that issued the id again.
+    other = SnapshotRef(first.id, first.kind, first.rows, "0" * 32)
+    with pytest.raises(SegmentInvalid, match="header"):
+        open_segment(store.path(first), store.ident(other))
+    # Whole and checksummed but not sorted: written by something else than the writer.
+    ident = store.ident(first)
+    hi, lo = halves(b"".join(_truth(hub, first)))
+    body = ident.header() + hi[::-1].astype("<u8").tobytes() + lo[::-1].astype("<u8").tobytes()
+    path = store.path(first)
+    path.write_bytes(body + hashlib.sha256(body).digest() + fmt.END)
+    with pytest.raises(SegmentInvalid, match="order"):
+        open_segment(path, ident)
+
+
+def test_files_are_the_databases_modes_and_hold_no_wire_token(api: InProcessApi) -> None:
+    """The app's own segments, built by its view and its background work."""
+    world = _world(api)
+    hub = api.hub
+    store: SegmentStore = api.app.state.segments  # named by the database's history
+    refs = _refs(hub, store)
+    with hub.session() as session:
+        store.prepare(session)
+    folder = hub.paths.segments
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    assert len(files) == len(refs)
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    held = b"".join(p.read_bytes() for p in files)
+    for raw in world.ids:
+        wire = world.toks[raw]
+        assert bytes.fromhex(wire) not in held
+        assert wire.encode() not in held
+        assert raw.encode() not in held
+    # What is there is the stored form (its high half, as the segment lays it out), so the
+    # search above would have found a wire token laid out the same way.
+    for raw in world.roster[:5]:
+        high = np.frombuffer(stored(hub, world.toks[raw])[:8], ">u8").astype("<u8").tobytes()
+        assert high in held
+        wire_high = np.frombuffer(bytes.fromhex(world.toks[raw])[:8], ">u8").astype("<u8")
+        assert wire_high.tobytes() not in held
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    import numpy as np
+    from matchhub.kit import segments
+
+    folder, ident, rows = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    ident = segments.SegmentId(**{**ident, "kind": segments.SegmentKind(ident["kind"])})
+    write = segments._write_block
+    blocks = []
+
+    def write_then_hang(out, digest, data):
+        write(out, digest, data)
+        blocks.append(1)
+        if len(blocks) == 2:  # the header and the first block are out
+            out.flush()
+            print("writing", flush=True)
+            time.sleep(600)
+
+    segments._write_block = write_then_hang
+    tokens = np.random.default_rng(5).bytes(16 * rows)
+    ordinals = np.arange(rows) if ident.kind is segments.SegmentKind.roster else None
+    segments.write_segment(Path(folder), ident, tokens, ordinals)
+    """
+)
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_trusted(world: World, tmp_path: Path) -> None:
+    hub = world.broker.hub
+    store = SegmentStore(tmp_path / "segments")
+    ref = next(r for r in _refs(hub, store).values() if r.kind == "roster")
+    ident = store.ident(ref)
+    fields = {
+        "snapshot_id": ident.snapshot_id,
+        "kind": int(ident.kind),
+        "rows": ident.rows,
+        "upload": ident.upload,
+    }
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_WRITER,
+            str(store.directory),
+            json.dumps(fields),
+            str(ref.rows),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as writer:
+        try:
+            assert writer.stdout is not None
+            assert writer.stdout.readline().strip() == "writing"
+            os.kill(writer.pid, signal.SIGKILL)
+        finally:
+            writer.wait(timeout=30)
+    assert writer.returncode == -signal.SIGKILL
+    left = [p.name for p in store.directory.iterdir() if not p.name.endswith(".lock")]
+    assert len(left) == 1, left
+    assert left[0].startswith("."), left
+    assert left[0].endswith(".tmp"), left
+    assert not store.path(ref).exists()  # nothing under a segment's name
+    with pytest.raises(SegmentInvalid):
+        open_segment(store.path(ref), ident)
+
+    assert _tokens(store, hub, ref) == _truth(hub, ref)  # built from the database
+    with hub.session() as session:
+        assert store.sweep(session) == 1  # the dead writer's temporary file
+    assert [p.name for p in store.directory.iterdir() if not p.name.startswith(".")] == [ident.name]
+
+
+def test_another_database_history_rebuilds_and_a_replaced_snapshot_is_swept(
+    world: World, tmp_path: Path
+) -> None:
+    hub = world.broker.hub
+    epoch = [Epoch(7, 1)]
+    store = SegmentStore(tmp_path / "segments", lambda: epoch[0])
+    refs = _refs(hub, store)
+    for ref in refs.values():
+        _tokens(store, hub, ref)
+    before = {p.name for p in store.directory.iterdir() if not p.name.startswith(".")}
+    assert all(name.startswith("7-1-") for name in before)
+
+    epoch[0] = Epoch(7, 2)  # a failover or a restore: a new timeline
+    store.restored()
+    for ref in refs.values():
+        assert _tokens(store, hub, ref) == _truth(hub, ref)
+    assert store.built == 2 * len(refs)
+    with hub.session() as session:
+        assert store.sweep(session) == len(refs) + len(refs)  # old files and their locks
+    assert all(
+        name.startswith("7-2-")
+        for name in (p.name for p in store.directory.iterdir() if not p.name.startswith("."))
+    )
+
+    # A replaced snapshot's segment goes; its successor's is built when asked for.
+    loans = {r.id for r in refs.values() if r.kind == "flag" and r.rows == 10}
+    world.push("rafidain", [LOAN], {i: [LOAN] for i in world.ids[50:55]})
+    now = _refs(hub, store)
+    gone = set(refs) - set(now)
+    assert len(gone) == 1
+    assert gone <= loans
+    with hub.session() as session:
+        assert store.sweep(session) == 2  # the replaced one's file and its lock
+    (replaced,) = gone
+    assert not store.path(refs[replaced]).exists()
+    (new,) = set(now) - set(refs)
+    assert len(_tokens(store, hub, now[new])) == 5
+
+
+def _job_tokens(world: World) -> set[str]:
+    with world.client("molsa") as client:
+        opened = client.post("/v1/match-jobs", json={"purpose": PURPOSE, "flags": [LOAN]})
+        assert opened.status_code == 201, opened.text
+        job = _wait(client, opened.json()["id"])
+        assert job["state"] == "succeeded", job
+        return {
+            line["token"] for line in _ndjson(client.get(f"/v1/match-jobs/{job['id']}/results"))
+        }
+
+
+def test_a_replaced_snapshot_is_never_served_from_its_segment(api: InProcessApi) -> None:
+    world = _world(api)
+    store: SegmentStore = api.app.state.segments
+    borrowers = {world.toks[i] for i in world.ids[0:15]}
+    assert _flags(_answered_from_view(world, world.ids[0:1])[world.ids[0]]) == {(LOAN, "bank")}
+    assert _job_tokens(world) == borrowers
+    old = _refs(api.hub, store)
+    assert all(store.path(ref).exists() for ref in old.values())  # what the view and job read
+
+    # Rafidain's borrowers ids[0:5] pay off their loans (Ashur still holds ids[5:15]).
+    world.push("rafidain", [LOAN], {i: [LOAN] for i in world.ids[5:10]})
+    after = _lookup(world, world.ids[0:12])  # the very next lookup, view caught up or not
+    assert all(_flags(after[i]) == set() for i in world.ids[0:5])
+    assert _job_tokens(world) == borrowers - {world.toks[i] for i in world.ids[0:5]}
+    after = _answered_from_view(world, world.ids[0:12])
+    assert all(_flags(after[i]) == set() for i in world.ids[0:5])
+    assert all(_flags(after[i]) == {(LOAN, "bank")} for i in world.ids[5:12])
+    (replaced,) = set(old) - set(_refs(api.hub, store))
+    deadline = time.monotonic() + 20
+    while store.path(old[replaced]).exists():  # swept after the view's next load
+        assert time.monotonic() < deadline, "the replaced snapshot's segment stayed"
+        time.sleep(0.05)
