@@ -136,7 +136,7 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     fleet.start()
     writer.start()
     views.start()
-    app.state.metrics = Metrics(lambda: app.state.read_sessionmaker, fleet, epoch, views)
+    app.state.metrics = Metrics(lambda: app.state.read_sessionmaker, fleet, epoch, views, segments)
     if background is not None:
         background.start()
 
