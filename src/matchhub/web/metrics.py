@@ -36,6 +36,7 @@ from matchhub.kit.settings import Settings
 from matchhub.uploads import service as upload_service
 from matchhub.uploads.models import Upload
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.segments import SegmentStore
 from matchhub.web.fleet import Fleet
 from matchhub.web.handshakes import REASONS, HandshakeRefusals
 from matchhub.web.views import Views
@@ -96,8 +97,10 @@ class _DatabaseGauges(Collector):
 class _ProcessGauges(Collector):
     """This process's own state, and the broker processes its heartbeat last counted."""
 
-    def __init__(self, fleet: Fleet, epoch: EpochWatch, views: Views) -> None:
-        self.fleet, self.epoch, self.views = fleet, epoch, views
+    def __init__(
+        self, fleet: Fleet, epoch: EpochWatch, views: Views, segments: SegmentStore
+    ) -> None:
+        self.fleet, self.epoch, self.views, self.segments = fleet, epoch, views, segments
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         processes = GaugeMetricFamily(
@@ -121,6 +124,16 @@ class _ProcessGauges(Collector):
             "matchhub_database_history_changes",
             "Times this process found the database restored or failed over (kit/epoch.py)",
             value=self.epoch.changes,
+        )
+        yield GaugeMetricFamily(
+            "matchhub_segments_built",
+            "Snapshot segments this process built from the database (uploads/segments.py)",
+            value=self.segments.built,
+        )
+        yield GaugeMetricFamily(
+            "matchhub_segments_rejected",
+            "Segment files this process found damaged or stale, and rebuilt",
+            value=self.segments.rejected,
         )
 
 
@@ -149,6 +162,8 @@ class Metrics:
         fleet: Fleet,
         epoch: EpochWatch,
         views: Views,
+        *,
+        segments: SegmentStore,
         refusals: HandshakeRefusals,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -166,7 +181,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.registry.register(_DatabaseGauges(factory))
-        self.registry.register(_ProcessGauges(fleet, epoch, views))
+        self.registry.register(_ProcessGauges(fleet, epoch, views, segments))
         self.registry.register(_HandshakeCounts(refusals))
 
 
