@@ -136,6 +136,10 @@ def test_from_a_match_list_to_an_upheld_decision_sending_only_tokens_and_codes(
     broker.now += timedelta(days=31)
     queue = casework.queue(desk, state="open", now=broker.now)
     assert (queue[0].case.id, queue[0].attention) == (second, "overdue")
+    # The order is the database's: the first page of one is the overdue case, then the rest.
+    assert [v.case.id for v in casework.queue(desk, now=broker.now, limit=1)] == [second]
+    rest = casework.queue(desk, now=broker.now, offset=1, limit=10)
+    assert [v.case.id for v in rest] == sorted(set(opened.opened + again.opened) - {second})[::-1]
     casework.move(desk, huda, second, "decided", "upheld")
     casework.move(desk, huda, second, "closed")
     shown = casework.view(desk, huda, second)

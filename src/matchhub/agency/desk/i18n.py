@@ -362,6 +362,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.any": ("الكل", "Any"),
     "cases.mine": ("المسندة إليّ فقط", "Assigned to me only"),
     "cases.filter": ("تصفية", "Filter"),
+    "cases.previous": ("الصفحة السابقة", "Previous page"),
+    "cases.next": ("الصفحة التالية", "Next page"),
     "cases.none": ("لا توجد حالات بهذه الشروط.", "No cases match."),
     "cases.choose": ("اختيار الحالة", "Choose case"),
     "cases.number": ("رقم الحالة", "Case"),
