@@ -335,14 +335,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "log.what": ("الإجراء", "What"),
     "log.outcome": ("النتيجة", "Outcome"),
     "log.details": ("التفاصيل", "Details"),
-    # audit
-    "audit.title": ("وحدة التدقيق", "Auditor's console"),
-    "audit.text": (
-        "ستعرض هذه الصفحة قيود سجل التدقيق وأثر الوصول إلى كل شخص والتحقق من السجل. "
-        "هي قيد الإعداد.",
-        "This page will show the audit log's entries, a person's access trail and the log's "
-        "verification. It is being prepared.",
-    ),
     # cases (issue 15): the queue, a case, its steps, the notice letter
     "nav.cases": ("الحالات", "Cases"),
     "cases.title": ("الحالات", "Cases"),
@@ -599,5 +591,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "notice.print_hint": (
         "اطبع الصفحة: الخطاب بالعربية ثم بالإنكليزية، كل منهما في صفحة.",
         "Print the page: the letter in Arabic, then in English, each on its own page.",
+    ),
+    # audit
+    "audit.title": ("وحدة التدقيق", "Auditor's console"),
+    "audit.text": (
+        "ستعرض هذه الصفحة قيود سجل التدقيق وأثر الوصول إلى كل شخص والتحقق من السجل. "
+        "هي قيد الإعداد.",
+        "This page will show the audit log's entries, a person's access trail and the log's "
+        "verification. It is being prepared.",
     ),
 }
