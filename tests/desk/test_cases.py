@@ -331,3 +331,54 @@ def test_a_case_the_broker_opened_but_the_desk_never_recorded_is_adopted(office:
     assert casework.view(desk, staff["sara.jabbar"], opened.opened[0]).case.broker_id == lost["id"]
     again = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [5])
     assert (again.opened, again.skipped) == ([], 1)
+
+
+def test_bad_case_forms_get_a_clear_refusal_and_change_nothing(office: Office) -> None:
+    desk, broker, staff = office.desk, office.broker, office.people
+    (number,) = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [0]).opened
+    before = (len(broker.sent), _rows(desk))
+    with serving(desk) as url:
+        sara, huda = (_signed_in(url, n) for n in ("sara.jabbar", "huda.kareem"))
+        token = csrf(sara.get("/cases"))
+        refused = {
+            "/cases/assign": sara.post(
+                "/cases/assign", data={"csrf": token, "case": [str(number)], "to": "nobody"}
+            ),
+            "no case chosen": sara.post("/cases/assign", data={"csrf": token, "to": "huda.kareem"}),
+            "unknown step": sara.post(f"/cases/{number}", data={"csrf": token, "to": "bogus"}),
+            "refuted without reason": sara.post(
+                f"/cases/{number}", data={"csrf": token, "to": "refuted"}
+            ),
+            "no such beneficiary": sara.post(
+                f"/cases/from-match/{office.match}", data={"csrf": token, "pick": "999"}
+            ),
+            "nothing picked": sara.post(
+                f"/cases/from-match/{office.match}", data={"csrf": token, "pick": "x"}
+            ),
+            "lookup form tampered": sara.post(
+                "/cases/from-lookup",
+                data={"csrf": token, "version": "1", "row": "x", "seq": "3", "flag": "a|b|c"},
+            ),
+            "no csrf": sara.post(f"/cases/{number}", data={"to": "verifying"}),
+            "caseworker assigns": huda.post(
+                "/cases/assign",
+                data={"csrf": csrf(huda.get("/cases")), "case": [str(number)], "to": "huda.kareem"},
+            ),
+            "no such case": sara.post("/cases/99999", data={"csrf": token, "to": "verifying"}),
+            "notice before notified": sara.get(f"/cases/{number}/notice"),
+        }
+        for client in (sara, huda):
+            client.close()
+    for what, answer in refused.items():
+        assert 400 <= answer.status_code < 500, (what, answer.status_code)
+        assert 'role="alert"' in answer.text, what
+    # The broker was asked only to refresh the refused steps' case, and nothing changed here.
+    assert not [r for r in broker.sent[before[0] :] if r.method == "POST"]
+    assert _rows(desk) == before[1]
+
+
+def _rows(desk: Desk) -> list[tuple[object, ...]]:
+    with desk.db.transaction() as session:
+        return [
+            (c.id, c.state, c.assigned_to, c.reason) for c in session.query(Case).order_by(Case.id)
+        ] + [("notes", session.query(CaseNote).count())]
