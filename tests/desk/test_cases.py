@@ -17,7 +17,7 @@ from matchhub.agency.desk import accounts, casework
 from matchhub.agency.desk.accounts import Role, Staff
 from matchhub.agency.desk.casework import CaseError
 from matchhub.agency.desk.config import DeskConfig
-from matchhub.agency.desk.models import Case, CaseNote, Match, Roster
+from matchhub.agency.desk.models import Base, Case, CaseNote, Match, Roster
 from matchhub.agency.desk.resolve import Parsed, Source, resolve
 from matchhub.agency.desk.roster import RosterIndex, build
 from matchhub.agency.desk.service import Desk
@@ -157,6 +157,17 @@ def test_from_a_match_list_to_an_upheld_decision_sending_only_tokens_and_codes(
     pseudonyms = {s.pseudonym for s in staff.values()}
     assert {r.headers["matchhub-end-user"] for r in broker.sent} <= pseudonyms
     assert "huda" not in broker.bodies()
+    # The tokens went to the broker and nowhere else: no table of the desk holds one.
+    assert not _tokens_stored(desk, {bytes(t).hex() for t in office.index.tokens})
+
+
+def _tokens_stored(desk: Desk, tokens: set[str]) -> set[str]:
+    found: set[str] = set()
+    with desk.db.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            for row in connection.execute(table.select()):
+                found |= {t for t in tokens if t in str(tuple(row))}
+    return found
 
 
 def test_a_caseworker_moves_only_the_cases_assigned_to_them(office: Office) -> None:
