@@ -292,6 +292,8 @@ def test_from_a_match_job_to_upheld_and_to_withdrawn(api: InProcessApi, desk: De
             "closed",
         ]
         assert _time(history[4]["at"]) - _time(history[3]["at"]) >= timedelta(days=12)
+    metrics = desk.client.get("/metrics").text
+    assert 'matchhub_cases{state="closed"} 2.0' in metrics
     # Every step is an audit entry naming the end user, and none holds the token.
     with api.hub.session() as session:
         entries = [

@@ -141,6 +141,12 @@ class CaseRepository:
             return None
         return None
 
+    def count_by_state(self) -> dict[str, int]:
+        """Cases by recorded state (an indication past its lapse time counts as an indication
+        until the scheduled pass records it)."""
+        stmt = select(Case.state, func.count()).group_by(Case.state)
+        return {str(state): int(n) for state, n in self.session.execute(stmt)}
+
     def agency_codes(self, agency_ids: Collection[int]) -> dict[int, str]:
         stmt = select(Agency.id, Agency.code).where(Agency.id.in_(list(agency_ids)))
         return {int(i): str(c) for i, c in self.session.execute(stmt)}

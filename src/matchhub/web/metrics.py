@@ -21,6 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit.models import AuditCheckpoint, AuditState
+from matchhub.cases.models import CaseState
+from matchhub.cases.repository import CaseRepository
 from matchhub.jobs.models import MatchJob
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.models import utcnow
@@ -49,6 +51,7 @@ class _DatabaseGauges(Collector):
             snapshots = SnapshotRepository(session).count_current()
             checkpointed = session.scalar(select(func.max(AuditCheckpoint.created_at)))
             purges = upload_service.purges_waiting(session)
+            cases = CaseRepository(session).count_by_state()
         yield GaugeMetricFamily("matchhub_audit_entries", "Entries in the audit log", value=audit)
         if checkpointed is not None:
             if checkpointed.tzinfo is None:  # SQLite keeps no zone; the column is UTC
@@ -68,6 +71,12 @@ class _DatabaseGauges(Collector):
         for state in ("queued", "running", "succeeded", "failed"):
             job_gauge.add_metric([state], jobs.get(state, 0))
         yield job_gauge
+        case_gauge = GaugeMetricFamily(
+            "matchhub_cases", "Cases by recorded state (counts only)", labels=["state"]
+        )
+        for case_state in CaseState:
+            case_gauge.add_metric([case_state.value], cases.get(case_state.value, 0))
+        yield case_gauge
         snap = GaugeMetricFamily(
             "matchhub_current_snapshots", "Current snapshots by kind", labels=["kind"]
         )
