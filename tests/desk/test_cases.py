@@ -262,6 +262,15 @@ def test_the_case_pages_refuse_another_caseworker_and_show_no_token(office: Offi
         )
         assert opened.url.path == "/cases"
         pages.append(opened.text)
+        # Again, with one new: the two are skipped, and the broker's refusal is said.
+        office.broker.refusing = "results_expired"
+        again = sara.post(
+            f"/cases/from-match/{office.match}",
+            data={"csrf": csrf(listing), "pick": ["3", "4", "5"]},
+        )
+        office.broker.refusing = None
+        assert 'id="skipped"' in again.text
+        assert "حُذفت نتائج هذه المطابقة" in again.text
         numbers = sorted(int(n) for n in re.findall(r'name="case" value="(\d+)"', opened.text))
         assigned = sara.post(
             "/cases/assign", data={"csrf": csrf(opened), "case": numbers, "to": "huda.kareem"}

@@ -97,6 +97,9 @@ def queue(ctx: PageContext) -> Response:
         caseworkers=_caseworkers(ctx) if ctx.staff.may(Permission.assign) else [],
         message=f"cases.m.{message}" if message in _MESSAGES else None,
         count=query.get("n", ""),
+        skipped=query.get("skipped", "0"),
+        refused=query.get("refused", "0"),
+        why=_refusal(CaseError(query.get("why", ""), "")),
         broker_error=broker_error,
         now=utcnow(),
     )
@@ -235,7 +238,10 @@ def from_match(ctx: PageContext) -> Response:
             opened = casework.open_from_match(ctx.desk, ctx.staff, number, _numbers(ctx, "pick"))
         except CaseError as exc:
             return _refused(ctx, exc)
-        return redirect(f"/cases?m=opened&n={len(opened.opened)}")
+        done = {"m": "opened", "n": len(opened.opened), "skipped": opened.skipped}
+        if opened.refused:
+            done |= {"refused": len(opened.refused), "why": opened.refused[0][1]}
+        return redirect(f"/cases?{urlencode(done)}")
     query = ctx.request.query_params
     chosen = {k: query.get(k, "") for k in ("governorate", "flag")}
     try:

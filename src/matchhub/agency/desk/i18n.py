@@ -346,6 +346,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.m.assigned": ("تم إسناد الحالات.", "The cases were assigned."),
     "cases.m.opened": ("تم فتح الحالات.", "The cases were opened."),
     "cases.m.opened_one": ("تم فتح الحالة.", "The case was opened."),
+    "cases.skipped": (
+        "لم تُفتح حالات لمن لديهم حالة مفتوحة",
+        "No case was opened for those who have one open",
+    ),
+    "cases.refused": ("رفض الوسيط فتح حالات", "The broker refused to open cases"),
     "cases.m.stepped": ("تم تسجيل الخطوة لدى الوسيط.", "The step was recorded at the broker."),
     "cases.m.noted": ("حُفظت الملاحظة في المكتب.", "The note was saved at the desk."),
     "cases.state": ("الحالة", "State"),
