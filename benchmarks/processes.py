@@ -44,7 +44,7 @@ def run(ctx: Context) -> Figure:
             urls = [b.url for b in brokers]
             pids = [b.pid for b in brokers]
             for url in urls:
-                wait_for_view(url, w.ministry)
+                wait_for_view(url, w.monitor)
             for request in (trivial, lookups):  # warm-up, not counted
                 run_load(urls, w.ministry, request, clients=s.clients, seconds=1.0)
             for r in range(ctx.repeat):

@@ -16,6 +16,7 @@ import duckdb
 import httpx
 import numpy as np
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.config import Context
 from benchmarks.data import PROVIDERS, PURPOSE, BulkData, lookup_bodies, push_tokens
@@ -33,6 +34,7 @@ class World:
     hub: BenchHub
     version: str
     ministry: AgencyCredentials
+    monitor: AgencyCredentials
     setup: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,7 +75,7 @@ def world(ctx: Context) -> World:
                 }
             )
     setup["broker_peak_rss_mib"] = broker.peak_mib
-    found = World(hub, version, ministry, setup)
+    found = World(hub, version, ministry, hub.agency("prometheus", AgencyKind.monitor), setup)
     ctx.shared["world"] = found
     return found
 
@@ -185,7 +187,7 @@ def run_bulk(ctx: Context) -> Figure:
         with w.hub.broker() as broker, make_client(broker.url, w.ministry) as client:
             # A broker that has finished starting: its lookup view loads the same snapshots,
             # and would otherwise compete with the cold job's own load for the two cores.
-            wait_for_view(broker.url, w.ministry)
+            wait_for_view(broker.url, w.monitor)
             for series, label in ((cold, "cold"), (warm, "warm")):
                 job = run_job(client, ctx.sizes.job_timeout)
                 summary = job.job.get("summary") or {}
@@ -228,18 +230,27 @@ def run_bulk(ctx: Context) -> Figure:
 # --- figures 3 and 4: concurrent requests ----------------------------------------------------
 
 
-def wait_for_view(url: str, credentials: AgencyCredentials, timeout: float = 900.0) -> float:
-    """Wait until the broker answers lookups from its in-memory view (``/readyz``), as a
-    broker that has finished starting does; returns the seconds waited."""
+def wait_for_view(url: str, monitor: AgencyCredentials, timeout: float = 900.0) -> float:
+    """Wait until the broker answers lookups from its in-memory view (``/metrics``, read with
+    the monitor's certificate), as a broker that has finished starting does; returns the
+    seconds waited."""
     started = time.perf_counter()
-    with make_client(url, credentials) as client:
+    with make_client(url, monitor) as client:
         while True:
-            view = client.get("/readyz").json().get("lookup_view") or {}
-            if view.get("state") in ("current", "off", "too_large"):
+            state = _view_state(client.get("/metrics").text)
+            if state in ("current", "off", "too_large"):
                 return time.perf_counter() - started
             if time.perf_counter() - started > timeout:
-                raise TimeoutError(f"the lookup view is still {view.get('state')}")
+                raise TimeoutError(f"the lookup view is still {state}")
             time.sleep(0.05)
+
+
+def _view_state(exposition: str) -> str | None:
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "matchhub_lookup_view_state" and sample.value == 1:
+                return sample.labels["state"]
+    return None
 
 
 def _record(series: dict[str, Series], prefix: str, result: LoadResult) -> None:
@@ -272,7 +283,7 @@ def run_lookups(ctx: Context) -> Figure:
     trivial = Request.get("/healthz")
     runs: list[dict[str, Any]] = []
     with w.hub.broker() as broker:
-        figure.extra["view_load_seconds"] = round(wait_for_view(broker.url, w.ministry), 2)
+        figure.extra["view_load_seconds"] = round(wait_for_view(broker.url, w.monitor), 2)
         for request in (trivial, lookups):  # warm-up, not counted
             run_load(broker.url, w.ministry, request, clients=s.clients, seconds=1.0)
         for n in range(ctx.repeat):
@@ -338,7 +349,7 @@ def run_audit(ctx: Context) -> Figure:
             env = {"MATCHHUB_AUDIT_ENABLED": "true" if mode == "on" else "false"}
             before = _audit_entries(w.hub)
             with w.hub.broker(env) as broker:
-                wait_for_view(broker.url, w.ministry)
+                wait_for_view(broker.url, w.monitor)
                 for request in requests.values():  # warm-up, not counted
                     run_load(broker.url, w.ministry, request, clients=s.clients, seconds=1.0)
                 for name, request in requests.items():

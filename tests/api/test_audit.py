@@ -115,6 +115,7 @@ def test_lookups_leave_a_subject_trail_and_no_token(api: InProcessApi) -> None:
         assert token not in everything
 
 
+@pytest.mark.settings(audit_checkpoint_every=1)  # a checkpoint at every entry, for the test
 def test_checkpoints_proofs_and_a_witness(api: InProcessApi, tmp_path: Path) -> None:
     hub = api.hub
     auditor = hub.add_agency("audit-board", AgencyKind.auditor)
@@ -155,6 +156,39 @@ def test_checkpoints_proofs_and_a_witness(api: InProcessApi, tmp_path: Path) -> 
         assert inclusion.json()["error"]["code"] == "scope_denied"
 
 
+def test_checkpoints_are_signed_on_their_schedule_not_for_a_request(api: InProcessApi) -> None:
+    hub = api.hub
+    molsa = hub.add_agency("molsa", AgencyKind.welfare)
+    with hub.session() as session:
+        signed = session.scalar(text("SELECT count(*) FROM audit_checkpoints"))
+    with api.client(molsa) as client:
+        first = client.get("/v1/audit/checkpoint").json()
+        for _ in range(3):
+            client.get("/v1/whoami")
+        assert client.get("/v1/audit/checkpoint").json() == first  # the log grew; no signing
+    with hub.session() as session:
+        assert session.scalar(text("SELECT count(*) FROM audit_checkpoints")) == signed
+
+
+@pytest.mark.settings(witness_burst=3, witness_rate_per_second=0.001)
+def test_the_witness_routes_are_rate_limited_per_agency(api: InProcessApi) -> None:
+    for code in ("rafidain", "ashur"):
+        api.hub.add_agency(code, AgencyKind.bank)
+    with api.client("rafidain") as client:
+        answers = [client.get("/v1/audit/checkpoint") for _ in range(2)]
+        answers.append(
+            client.get("/v1/audit/proofs/consistency", params={"old_size": 0, "new_size": 1})
+        )
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        refused = client.get("/v1/audit/checkpoint")
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "witness_rate_limited"
+        assert int(refused.headers["retry-after"]) >= 1
+    with api.client("ashur") as client:  # another agency has its own allowance
+        assert client.get("/v1/audit/checkpoint").status_code == 200
+
+
+@pytest.mark.settings(audit_checkpoint_every=1)  # a checkpoint at every entry, for the test
 def test_the_live_log_is_append_only_and_a_witness_catches_a_superuser(
     api: InProcessApi, tmp_path: Path
 ) -> None:
@@ -172,17 +206,33 @@ def test_the_live_log_is_append_only_and_a_witness_catches_a_superuser(
     ):
         with pytest.raises(Exception, match="append-only"), hub.session() as session:
             session.execute(text(statement))
-    # A database superuser switches the protection off and rewrites entry 1.
+    # A database superuser switches the protection off and rewrites entry 1, and the stored
+    # subtree roots above it to match (what proofs are made of).
     dialect = "postgresql" if hub.settings.database_url else "sqlite"
     with hub.session() as session:
-        if dialect == "postgresql":
-            session.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER ALL"))
-        else:
-            session.execute(text("DROP TRIGGER audit_entries_no_update"))
+        for table in ("audit_entries", "audit_nodes"):
+            if dialect == "postgresql":
+                session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER ALL"))
+            else:
+                session.execute(text(f"DROP TRIGGER {table}_no_update"))
+        leaves = [
+            bytes(h)
+            for h in session.scalars(text("SELECT leaf_hash FROM audit_entries ORDER BY seq"))
+        ]
+        leaves[1] = merkle.leaf_hash(b"forged")
         session.execute(
-            text("UPDATE audit_entries SET leaf_hash = :h WHERE seq = 1"),
-            {"h": merkle.leaf_hash(b"forged")},
+            text("UPDATE audit_entries SET leaf_hash = :h WHERE seq = 1"), {"h": leaves[1]}
         )
+        forged: list[tuple[int, int, bytes]] = []
+        frontier = merkle.CompactRange()
+        for leaf in leaves:
+            frontier.append(leaf, forged)
+        for level, idx, h in forged:
+            if idx == 1 >> level:
+                session.execute(
+                    text("UPDATE audit_nodes SET hash = :h WHERE level = :l AND idx = :i"),
+                    {"h": h, "l": level, "i": idx},
+                )
     with api.client(auditor) as client:
         client.get("/v1/whoami")
         # The broker's frontier still holds the true history, so a rewrite shows at the

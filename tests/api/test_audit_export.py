@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matchhub.keystore.material import load_key_material
 from matchhub.protocol import merkle
@@ -149,3 +150,36 @@ def test_concurrent_appends_stay_one_chain(
     report = verify_export(export, key)
     assert report.entries == _size(hub)
     assert report.entries >= 60
+
+
+def test_the_public_key_init_writes_verifies_and_blank_lines_are_no_crash(
+    api: InProcessApi, tmp_path: Path, operator_cli: OperatorCli
+) -> None:
+    """keys/README.md hands auditors `audit-signing-key.pub` (PEM): `audit verify --key` takes
+    it as it takes the verifier key string; blank lines in an export are not a traceback, a
+    malformed line is one clear line, and another PEM key does not verify."""
+    hub = api.hub
+    export = tmp_path / "export"
+    assert _cli(operator_cli, hub, "audit", "export", "--out", str(export)).returncode == 0
+    for name in ("entries.jsonl", "checkpoints.jsonl"):
+        path = export / name
+        path.write_text("\n" + path.read_text().replace("\n", "\n\n") + "\n  \n")
+    pem = hub.paths.audit_public_key
+    ok = _cli(operator_cli, hub, "audit", "verify", "--export", str(export), "--key", str(pem))
+    assert ok.returncode == 0, ok.stderr
+    assert "verified" in ok.stdout
+
+    stranger = tmp_path / "other.pub"
+    stranger.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert "unknown_key" in _verify(export, stranger.read_text())
+
+    with (export / "checkpoints.jsonl").open("a") as f:
+        f.write("{not json\n")
+    bad = _cli(operator_cli, hub, "audit", "verify", "--export", str(export), "--key", str(pem))
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    assert "checkpoints.jsonl line" in bad.stderr

@@ -15,8 +15,10 @@ from matchhub.catalogue import service as catalogue
 from matchhub.identity.models import Agency
 from matchhub.kit.db import make_engine
 from matchhub.lookups.models import ViewGeneration
+from matchhub.protocol.kinds import AgencyKind
 from tests.api.test_queries import LOAN, PURPOSE, World, _flags, _lookup, _world
 from tests.conftest import Hub, InProcessApi
+from tests.e2e.helpers import lookup_view_state
 
 
 def _last_lookup_entry(world: World) -> dict[str, Any]:
@@ -45,11 +47,12 @@ def _generation(hub: Hub) -> int:
 
 
 def _view_status(world: World) -> dict[str, Any]:
-    with world.client("molsa") as client:
-        response = client.get("/readyz")
-    assert response.status_code == 200, response.text
-    status: dict[str, Any] = response.json()["lookup_view"]
-    return status
+    """The view's state, as the monitor reads it on /metrics (it is no longer on /readyz,
+    which any certificate may ask)."""
+    if "prometheus" not in world.creds:
+        world.creds["prometheus"] = world.broker.hub.add_agency("prometheus", AgencyKind.monitor)
+    with world.client("prometheus") as client:
+        return {"state": lookup_view_state(client)}
 
 
 def _assert_truth(world: World, answer: dict[str, Any]) -> None:

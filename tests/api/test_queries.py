@@ -19,8 +19,11 @@ import pytest
 from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.agency.connector.push import push
 from matchhub.catalogue import service as catalogue
+from matchhub.jobs.models import MatchJob
+from matchhub.jobs.runner import PLAN_ATTEMPTS, JobRunner
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey
+from tests.api.test_uploads import _purged
 from tests.conftest import InProcessApi, RunningServer
 from tests.e2e.helpers import national_ids, tokens
 
@@ -232,6 +235,60 @@ def test_a_match_job_equals_the_lookups_of_every_roster_token(api: InProcessApi)
     assert summary["per_flag"] == dict(sorted(per_flag.items()))
     assert summary["per_source"] == {"bank": 15, "pension": 5, "trade": 10}
     assert job["roster_version"] == summary["roster_version"]
+    # Which snapshots the job read, never how big each is: the pension fund's 10 rows include
+    # 5 people off the ministry's roster (issue 13, item 9).
+    assert sorted((s["flag"], s["source"]) for s in summary["sources"]) == sorted(
+        [(FUEL, "trade"), (GEN, "trade"), (LOAN, "bank"), (LOAN, "bank"), (PENSION, "pension")]
+    )
+    assert all(set(s) == {"flag", "source", "as_of"} for s in summary["sources"])
+    # A summary stored before this rule still carried the counts: it is read without them.
+    with world.broker.hub.session() as session:
+        stored = session.get(MatchJob, job["id"])
+        assert stored is not None
+        assert stored.summary is not None
+        stored.summary = {
+            **stored.summary,
+            "sources": [{**s, "rows": 10} for s in stored.summary["sources"]],
+        }
+    with world.client("molsa") as client:
+        again = client.get(f"/v1/match-jobs/{job['id']}").json()["summary"]
+    assert again == summary
+
+
+@pytest.mark.parametrize("replacements", [1, PLAN_ATTEMPTS])
+def test_a_snapshot_replaced_and_purged_between_plan_and_load(
+    api: InProcessApi, monkeypatch: pytest.MonkeyPatch, replacements: int
+) -> None:
+    """The interleaving forced: after the job's plan has committed and before its load, the
+    pension fund replaces its snapshot and the replaced rows are purged. The job plans again
+    and reads the replacement; if the snapshots keep changing it fails with the reason. It
+    never succeeds without the source (before: the purged snapshot loaded as 0 rows)."""
+    world = _world(api)
+    load = JobRunner._ensure_loaded
+    replaced: list[int] = []
+
+    def interleaved(
+        runner: JobRunner, roster_id: int, source_ids: list[int], expected: dict[int, int]
+    ) -> None:
+        if len(replaced) < replacements:
+            offset = 30 - len(replaced)  # each replacement other rows: ids[30:40], ids[29:39]
+            world.push("pension", [PENSION], {i: [PENSION] for i in world.ids[offset:][:10]})
+            _purged(api.hub)
+            replaced.append(offset)
+        load(runner, roster_id, source_ids, expected)
+
+    monkeypatch.setattr(JobRunner, "_ensure_loaded", interleaved)
+    with world.client("molsa") as client:
+        job = _wait(client, client.post("/v1/match-jobs", json={"purpose": PURPOSE}).json()["id"])
+    assert len(replaced) == replacements
+    if replacements == PLAN_ATTEMPTS:
+        assert job["state"] == "failed"
+        assert "snapshots changed while the job was loading them" in job["reason"]
+        return
+    assert job["state"] == "succeeded", job
+    # The replacement's ten pensioners, all on the roster (the first snapshot had five there).
+    assert job["summary"]["per_source"]["pension"] == 10
+    assert job["summary"]["per_flag"][PENSION] == 10
 
 
 def test_a_job_on_a_flag_subset(api: InProcessApi) -> None:

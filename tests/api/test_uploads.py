@@ -24,6 +24,7 @@ from matchhub.agency.connector.push import (
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.wire import COMPACT, NDJSON
 from matchhub.uploads.models import Snapshot, SnapshotState, Upload, roster_rows, snapshot_rows
+from matchhub.uploads.service import purge_unreachable, purges_waiting
 from tests.conftest import Hub, InProcessApi, RunningServer
 from tests.e2e.helpers import national_ids, stored, tokens, visible_flags
 
@@ -256,6 +257,18 @@ def _state(hub: Hub) -> tuple[object, ...]:
     return (tuple(uploads), tuple(snaps), rows)
 
 
+def _purged(hub: Hub) -> None:
+    """Purge what no reader can see, polling while an older transaction may still read it."""
+    deadline = time.monotonic() + 30
+    while True:
+        with hub.session() as session:
+            purge_unreachable(session)
+            if not purges_waiting(session):
+                return
+        assert time.monotonic() < deadline, "rows still waiting to be purged"
+        time.sleep(0.05)
+
+
 def _expect(call: object, status: int, code: str) -> PushError:
     with pytest.raises(PushError) as caught:
         call()  # type: ignore[operator]
@@ -280,7 +293,7 @@ def _bad_input(api: InProcessApi, stack: ExitStack) -> None:
     good = _rows(toks, ids, [LOAN])
 
     def client(creds: AgencyCredentials) -> PushClient:
-        return PushClient(stack.enter_context(api.client(creds)), attempts=1)
+        return PushClient(stack.enter_context(api.client(creds)))
 
     p = client(bank)
     push(p.client, kind="flags", key_version=key.version, flags=[LOAN], rows=good)
@@ -335,9 +348,11 @@ def _bad_input(api: InProcessApi, stack: ExitStack) -> None:
     p.abort(u["id"])
     _expect(lambda: p.put(u["id"], Chunk(1, line, 1), NDJSON), 409, "upload_not_open")
 
-    uploads, snaps, _rows_now = _state(hub)
-    # The committed snapshot and its rows are exactly as they were.
+    _purged(hub)  # the aborted upload's one row (refused chunks never stored any)
+    uploads, snaps, rows_now = _state(hub)
+    # The committed snapshot and its rows are exactly as they were, and no other row is left.
     assert [s for s in snaps if s[1] == "current"] == [s for s in committed[1] if s[1] == "current"]
+    assert rows_now == committed[2] == len(ids)
     assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids}
     assert all(state in {"open", "aborted", "committed"} for state, _ in uploads)
 
@@ -356,10 +371,58 @@ def test_chunk_after_commit_is_refused(api: InProcessApi) -> None:
             rows=[(t, [LOAN]) for t in toks.values()],
             fmt="ndjson",
         )
-        p = PushClient(http, attempts=1)
+        p = PushClient(http)
         _expect(
             lambda: p.put(result.upload["id"], Chunk(1, b"", 0), NDJSON), 409, "upload_not_open"
         )
+        # Another commit (not the same one repeated: that answers the committed upload).
         _expect(
-            lambda: p.commit(result.upload["id"], 3, result.chunks_sha256), 409, "upload_not_open"
+            lambda: p.commit(result.upload["id"], 2, result.chunks_sha256), 409, "upload_not_open"
         )
+
+
+def test_a_repeated_open_and_commit_answer_the_same_upload(api: InProcessApi) -> None:
+    """Blind retries do nothing twice (issue 13, item 6): an open sent again with its
+    Idempotency-Key answers the upload it opened, a commit sent again with the same rows and
+    digest answers the committed upload; another request under a used key, or another digest,
+    is refused; nothing is opened or replaced twice."""
+    hub = api.hub
+    key = hub.matching_key()
+    bank = hub.add_agency("rafidain", AgencyKind.bank)
+    other = hub.add_agency("ashur", AgencyKind.bank)
+    ids = national_ids(12, seed=9)
+    toks = tokens(key, ids)
+    body = {"kind": "flags", "key_version": key.version, "flags": [LOAN], "expected_rows": 12}
+    idem = {"idempotency-key": "push-2026-12-07-rafidain-0001"}
+    with api.client(bank) as client:
+        first = client.post("/v1/uploads", json=body, headers=idem)
+        again = client.post("/v1/uploads", json=body, headers=idem)
+        assert first.status_code == again.status_code == 201
+        assert again.json()["id"] == first.json()["id"]
+        reused = client.post("/v1/uploads", json={**body, "expected_rows": 11}, headers=idem)
+        assert reused.status_code == 409
+        assert reused.json()["error"]["code"] == "idempotency_key_reused"
+        bad = client.post("/v1/uploads", json=body, headers={"idempotency-key": "short"})
+        assert bad.status_code == 422
+        pusher = PushClient(client)
+        result = pusher.send(
+            first.json()["id"],
+            lambda: compact_chunks(_rows(toks, ids, [LOAN]), [LOAN], 5, roster=False),
+            COMPACT,
+            12,
+        )
+        assert result.upload["state"] == "committed"
+        before = _state(hub)
+        repeat = pusher.commit(result.upload["id"], 12, result.chunks_sha256)
+        assert repeat == result.upload
+        assert _state(hub) == before
+        with pytest.raises(PushError) as other_digest:
+            pusher.commit(result.upload["id"], 12, "0" * 64)
+        assert other_digest.value.code == "upload_not_open"
+    with api.client(other) as client:  # the key is the agency's own
+        theirs = client.post("/v1/uploads", json=body, headers=idem)
+        assert theirs.status_code == 201
+        assert theirs.json()["id"] != first.json()["id"]
+    with hub.session() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 2
+    assert visible_flags(hub) == {stored(hub, toks[i]): {("rafidain", LOAN)} for i in ids}

@@ -22,10 +22,14 @@ from matchhub.protocol.merkle import (
     CompactRange,
     ProofError,
     consistency_proof,
+    consistency_ranges,
+    fold,
     inclusion_proof,
+    inclusion_ranges,
     leaf_hash,
     node_hash,
     root,
+    subtrees,
     verify_consistency,
     verify_inclusion,
 )
@@ -666,3 +670,45 @@ def test_a_million_leaves() -> None:
     proof = consistency_proof(half, leaves)
     assert len(proof) == 1
     verify_consistency(half, size, left, tree_root, proof)
+
+
+# --- proofs from stored subtree roots (what the broker's audit_nodes table holds) --------------
+
+
+def _stored_tree(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every perfect subtree's root as the log stores it: the leaves at level 0, and what
+    :meth:`CompactRange.append` reports as each completes."""
+    store = {(0, i): leaf for i, leaf in enumerate(leaves)}
+    completed: list[tuple[int, int, bytes]] = []
+    frontier = CompactRange()
+    for leaf in leaves:
+        frontier.append(leaf, completed)
+    store.update(((level, idx), h) for level, idx, h in completed)
+    return store
+
+
+def _from_store(store: dict[tuple[int, int], bytes], ranges: list[tuple[int, int]]) -> list[bytes]:
+    return [fold([store[key] for key in subtrees(lo, hi)]) for lo, hi in ranges]
+
+
+@settings(max_examples=300)
+@given(
+    count=st.integers(min_value=1, max_value=260),
+    picks=st.lists(st.integers(min_value=0, max_value=10**6), min_size=3, max_size=3),
+)
+def test_proofs_from_stored_subtrees_are_the_proofs_from_the_leaves(
+    count: int, picks: list[int]
+) -> None:
+    leaves = [leaf_hash(n.to_bytes(4, "big")) for n in range(count)]
+    store = _stored_tree(leaves)
+    size = 1 + picks[0] % count
+    index = picks[1] % size
+    old = picks[2] % (size + 1)
+    tree = leaves[:size]
+    assert _from_store(store, inclusion_ranges(index, size)) == inclusion_proof(index, tree)
+    assert _from_store(store, consistency_ranges(old, size)) == consistency_proof(old, tree)
+    assert _from_store(store, [(0, size), (0, old)]) == [root(tree), root(leaves[:old])]
+    # Only what a log of `count` leaves has stored is ever asked for, and O(log n) of it.
+    wanted = {k for lo, hi in inclusion_ranges(index, size) for k in subtrees(lo, hi)}
+    assert wanted <= store.keys()
+    assert len(wanted) <= 2 * size.bit_length()

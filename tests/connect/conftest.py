@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -104,21 +103,24 @@ class Agencies:
     ) -> Outcome:
         return connect(capsys, self.args(kind, extract, *extra, name=name), self.out(name or kind))
 
-    def subprocess(
-        self, kind: str, extract: Path, *extra: str, env: dict[str, str] | None = None
+    def killed_after(
+        self, chunks: int, kind: str, extract: Path, *extra: str
     ) -> subprocess.CompletedProcess[str]:
+        """``matchhub-connect push`` in a subprocess, killed (SIGKILL) once the broker has
+        received ``chunks`` chunks (tests/connect/killed_push.py)."""
         return subprocess.run(
             [
                 sys.executable,
                 "-m",
-                "matchhub.agency.connector.cli",
+                "tests.connect.killed_push",
+                str(chunks),
                 *self.args(kind, extract, *extra),
             ],
             capture_output=True,
             text=True,
             check=False,
             timeout=120,
-            env={**os.environ, **(env or {})},
+            cwd=Path(__file__).parents[2],
         )
 
 

@@ -13,10 +13,13 @@ import json
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from matchhub.agency.connector.cli import FAULT_KILL_AFTER_CHUNKS
+from matchhub.agency.connector import cli as connector_cli
+from matchhub.agency.connector.client import AgencyCredentials, make_client
 from matchhub.cli.processes import free_port
 from matchhub.keystore import pki
 from matchhub.keystore.material import load_key_material
@@ -248,9 +251,7 @@ def test_an_interrupted_push_resumes_to_the_same_snapshot(
     agencies: Agencies, broker: Broker, population: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     extract = population / "welfare.csv"
-    killed = agencies.subprocess(
-        "welfare", extract, "--chunk-rows", "10", env={FAULT_KILL_AFTER_CHUNKS: "4"}
-    )
+    killed = agencies.killed_after(4, "welfare", extract, "--chunk-rows", "10")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     ((upload_id, state, rows, chunks),) = broker.uploads()
     assert (state, rows, chunks) == ("open", 40, 4)
@@ -277,13 +278,65 @@ def test_an_interrupted_push_resumes_to_the_same_snapshot(
     assert after_resume == {broker.stored(national_id) for national_id in roster}
 
 
+class LosesTheCommitsAnswer(httpx.BaseTransport):
+    """The network between connector and broker: the commit reaches the broker, which
+    commits, and its answer is lost on the way back, ``times`` times."""
+
+    def __init__(self, inner: httpx.BaseTransport, times: int) -> None:
+        self.inner, self.times, self.lost = inner, times, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith("/commit") and self.lost < self.times:
+            response.read()
+            response.close()
+            self.lost += 1
+            raise httpx.ReadError("the connection dropped before the answer", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("losses", [1, 50], ids=["once", "every-retry"])
+def test_a_commit_whose_answer_is_lost_is_reported_committed(
+    agencies: Agencies,
+    broker: Broker,
+    *,
+    population: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    losses: int,
+) -> None:
+    """Once: the transport sends the commit again and the broker answers the committed upload.
+    On every retry: the CLI asks the broker before it says anything. Either way it reports the
+    snapshot committed (it once said "Nothing was committed" of a committed one)."""
+    network: list[LosesTheCommitsAnswer] = []
+
+    def connector_client(base: str, creds: AgencyCredentials, **options: Any) -> httpx.Client:
+        inner = httpx.HTTPTransport(verify=creds.ssl_context())
+        network.append(LosesTheCommitsAnswer(inner, losses))
+        return make_client(base, creds, transport=network[-1], backoff=0.01, **options)
+
+    monkeypatch.setattr(connector_cli, "make_client", connector_client)
+    outcome = agencies.push(capsys, "bank", population / "bank.csv", "--chunk-rows", "50")
+    assert outcome.status == 0, outcome.text
+    assert "Nothing was committed" not in outcome.text
+    assert outcome.report["state"] == "committed"
+    assert outcome.report["witness"].startswith("checked: the signed audit log grew")
+    assert network[-1].lost == min(losses, 5)  # the transport's five tries
+    ((upload_id, state, _, _),) = broker.uploads()
+    assert (outcome.report["upload_id"], state) == (upload_id, "committed")
+    flagged, _ = truth(population)
+    loans = {i: {"bank.large_loan"} for i, f in flagged.items() if "bank.large_loan" in f}
+    assert broker.flags() == broker.expected(loans)
+
+
 def test_a_rerun_with_other_inputs_aborts_the_stale_upload(
     agencies: Agencies, broker: Broker, population: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     extract = population / "bank.csv"
-    killed = agencies.subprocess(
-        "bank", extract, "--chunk-rows", "5", env={FAULT_KILL_AFTER_CHUNKS: "1"}
-    )
+    killed = agencies.killed_after(1, "bank", extract, "--chunk-rows", "5")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # Other chunking gives other chunk bodies: resuming would mix two uploads, so a new one.
     fresh = agencies.push(capsys, "bank", extract, "--chunk-rows", "7")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from matchhub.agency.connector.client import AgencyCredentials, make_client
 from matchhub.audit import service as audit
 from matchhub.identity.models import Agency
 from matchhub.keystore.material import load_key_material
@@ -19,8 +23,26 @@ from matchhub.uploads.models import Snapshot, SnapshotState, snapshot_rows
 from tests.conftest import Hub
 
 # How a refused TLS handshake reaches an httpx client (TLS 1.3 reports a refused client
-# certificate on the first read, not in the handshake itself).
+# certificate on the first read, not in the handshake itself). A plain connection error is one
+# of them too: assert a refusal with assert_refused_at_handshake, never with these alone.
 HANDSHAKE_REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+def assert_refused_at_handshake(
+    url: str, good: AgencyCredentials, attempt: Callable[[], object]
+) -> None:
+    """``attempt`` fails at the TLS handshake while ``good``, a registered agency, gets through
+    to the same ``url`` just before and just after: the refusal is the server's, not a server
+    that is not listening (which HANDSHAKE_REFUSED would let pass)."""
+
+    def through() -> None:
+        with make_client(url, good) as client:
+            assert client.get("/v1/whoami").status_code == 200
+
+    through()
+    with pytest.raises(HANDSHAKE_REFUSED):
+        attempt()
+    through()
 
 
 def national_ids(count: int, seed: int) -> list[str]:
@@ -66,3 +88,22 @@ def verify_audit_log(hub: Hub, folder: Path, saved_checkpoint: str | None = None
         audit.export(session, keys, folder)
     verifier = (folder / "verifier.key").read_text().strip()
     return verify_export(folder, verifier, saved_checkpoint)
+
+
+def metric_samples(client: httpx.Client, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of one metric on ``/metrics`` (the client must be a monitor's), by their
+    labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def lookup_view_state(client: httpx.Client) -> str:
+    """The broker's lookup view state, as its monitor reads it."""
+    samples = metric_samples(client, "matchhub_lookup_view_state")
+    return next(dict(labels)["state"] for labels, value in samples.items() if value == 1)

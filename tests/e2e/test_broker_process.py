@@ -48,7 +48,7 @@ def test_upload_resumes_after_the_broker_is_killed(hub: Hub) -> None:
         broker.kill()
         broker.start()
         with make_client(broker.url, bank) as client:
-            pusher = PushClient(client, attempts=1)
+            pusher = PushClient(client)
             status = pusher.status(upload["id"])
             # What the commit checks is in the database: the broker goes on from chunk 4.
             assert (status["chunks_received"], status["next_seq"]) == (4, 4)
@@ -120,7 +120,7 @@ def test_the_broker_writes_no_wire_token_and_no_identifier(hub: Hub, tmp_path: P
                 fmt="ndjson",
             )
             # A refused chunk too: the raw ID must not be echoed into a log either.
-            pusher = PushClient(client, attempts=1)
+            pusher = PushClient(client)
             upload = pusher.open("flags", key.version, [LOAN], 1)
             bad = f'{{"token": "{ids[30]}", "flags": ["{LOAN}"]}}\n'.encode()
             response = client.put(

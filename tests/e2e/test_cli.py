@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from matchhub.cli import bootstrap
+from matchhub.kit.db import make_engine
 from matchhub.kit.settings import Settings
 
 
@@ -42,6 +43,19 @@ def test_init_writes_secrets_0600_and_refuses_to_overwrite(tmp_path: Path) -> No
     ]
     for path in paths:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # The SQLite database too, and the -wal and -shm files a running broker keeps beside it.
+    database = home / "matchhub.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    engine = make_engine(Settings(home=home).sqlalchemy_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE scratch (x INTEGER)")
+            for suffix in ("-wal", "-shm"):
+                side = database.with_name(database.name + suffix)
+                assert stat.S_IMODE(side.stat().st_mode) == 0o600, side
+            connection.exec_driver_sql("DROP TABLE scratch")
+    finally:
+        engine.dispose()
     before = {p: p.read_bytes() for p in paths}
     again = run(home, "init")
     assert again.returncode != 0

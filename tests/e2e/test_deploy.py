@@ -65,8 +65,8 @@ def test_the_alert_rules_check_and_name_what_the_broker_exports(server: RunningS
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    auditor = server.hub.add_agency("monitor", AgencyKind.auditor)
-    with make_client(server.url, auditor) as client:
+    monitor = server.hub.add_agency("prometheus", AgencyKind.monitor)
+    with make_client(server.url, monitor) as client:
         client.get("/v1/whoami")
         exposition = client.get("/metrics").text
     exported = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -12,6 +14,7 @@ from sqlalchemy import inspect, text
 from matchhub.kit.db import make_engine
 from matchhub.kit.migrate import downgrade, render_item, upgrade
 from matchhub.migrations.metadata import Base
+from matchhub.protocol import merkle
 
 
 def _url(database_url: str | None, tmp_path: Path) -> str:
@@ -102,5 +105,50 @@ def test_results_move_into_chunks_and_back(database_url: str | None, tmp_path: P
         with engine.connect() as connection:
             back = [dict(r._mapping) for r in connection.execute(read_old)]
         assert back == sorted(rows, key=lambda r: (r["job_id"], r["ordinal"]))
+    finally:
+        engine.dispose()
+
+
+def test_the_audit_logs_subtrees_are_computed_for_an_existing_log(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    """0014 stores the root of every perfect subtree of a log that already exists (in batches
+    larger than one), exactly those the appends would have stored, and refuses a log whose
+    leaves do not give its frontier."""
+    engine = make_engine(_url(database_url, tmp_path))
+    leaves = [merkle.leaf_hash(n.to_bytes(4, "big")) for n in range(41_000)]
+    frontier = merkle.CompactRange()
+    expected: list[tuple[int, int, bytes]] = []
+    for leaf in leaves:
+        frontier.append(leaf, expected)
+    entry = text(
+        "INSERT INTO audit_entries (seq, created_at, kind, body, leaf_hash) "
+        "VALUES (:seq, CURRENT_TIMESTAMP, 'request', '{}', :leaf)"
+    )
+    state = text("UPDATE audit_state SET size = :size, frontier = :frontier WHERE id = 1")
+    try:
+        upgrade(engine, "0014-1")  # the revision below this one, wherever it is chained
+        with engine.begin() as connection:
+            connection.execute(entry, [{"seq": n, "leaf": h} for n, h in enumerate(leaves)])
+            connection.execute(
+                state, {"size": len(leaves), "frontier": json.dumps(frontier.to_dict())}
+            )
+        upgrade(engine, "0014")
+        with engine.connect() as connection:
+            stored = connection.execute(text("SELECT level, idx, hash FROM audit_nodes")).all()
+        assert sorted((r[0], r[1], bytes(r[2])) for r in stored) == sorted(expected)
+        downgrade(engine, "0014-1")
+        with engine.begin() as connection:  # a rewritten leaf: the frontier no longer agrees
+            connection.execute(
+                text("ALTER TABLE audit_entries DISABLE TRIGGER ALL")
+                if database_url
+                else text("DROP TRIGGER audit_entries_no_update")
+            )
+            connection.execute(
+                text("UPDATE audit_entries SET leaf_hash = :h WHERE seq = 7"),
+                {"h": merkle.leaf_hash(b"forged")},
+            )
+        with pytest.raises(RuntimeError, match="altered"):
+            upgrade(engine, "0014")
     finally:
         engine.dispose()

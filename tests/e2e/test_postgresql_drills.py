@@ -65,6 +65,7 @@ class Deployment:
     bank: AgencyCredentials
     molsa: AgencyCredentials
     auditor: AgencyCredentials
+    monitor: AgencyCredentials
     brokers: list[BrokerProcess] = field(default_factory=list)
 
     def flagged(self, ids: list[str]) -> set[str]:
@@ -85,6 +86,7 @@ def deploy(tmp_path: Path, stack: ExitStack, url: str, **settings: str) -> Deplo
         hub.add_agency("rafidain", AgencyKind.bank),
         hub.add_agency("molsa", AgencyKind.welfare),
         hub.add_agency("audit-board", AgencyKind.auditor),
+        hub.add_agency("prometheus", AgencyKind.monitor),
     )
     env = {
         "MATCHHUB_DATABASE_URL": url,
@@ -103,8 +105,8 @@ def deploy(tmp_path: Path, stack: ExitStack, url: str, **settings: str) -> Deplo
 def push_loans(world: Deployment, url: str, ids: list[str], attempts: int = 5) -> dict[str, Any]:
     """The bank's snapshot of large loans, through the push client with its retries."""
     rows = [(world.toks[i], [LOAN]) for i in ids]
-    with make_client(url, world.bank) as client:
-        pusher = PushClient(client, attempts=attempts, backoff=0.25)
+    with make_client(url, world.bank, attempts=attempts, backoff=0.25) as client:
+        pusher = PushClient(client)
         upload = pusher.open("flags", world.key_version, [LOAN], len(rows))
         result = pusher.send(
             upload["id"], lambda: compact_chunks(rows, [LOAN], 7, roster=False), COMPACT, len(rows)
@@ -141,14 +143,6 @@ def witness_checkpoint(world: Deployment, url: str, witness: Witness) -> dict[st
             proof = [bytes.fromhex(h) for h in answer.get("proof", [])]
         witness.update(now["note"], proof)
     return now
-
-
-def wait_for_view(url: str, creds: AgencyCredentials, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with make_client(url, creds) as client:
-        while client.get("/readyz").json()["lookup_view"]["state"] != "current":
-            assert time.monotonic() < deadline, "the lookup view did not become current"
-            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -394,7 +388,7 @@ def test_a_point_in_time_restore_is_noticed_and_a_witness_reports_the_rollback(
     assert [b.pid for b in world.brokers] == pids
     assert all(b.process.poll() is None for b in world.brokers)
     for broker in world.brokers:
-        assert _metric(broker.url, world.molsa, "matchhub_database_history_changes") >= 1
+        assert _metric(broker.url, world.monitor, "matchhub_database_history_changes") >= 1
     # A new snapshot on the restored database (whose ids may be issued again: a sequence goes
     # back with it) is answered from the renewed views.
     pushed = push_loans(world, world.brokers[1].url, third)

@@ -63,8 +63,8 @@ def test_the_chunks_of_one_upload_alternate_between_two_processes(
     rows = [(toks[i], [LOAN]) for i in ids]
     chunks = list(compact_chunks(rows, [LOAN], 10, roster=False))
     first, second = _serve(hub, stack, "a"), _serve(hub, stack, "b")
-    a = PushClient(stack.enter_context(make_client(first.url, bank)), attempts=1)
-    b = PushClient(stack.enter_context(make_client(second.url, bank)), attempts=1)
+    a = PushClient(stack.enter_context(make_client(first.url, bank, attempts=1)))
+    b = PushClient(stack.enter_context(make_client(second.url, bank, attempts=1)))
     upload = a.open("flags", key.version, [LOAN], len(rows))
     for chunk in chunks:
         receipt = (a if chunk.seq % 2 == 0 else b).put(upload["id"], chunk, COMPACT)

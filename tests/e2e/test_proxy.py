@@ -3,6 +3,7 @@ deploy/nginx-matchhub.conf."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -16,9 +17,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 
 from matchhub.agency.connector.client import AgencyCredentials, make_client
 from matchhub.agency.connector.push import push
+from matchhub.audit.models import AuditEntry
 from matchhub.cli.processes import free_port
 from matchhub.keystore import pki
 from matchhub.kit.settings import Settings
@@ -151,7 +154,9 @@ def test_the_header_is_believed_only_from_the_proxy(fronted: Fronted) -> None:
 
 def test_the_proxy_refuses_clients_without_a_hub_certificate(fronted: Fronted) -> None:
     hub = fronted.hub
-    hub.add_agency("pension", AgencyKind.pension)
+    good = hub.add_agency("pension", AgencyKind.pension)
+    with make_client(fronted.edge, good) as client:  # the proxy is up and lets agencies in
+        assert client.get("/v1/whoami").json()["code"] == "pension"
     rogue = pki.issue_client(
         test_pki.other_ca("matchhub"), hub.settings.hub_name, "pension", "TEST-ONLY rogue"
     )
@@ -193,3 +198,19 @@ def test_nginx_spreads_requests_over_both_brokers_and_passes_over_a_stopped_one(
     assert statuses == [200] * 6  # nginx passes over the stopped one
     assert sum(gets) >= 1
     assert visible_flags(hub) == {stored(hub, t): {("rafidain", LOAN)} for t in toks.values()}
+
+
+def test_a_refused_request_is_recorded_with_the_clients_certificate(fronted: Fronted) -> None:
+    """Behind the proxy, the audit entry of a refusal names the client's certificate (the one
+    adapter, identity/peer.py), never the proxy's."""
+    hub = fronted.hub
+    ghost = pki.issue_client(hub.ca, hub.settings.hub_name, "ghost", "TEST-ONLY ghost")
+    creds = test_pki.write_credentials(hub.agencies_dir / "ghost", "ghost", ghost, hub.ca_pem)
+    with make_client(fronted.edge, creds) as client:
+        assert client.get("/v1/whoami").status_code == 401
+    with hub.session() as session:
+        last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+    assert last is not None
+    entry = json.loads(last.body)
+    assert (entry["route"], entry["error"]) == ("/v1/whoami", "certificate_unknown")
+    assert entry["certificate"] == pki.fingerprint(ghost.certificate)

@@ -74,7 +74,7 @@ def test_rotation_retires_and_purges_the_old_version(server: RunningServer) -> N
         assert session.scalar(select(func.count()).select_from(snapshot_rows)) == 8
         assert session.scalar(select(func.count()).select_from(roster_rows)) == len(ids)
     with make_client(server.url, bank) as client, pytest.raises(PushError) as caught:
-        PushClient(client, attempts=1).open("flags", old_key.version, [LOAN], 1)
+        PushClient(client).open("flags", old_key.version, [LOAN], 1)
     assert caught.value.code == "unknown_key_version"
     with make_client(server.url, molsa) as client:
         answer = client.post(

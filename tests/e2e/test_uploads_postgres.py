@@ -14,9 +14,16 @@ from sqlalchemy.orm import Session
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.uploads.models import Snapshot, SnapshotState, snapshot_rows
 from matchhub.uploads.repository import UploadRepository
+from matchhub.uploads.service import purge_unreachable
 from tests.api.test_uploads import LOAN, _push_loans
 from tests.conftest import RunningServer
-from tests.e2e.helpers import HANDSHAKE_REFUSED, national_ids, stored, tokens, visible_flags
+from tests.e2e.helpers import (
+    assert_refused_at_handshake,
+    national_ids,
+    stored,
+    tokens,
+    visible_flags,
+)
 
 
 def test_a_transaction_from_before_a_replacement_keeps_the_replaced_rows(
@@ -58,7 +65,10 @@ def test_a_transaction_from_before_a_replacement_keeps_the_replaced_rows(
         with reader.connect() as old:
             old.execute(text("SELECT 1"))  # a transaction from before the replacement, open
             replace(ids[8:])
-            time.sleep(1.0)  # the after-commit purge retries meanwhile
+            # A purge pass run here and now (not a sleep hoping the after-commit one ran): it
+            # must stamp the replacement and leave the rows the open transaction may read.
+            with hub.session() as session:
+                purge_unreachable(session)
             state, seen, rows = snapshot(first)
             assert (state, rows) == ("superseded", 12)
             assert seen is not None
@@ -75,12 +85,14 @@ def test_a_transaction_from_before_a_replacement_keeps_the_replaced_rows(
 
 def test_unauthenticated_upload_is_refused(server: RunningServer) -> None:
     hub = server.hub
+    good = hub.add_agency("rafidain", AgencyKind.bank)
     context = ssl.create_default_context(cafile=str(hub.paths.ca_cert))
-    with (
-        httpx.Client(base_url=server.url, verify=context) as client,
-        pytest.raises(HANDSHAKE_REFUSED),
-    ):
-        client.post("/v1/uploads", json={})
+
+    def without_certificate() -> None:
+        with httpx.Client(base_url=server.url, verify=context) as client:
+            client.post("/v1/uploads", json={})
+
+    assert_refused_at_handshake(server.url, good, without_certificate)
 
 
 def test_a_partition_drop_gives_way_to_a_reader(server: RunningServer) -> None:

@@ -39,6 +39,7 @@ def test_route_scope_table() -> None:
     table = {(method, r.path): _scope(r) for r in _routes() for method in r.methods or []}
     assert table[("GET", "/v1/whoami")] is Scope.identity_read
     assert table[("GET", "/healthz")] is None
+    assert table[("GET", "/metrics")] is Scope.metrics_read
     for method, path in [
         ("POST", "/v1/cases"),
         ("POST", "/v1/cases/{case_id}/transitions"),
@@ -47,7 +48,8 @@ def test_route_scope_table() -> None:
     ]:
         assert table[(method, path)] is Scope.cases
     assert table[("GET", "/v1/feedback")] is Scope.feedback
-    assert all(path.startswith("/v1/") for (_, path), scope in table.items() if scope)
+    scoped = {path for (_, path), scope in table.items() if scope}
+    assert {path for path in scoped if not path.startswith("/v1/")} == {"/metrics"}
 
 
 def test_every_scoped_route_declares_its_auth_errors() -> None:
@@ -79,6 +81,7 @@ def test_read_only_routes_are_reads() -> None:
         ("GET", "/v1/cases/{case_id}"),
         ("GET", "/v1/feedback"),
         ("GET", "/v1/audit/entries"),
+        ("GET", "/v1/audit/checkpoint"),
         ("GET", "/v1/audit/proofs/inclusion"),
         ("GET", "/v1/audit/proofs/consistency"),
     }

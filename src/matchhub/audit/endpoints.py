@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Request
@@ -13,9 +12,12 @@ from matchhub.audit.schemas import (
     EntriesOut,
     EntryOut,
     InclusionOut,
+    Instant,
 )
 from matchhub.identity.auth import AuditReader, AuditWitness
-from matchhub.kit.errors import UnprocessableEntity
+from matchhub.identity.schemas import Principal
+from matchhub.kit.errors import ServiceUnavailable, TooManyRequests, UnprocessableEntity
+from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
 from matchhub.protocol.tokens import is_token
@@ -40,8 +42,12 @@ def list_entries(
     note: AuditNote,
     agency: str | None = None,
     route: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        Instant | None, Query(description="Entries from this instant on (ISO 8601, with offset).")
+    ] = None,
+    until: Annotated[
+        Instant | None, Query(description="Entries before this instant (ISO 8601, with offset).")
+    ] = None,
     subject: Annotated[
         str | None,
         Query(description="A person's wire token: every entry that concerns that person."),
@@ -96,12 +102,37 @@ def list_entries(
     )
 
 
-@router.get("/checkpoint", response_model=CheckpointOut, responses=errors(401, 403))
+def _witness_turn(request: Request, principal: Principal) -> None:
+    """Every agency may witness the log; each within its own rate (``witness_rate_per_second``
+    and ``witness_burst``), so no one of them can keep the broker busy with it."""
+    limiter = cast(RateLimiter, request.app.state.witness_limiter)
+    wait = limiter.acquire(principal.code)
+    if wait:
+        raise TooManyRequests(
+            "witness rate exceeded for this agency",
+            code="witness_rate_limited",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
+@router.get(
+    "/checkpoint",
+    response_model=CheckpointOut,
+    responses=errors(401, 403, 429, 503),
+    dependencies=[ReadOnly],
+)
 def get_checkpoint(principal: AuditWitness, request: Request, session: SessionDep) -> CheckpointOut:
-    """The latest signed checkpoint (signed now if the log has grown). Keep it: the next one
-    must be consistent with it (GET /v1/audit/proofs/consistency)."""
+    """The latest signed checkpoint. Checkpoints are signed on a schedule (every
+    ``audit_checkpoint_every`` entries, and when entries have waited
+    ``audit_checkpoint_seconds``), never for a request. Keep it: the next one must be
+    consistent with it (GET /v1/audit/proofs/consistency)."""
+    _witness_turn(request, principal)
     keys = _keys(request)
-    cp = service.checkpoint(session, keys, fresh=True)
+    cp = service.latest_checkpoint(session)
+    if cp is None:
+        raise ServiceUnavailable(
+            "no checkpoint has been signed yet; ask again in a minute", code="no_checkpoint_yet"
+        )
     return CheckpointOut(
         origin=keys.origin,
         size=cp.size,
@@ -130,14 +161,16 @@ def inclusion_proof(
 @router.get(
     "/proofs/consistency",
     response_model=ConsistencyOut,
-    responses=errors(401, 403, 422),
+    responses=errors(401, 403, 422, 429),
     dependencies=[ReadOnly],
 )
 def consistency_proof(
     principal: AuditWitness,
+    request: Request,
     session: SessionDep,
     old_size: Annotated[int, Query(ge=0)],
     new_size: Annotated[int, Query(ge=0)],
 ) -> ConsistencyOut:
     """RFC 9162 consistency proof that the tree of ``old_size`` is a prefix of ``new_size``."""
+    _witness_turn(request, principal)
     return ConsistencyOut(**service.consistency(session, old_size, new_size))

@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from matchhub.kit.models import Base, UTCDateTime
@@ -41,6 +52,19 @@ audit_subjects = Table(
     Column("digest", String(32), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Index("ix_audit_subjects_digest", "digest", "seq"),
+)
+
+
+# The root of every perfect subtree of the log above its leaves, stored as the subtree
+# completes (migration 0014): the subtree of level L and index i holds leaves i * 2**L up to
+# (i + 1) * 2**L. A proof is made of O(log n) of them (protocol/merkle.py ``subtrees``); the
+# leaves themselves (level 0) are the entries' leaf hashes. Append-only, like the entries.
+audit_nodes = Table(
+    "audit_nodes",
+    Base.metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
 )
 
 

@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from matchhub.audit.models import AuditCheckpoint, AuditEntry, AuditState, audit_subjects
+from matchhub.audit.models import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditState,
+    audit_nodes,
+    audit_subjects,
+)
 from matchhub.keystore.material import KeyMaterial
 from matchhub.kit.errors import NotFound, ServiceUnavailable, UnprocessableEntity
 from matchhub.kit.models import utcnow
@@ -140,6 +146,7 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
     frontier = merkle.CompactRange.from_dict(state.frontier)
     rows: list[dict[str, Any]] = []
     subject_rows: list[dict[str, Any]] = []
+    nodes: list[tuple[int, int, bytes]] = []
     seqs: list[int] = []
     for pending in entries:
         now = utcnow()
@@ -162,7 +169,7 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
             entry["subjects"] = digests
         data = canonical(entry)
         leaf = merkle.leaf_hash(data)
-        frontier.append(leaf)
+        frontier.append(leaf, nodes)
         rows.append(
             {
                 "seq": seq,
@@ -180,10 +187,10 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
         state.size = seq + 1
         if state.size - state.checkpoint_size >= keys.checkpoint_every:
             # The entries up to here go in first: a checkpoint never covers a missing leaf.
-            _insert(session, rows, subject_rows)
-            rows, subject_rows = [], []
+            _insert(session, rows, subject_rows, nodes)
+            rows, subject_rows, nodes = [], [], []
             _sign(session, keys, state, frontier)
-    _insert(session, rows, subject_rows)
+    _insert(session, rows, subject_rows, nodes)
     state.frontier = frontier.to_dict()
     session.flush()
     return seqs
@@ -201,14 +208,28 @@ _INSERT_SUBJECTS = text(
     "INSERT INTO audit_subjects (digest, seq) "
     "SELECT * FROM unnest(CAST(:digest AS varchar[]), CAST(:seq AS bigint[]))"
 )
+_INSERT_NODES = text(
+    "INSERT INTO audit_nodes (level, idx, hash) "
+    "SELECT * FROM unnest(CAST(:level AS smallint[]), CAST(:idx AS bigint[]), "
+    "CAST(:hash AS bytea[]))"
+)
 
 
 def _insert(
-    session: Session, rows: list[dict[str, Any]], subject_rows: list[dict[str, Any]]
+    session: Session,
+    rows: list[dict[str, Any]],
+    subject_rows: list[dict[str, Any]],
+    nodes: list[tuple[int, int, bytes]],
 ) -> None:
+    """Entries, their subject digests, and the subtree roots they completed."""
+    node_rows = [{"level": level, "idx": idx, "hash": h} for level, idx, h in nodes]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        for statement, batch in ((_INSERT_ENTRIES, rows), (_INSERT_SUBJECTS, subject_rows)):
+        for statement, batch in (
+            (_INSERT_ENTRIES, rows),
+            (_INSERT_SUBJECTS, subject_rows),
+            (_INSERT_NODES, node_rows),
+        ):
             if batch:
                 connection.execute(statement, {k: [r[k] for r in batch] for k in batch[0]})
         return
@@ -216,6 +237,8 @@ def _insert(
         session.execute(insert(AuditEntry), rows)
     if subject_rows:
         session.execute(insert(audit_subjects), subject_rows)
+    if node_rows:
+        session.execute(insert(audit_nodes), node_rows)
 
 
 def _sign(
@@ -244,6 +267,14 @@ def checkpoint(session: Session, keys: AuditKeys, *, fresh: bool = True) -> Audi
     return latest
 
 
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The latest signed checkpoint, read without a lock and without signing: what the
+    witness route serves (checkpoints are signed every ``audit_checkpoint_every`` entries and
+    by the janitor when entries have waited ``audit_checkpoint_seconds``)."""
+    stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+    return session.scalars(stmt).first()
+
+
 def checkpoint_if_stale(session: Session, keys: AuditKeys, older_than: datetime) -> None:
     """The janitor's time-based checkpoint: sign when entries have waited long enough."""
     state = _state(session)
@@ -259,9 +290,28 @@ def size(session: Session) -> int:
     return state.size if state else 0
 
 
-def leaf_hashes(session: Session, upto: int) -> list[bytes]:
-    stmt = select(AuditEntry.leaf_hash).where(AuditEntry.seq < upto).order_by(AuditEntry.seq)
-    return [bytes(h) for h in session.scalars(stmt)]
+def _roots(session: Session, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """The root of each range of leaves ``(lo, hi)`` of a proof or a tree: the stored roots of
+    the perfect subtrees that make it up (level 0: the entries' leaf hashes), folded. One
+    query for the leaves and one for the rest, O(log n) rows, never the whole log."""
+    parts = [merkle.subtrees(lo, hi) for lo, hi in ranges]
+    wanted = {key for part in parts for key in part}
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = sorted(idx for level, idx in wanted if level == 0)
+    if leaves:
+        stmt = select(AuditEntry.seq, AuditEntry.leaf_hash).where(AuditEntry.seq.in_(leaves))
+        found.update(((0, seq), bytes(h)) for seq, h in session.execute(stmt))
+    inner = sorted(key for key in wanted if key[0] > 0)
+    if inner:
+        nodes = select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
+            tuple_(audit_nodes.c.level, audit_nodes.c.idx).in_(inner)
+        )
+        found.update(((int(r.level), int(r.idx)), bytes(r.hash)) for r in session.execute(nodes))
+    if len(found) != len(wanted):
+        raise ServiceUnavailable(
+            "the audit log's stored tree is incomplete", code="audit_unavailable"
+        )
+    return [merkle.fold([found[key] for key in part]) for part in parts]
 
 
 def _check_size(session: Session, tree_size: int) -> None:
@@ -275,13 +325,15 @@ def inclusion(session: Session, seq: int, tree_size: int) -> dict[str, Any]:
     _check_size(session, tree_size)
     if not 0 <= seq < tree_size:
         raise NotFound(f"no entry {seq} in a tree of size {tree_size}", code="entry_not_found")
-    hashes = leaf_hashes(session, tree_size)
+    leaf, tree, *proof = _roots(
+        session, [(seq, seq + 1), (0, tree_size), *merkle.inclusion_ranges(seq, tree_size)]
+    )
     return {
         "seq": seq,
         "tree_size": tree_size,
-        "leaf_hash": hashes[seq].hex(),
-        "root": merkle.root(hashes).hex(),
-        "proof": [h.hex() for h in merkle.inclusion_proof(seq, hashes)],
+        "leaf_hash": leaf.hex(),
+        "root": tree.hex(),
+        "proof": [h.hex() for h in proof],
     }
 
 
@@ -289,13 +341,16 @@ def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any
     _check_size(session, new_size)
     if not 0 <= old_size <= new_size:
         raise UnprocessableEntity("the old size must not exceed the new", code="invalid_tree_size")
-    hashes = leaf_hashes(session, new_size)
+    old_root, new_root, *proof = _roots(
+        session,
+        [(0, old_size), (0, new_size), *merkle.consistency_ranges(old_size, new_size)],
+    )
     return {
         "old_size": old_size,
         "new_size": new_size,
-        "old_root": merkle.root(hashes[:old_size]).hex(),
-        "new_root": merkle.root(hashes).hex(),
-        "proof": [h.hex() for h in merkle.consistency_proof(old_size, hashes)],
+        "old_root": old_root.hex(),
+        "new_root": new_root.hex(),
+        "proof": [h.hex() for h in proof],
     }
 
 

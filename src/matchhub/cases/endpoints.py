@@ -49,7 +49,8 @@ def open_case(
 
     Refusals: 422 `not_in_result`, `invalid_case_origin`, `invalid_token`,
     `raw_identifier_refused`, `end_user_required`; 404 `job_not_found`, `lookup_not_found`;
-    409 `job_not_done`, `job_failed`, `flag_no_longer_current`, `case_exists`; 410
+    409 `job_not_done`, `job_failed`, `flag_no_longer_current`, `result_too_old`,
+    `case_exists`; 410
     `results_expired`. See docs/cases.md."""
     keys = cast(AuditKeys, request.app.state.audit_keys)
     rekeyer = cast(UploadContext, request.app.state.uploads).rekeyer

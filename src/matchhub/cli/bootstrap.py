@@ -85,6 +85,9 @@ def _migrate_fresh(url: str, keys: audit.AuditKeys, settings: Settings) -> None:
                 server_names=list(settings.server_names),
                 audit_verifier_key=keys.verifier_key,
             )
+            # A first signed checkpoint, so a witness has one to keep from the start (the
+            # checkpoint route serves signed ones, never signs for a request).
+            audit.checkpoint(session, keys, fresh=True)
     finally:
         engine.dispose()
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from matchhub.agency.commandline import invoke
 from matchhub.audit import service as audit
 from matchhub.cases import service as cases_service
 from matchhub.catalogue import service as catalogue
@@ -154,7 +155,8 @@ def agency_add(
     kind: Annotated[
         str,
         typer.Option(
-            help="pension, traffic, bank, trade, education, higher_education, welfare or auditor."
+            help="pension, traffic, bank, trade, education, higher_education, welfare, "
+            "auditor, or monitor (the operator's Prometheus: reads /metrics only)."
         ),
     ],
     name: Annotated[str, typer.Option(help="The agency's name.")],
@@ -672,23 +674,15 @@ def openapi(
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``matchhub`` command, with ``argv`` (default: the process's arguments); exits."""
     logs.configure()
-    command = typer.main.get_command(app)
     try:
-        code = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub",
-            standalone_mode=False,
-        )
+        code = invoke(app, argv, "matchhub")
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
     except (OperatorError, MatchhubError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except OSError as exc:
         err.print(f"[red]error:[/] {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

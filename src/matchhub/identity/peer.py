@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from matchhub.keystore.pki import fingerprint
 from matchhub.kit.errors import Unauthenticated
@@ -70,7 +70,10 @@ def _parse_pem(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode("ascii"))
 
 
-def client_certificate(request: Request, settings: Settings) -> x509.Certificate | None:
+def client_certificate(request: HTTPConnection, settings: Settings) -> x509.Certificate | None:
+    """The client's certificate: the one the TLS layer verified, or behind the trusted proxy
+    the one it forwarded. ``None`` when there is none; raises when the connection claims to be
+    the proxy and is not, or forwards something that is not a certificate."""
     direct = tls_extension_certificate(request.scope)
     if settings.client_cert_source == "tls":
         return direct
@@ -92,3 +95,20 @@ def client_certificate(request: Request, settings: Settings) -> x509.Certificate
         raise Unauthenticated(
             "the forwarded client certificate is not PEM", code="certificate_invalid"
         ) from exc
+
+
+def claimed_fingerprint(scope: dict[str, Any] | Any, settings: Settings) -> str | None:
+    """For the record of a refused request: the fingerprint of the certificate the client
+    presented (behind the trusted proxy, the forwarded one, never the proxy's own). A
+    connection that falsely claims to be the proxy is named by its own certificate. Never
+    raises, and says nothing of the certificate beyond its fingerprint."""
+    try:
+        certificate = client_certificate(HTTPConnection(scope), settings)
+    except Unauthenticated:
+        try:
+            certificate = tls_extension_certificate(scope)
+        except ValueError:
+            return None
+    except ValueError:
+        return None
+    return fingerprint(certificate) if certificate is not None else None

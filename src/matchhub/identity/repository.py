@@ -43,6 +43,14 @@ class IdentityRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def hold(self, agency_id: int) -> None:
+        """Hold the agency's row until the transaction ends, so that counting what it has
+        open and adding one more is exact against another process doing the same (PostgreSQL
+        ``FOR NO KEY UPDATE``, which rows referring to the agency do not wait for; SQLite has
+        one writer at a time)."""
+        stmt = select(Agency.id).where(Agency.id == agency_id).with_for_update(key_share=True)
+        self.session.execute(stmt)
+
     def credential(self, fingerprint: str) -> Credential | None:
         """What authentication needs of a certificate and its agency, as one row (no ORM
         objects: this runs on every request)."""

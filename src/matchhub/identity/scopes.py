@@ -20,6 +20,7 @@ class Scope(StrEnum):
     match = "match"
     audit_read = "audit:read"
     audit_witness = "audit:witness"
+    metrics_read = "metrics:read"
     cases = "cases"
     feedback = "feedback"
 
@@ -35,4 +36,7 @@ KIND_SCOPES: dict[AgencyKind, frozenset[Scope]] = {
     AgencyKind.welfare: _COMMON
     | {Scope.upload, Scope.roster, Scope.lookup, Scope.match, Scope.cases, Scope.feedback},
     AgencyKind.auditor: _COMMON | {Scope.audit_read},
+    # The operator's Prometheus: the broker's counts (which say how often each kind of agency
+    # called), and nothing of anyone's data; no other kind reads them (issue 13).
+    AgencyKind.monitor: frozenset({Scope.identity_read, Scope.metrics_read}),
 }

@@ -15,7 +15,7 @@ from matchhub.jobs import service
 from matchhub.jobs.schemas import JobOut, OpenJob
 from matchhub.keystore.rekey import Sealer
 from matchhub.kit.db import after_commit
-from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
+from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep, SettingsDep
 from matchhub.kit.responses import errors
 
 router = APIRouter(prefix="/v1/match-jobs", tags=["match jobs"])
@@ -31,15 +31,20 @@ CSV = "text/csv"
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobOut,
-    responses=errors(401, 403, 409, 422),
+    responses=errors(401, 403, 408, 409, 413, 422, 429),
 )
 def open_job(
-    principal: MatchCaller, body: OpenJob, session: SessionDep, note: AuditNote, request: Request
+    principal: MatchCaller,
+    body: OpenJob,
+    session: SessionDep,
+    settings: SettingsDep,
+    note: AuditNote,
+    request: Request,
 ) -> JobOut:
     """Run the caller's current roster against every provider's current snapshot at once, in
     the background, for a stated purpose (optionally a subset of the granted flags)."""
     note.update(purpose=body.purpose, flags=body.flags)
-    job = service.submit(session, principal, body)
+    job = service.submit(session, principal, body, max_queued=settings.max_queued_jobs_per_consumer)
     note.update(job=job.id, roster_version=job.roster_snapshot_id)
     after_commit(session, request.app.state.job_runner.notify)
     return service.describe(job)

@@ -22,6 +22,13 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def count_queued(self, agency_id: int) -> int:
+        """The agency's jobs waiting for a worker."""
+        stmt = select(func.count()).where(
+            MatchJob.agency_id == agency_id, MatchJob.state == "queued"
+        )
+        return int(self.session.scalar(stmt) or 0)
+
     def add(self, job: MatchJob) -> None:
         self.session.add(job)
         self.session.flush()

@@ -25,10 +25,14 @@ from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
-from matchhub.matching.engine import MatchEngine, Source
+from matchhub.matching.engine import TOKEN_BYTES, MatchEngine, Source
 from matchhub.uploads.repository import SnapshotRepository
 
 log = structlog.get_logger("matchhub.jobs")
+
+PLAN_ATTEMPTS = 3
+"""How many times a job is planned again when a snapshot changes under its plan."""
+HEARTBEAT_RETRY_SECONDS = 1.0
 
 
 class JobRunner:
@@ -156,14 +160,10 @@ class JobRunner:
         try:
             if self.settings.job_fault_delay_seconds:
                 time.sleep(self.settings.job_fault_delay_seconds)
-            with session_scope(self.factory) as session:
-                job = JobRepository(session).owned(job_id, self.worker)
-                if job is None:
-                    return
-                job.sources = service.plan(session, job)
-                roster_id = job.roster_snapshot_id
-                sources = [Source(s["snapshot_id"], s["flag"], s["source"]) for s in job.sources]
-            self._ensure_loaded(roster_id, [s.snapshot_id for s in sources])
+            planned = self._plan_and_load(job_id)
+            if planned is None:
+                return
+            roster_id, sources = planned
             progress[0] = 0.5
             outcome = self.engine.match(roster_id, sources)
             progress[0] = 0.8
@@ -194,6 +194,48 @@ class JobRunner:
             heartbeat.join()
             self._evict()
 
+    def _plan_and_load(self, job_id: str) -> tuple[int, list[Source]] | None:
+        """Plan the job (its roster and the current snapshots of its flags, each with its row
+        count) in one transaction, then load them in another. Between the two, a provider may
+        replace a snapshot and its rows be purged: loaded, it would hold fewer rows than the
+        plan names (none at all, once purged), and the job would succeed without that source.
+        So each load is checked against the plan, and a changed snapshot means planning again
+        (it was replaced: the plan takes its replacement), up to PLAN_ATTEMPTS times; a roster
+        whose rows went (its matching key was retired) fails the job with the reason. None
+        when the job was not this worker's to finish."""
+        reason = (
+            f"the providers' snapshots changed while the job was loading them, "
+            f"{PLAN_ATTEMPTS} times: submit it again"
+        )
+        for attempt in range(PLAN_ATTEMPTS):
+            with session_scope(self.factory) as session:
+                job = JobRepository(session).owned(job_id, self.worker)
+                if job is None:
+                    return None
+                job.sources = service.plan(session, job)
+                roster_id = job.roster_snapshot_id
+                roster = SnapshotRepository(session).get(roster_id)
+                expected = {s["snapshot_id"]: int(s["rows"]) for s in job.sources}
+                expected[roster_id] = roster.rows if roster is not None else 0
+                sources = [Source(s["snapshot_id"], s["flag"], s["source"]) for s in job.sources]
+            try:
+                self._ensure_loaded(roster_id, [s.snapshot_id for s in sources], expected)
+            except SnapshotChanged as exc:
+                log.info("a snapshot changed under a job's plan", job=job_id, attempt=attempt)
+                if exc.snapshot_id == roster_id:
+                    reason = (
+                        f"the roster version {roster_id} has been discarded (its matching key "
+                        "was retired): register the roster again and submit a new job"
+                    )
+                    break
+                continue
+            return roster_id, sources
+        with session_scope(self.factory) as session:
+            job = JobRepository(session).owned(job_id, self.worker)
+            if job is not None:
+                self._fail(session, job, reason)
+        return None
+
     def _hand_back(self, job_id: str) -> None:
         """The database went away under the job (a failover, a restart): the job is not at
         fault. Hand it back to be claimed again (by any worker, counting an attempt), or leave
@@ -220,26 +262,43 @@ class JobRunner:
             log.warning("could not record the job's failure; its lease will run out", job=job_id)
 
     def _heartbeat(self, job_id: str, done: threading.Event, progress: list[float]) -> None:
+        """Renew the lease every third of it. A beat that fails (the database away, the pool
+        exhausted, anything) is logged and tried again soon: the thread never dies of it, or
+        the job would lose its lease while it runs and be run twice."""
         interval = self.settings.job_lease_seconds / 3
-        while not done.wait(interval):
+        wait = interval
+        while not done.wait(wait):
             try:
                 with session_scope(self.factory) as session:
                     JobRepository(session).renew(
                         job_id, self.worker, utcnow() + self.lease, progress[0]
                     )
-            except DBAPIError:  # the database is away for a moment: renew at the next beat
-                log.warning("could not renew a job's lease", job=job_id, exc_info=True)
+            except Exception:
+                log.warning(
+                    "could not renew a job's lease; trying again", job=job_id, exc_info=True
+                )
+                wait = min(interval, HEARTBEAT_RETRY_SECONDS)
+            else:
+                wait = interval
 
-    def _ensure_loaded(self, roster_id: int, source_ids: list[int]) -> None:
+    def _ensure_loaded(
+        self, roster_id: int, source_ids: list[int], expected: dict[int, int]
+    ) -> None:
+        """Load what the engine does not hold yet, each snapshot checked against the row count
+        its plan named (:class:`SnapshotChanged` if it differs); what the engine holds was
+        checked when it was loaded."""
         loaded = self.engine.loaded()
         with session_scope(self.factory) as session:
             repo = JobRepository(session)
             if roster_id not in loaded:
                 ordinals, tokens = repo.roster_tokens(roster_id)
+                _check(roster_id, len(ordinals), expected)
                 self.engine.load_roster(roster_id, ordinals, tokens)
             for snapshot_id in source_ids:
                 if snapshot_id not in loaded:
-                    self.engine.load_provider(snapshot_id, repo.provider_tokens(snapshot_id))
+                    tokens = repo.provider_tokens(snapshot_id)
+                    _check(snapshot_id, len(tokens) // TOKEN_BYTES, expected)
+                    self.engine.load_provider(snapshot_id, tokens)
 
     def _evict(self) -> None:
         """Drop from memory the snapshots that are no longer current."""
@@ -249,6 +308,20 @@ class JobRunner:
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
+
+
+class SnapshotChanged(Exception):
+    """A snapshot did not load with the rows its job's plan named: replaced and purged since."""
+
+    def __init__(self, snapshot_id: int, planned: int, found: int) -> None:
+        super().__init__(f"snapshot {snapshot_id}: planned {planned} rows, found {found}")
+        self.snapshot_id = snapshot_id
+
+
+def _check(snapshot_id: int, found: int, expected: dict[int, int]) -> None:
+    planned = expected.get(snapshot_id)
+    if planned is not None and found != planned:
+        raise SnapshotChanged(snapshot_id, planned, found)
 
 
 def _database_away(exc: DBAPIError) -> bool:

@@ -11,23 +11,34 @@ from sqlalchemy.orm import Session
 
 from matchhub.catalogue import service as catalogue
 from matchhub.identity.models import Agency
+from matchhub.identity.repository import IdentityRepository
 from matchhub.identity.schemas import Principal
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
-from matchhub.jobs.schemas import JobOut, OpenJob
+from matchhub.jobs.schemas import JobOut, JobSummary, OpenJob
 from matchhub.keystore.rekey import Sealer
-from matchhub.kit.errors import Conflict, Gone, NotFound
+from matchhub.kit.errors import Conflict, Gone, NotFound, TooManyRequests
 from matchhub.kit.models import utcnow
 from matchhub.matching.engine import MatchOutcome
 from matchhub.uploads.repository import SnapshotRepository
 
 
-def submit(session: Session, principal: Principal, request: OpenJob) -> MatchJob:
+def submit(
+    session: Session, principal: Principal, request: OpenJob, *, max_queued: int
+) -> MatchJob:
     granted = catalogue.granted_flags(session, principal, request.purpose, request.flags)
     repo = JobRepository(session)
     roster = SnapshotRepository(session).current_roster(principal.agency_id)
     if roster is None:
         raise Conflict("register a roster before running a match job", code="no_roster")
+    IdentityRepository(session).hold(principal.agency_id)
+    if repo.count_queued(principal.agency_id) >= max_queued:
+        raise TooManyRequests(
+            f"{max_queued} of this agency's match jobs are waiting to run already: wait for "
+            "one to start before queuing another",
+            code="too_many_queued_jobs",
+            headers={"Retry-After": "30"},
+        )
     job = MatchJob(
         id=secrets.token_hex(16),
         agency_id=principal.agency_id,
@@ -61,7 +72,9 @@ def describe(job: MatchJob) -> JobOut:
         roster_version=job.roster_snapshot_id,
         progress=round(job.progress, 3),
         reason=job.reason,
-        summary=job.summary,
+        # Summaries written before sources lost their row counts are read through the same
+        # schema, which drops them.
+        summary=JobSummary.model_validate(job.summary) if job.summary else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -130,9 +143,8 @@ def summarise(job: MatchJob, outcome: MatchOutcome, seconds: float) -> dict[str,
         "flagged_beneficiaries": outcome.flagged,
         "per_flag": dict(sorted(outcome.per_flag.items())),
         "per_source": dict(sorted(outcome.per_source.items())),
-        "sources": [
-            {k: s[k] for k in ("flag", "source", "as_of", "rows")} for s in job.sources or []
-        ],
+        # What the plan read, without its row counts (a provider's whole snapshot size).
+        "sources": [{k: s[k] for k in ("flag", "source", "as_of")} for s in job.sources or []],
         "seconds": round(seconds, 3),
     }
 

@@ -14,6 +14,8 @@ dropping the transaction around a read loses no consistency a reader had.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        _create_private(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         if read_only:
@@ -42,6 +45,16 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         url = _primary_for_readers(url)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite database file 0600, like the keys beside it: it holds the re-keyed
+    tokens and the audit log. SQLite gives its -wal and -shm files the database file's mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    # No folder yet (FileNotFoundError): the connection will fail with SQLite's own message.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _primary_for_readers(url: str) -> str:

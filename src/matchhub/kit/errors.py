@@ -10,6 +10,7 @@ token, a key or an identifier.
     ├── Unauthenticated (401)       no, unknown, revoked or unverifiable client certificate
     ├── Forbidden (403)             authenticated, but the agency's kind lacks the scope
     ├── NotFound (404)
+    ├── RequestTimeout (408)        a request's body did not arrive in time
     ├── Conflict (409)
     ├── Gone (410)
     ├── PayloadTooLarge (413)
@@ -68,6 +69,11 @@ class Forbidden(MatchhubError):
 class NotFound(MatchhubError):
     status_code = 404
     default_code = "not_found"
+
+
+class RequestTimeout(MatchhubError):
+    status_code = 408
+    default_code = "request_timeout"
 
 
 class Conflict(MatchhubError):

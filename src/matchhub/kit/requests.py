@@ -76,6 +76,19 @@ async def read_only() -> None:
 ReadOnly = Depends(read_only)
 
 
+async def chunk_sized() -> None:
+    """Marks a route whose body is an upload chunk: up to ``max_chunk_bytes``, where any other
+    body is at most ``max_body_bytes`` (web/gate.py reads it before the route runs)."""
+
+
+ChunkSized = Depends(chunk_sized)
+
+
+def marked_chunk_sized(route: Any) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and any(d.call is chunk_sized for d in dependant.dependencies)
+
+
 def is_read_only(request: Request) -> bool:
     """Whether the request's route is marked :data:`ReadOnly`, read from the route itself, so
     it is known before any of the route's dependencies has run."""

@@ -39,8 +39,47 @@ class Settings(BaseSettings):
     )
     hub_name: str = Field(default="matchhub", description="Names the hub in certificates.")
     max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="A JSON request body is at most this many bytes (a chunk: max_chunk_bytes); "
+        "a larger one is refused 413 before it is read.",
+    )
+    tls_handshake_seconds: float = Field(
+        default=10.0, gt=0, description="A TLS handshake not finished this long is dropped."
+    )
+    request_header_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection that has not sent a request's whole header this long after "
+        "its handshake or its previous answer is closed.",
+    )
+    request_body_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body not wholly arrived this long after its header is refused "
+        "408 and its connection closed.",
+    )
+    request_idle_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request body from which nothing arrives for this long is refused 408 "
+        "and its connection closed.",
+    )
     upload_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="An open upload untouched this long expires."
+    )
+    max_open_uploads_per_agency: int = Field(
+        default=16,
+        ge=1,
+        description="Uploads one agency may have open at once; one more is refused 429 "
+        "too_many_open_uploads until one is committed, aborted or expires.",
+    )
+    max_queued_jobs_per_consumer: int = Field(
+        default=4,
+        ge=1,
+        description="Match jobs one consumer may have waiting for a worker; one more is "
+        "refused 429 too_many_queued_jobs.",
     )
     janitor_interval_seconds: float = Field(default=60.0, gt=0)
     request_concurrency: int = Field(
@@ -58,6 +97,13 @@ class Settings(BaseSettings):
         "process.",
     )
     lookup_burst: int = Field(default=200, ge=1, description="Lookup requests allowed at once.")
+    witness_rate_per_second: float = Field(
+        default=2.0,
+        gt=0,
+        description="Witness requests (GET /v1/audit/checkpoint and consistency proofs) per "
+        "second per agency, across every serving process; a connector asks three a push.",
+    )
+    witness_burst: int = Field(default=30, ge=1, description="Witness requests allowed at once.")
     lookup_view_max_rows: int = Field(
         default=100_000_000,
         ge=0,

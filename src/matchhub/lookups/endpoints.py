@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["lookups"])
 @router.post(
     "/lookups",
     response_model=LookupResponse,
-    responses=errors(401, 403, 422, 429),
+    responses=errors(401, 403, 408, 413, 422, 429),
     dependencies=[ReadOnly],
 )
 async def lookup(

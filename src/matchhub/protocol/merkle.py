@@ -24,6 +24,13 @@ saying which check failed. Generation follows the recursive definitions of PATH 
 (sections 2.1.3.1 and 2.1.4.1) but walks them iteratively and never copies the leaf list, so a
 proof over a million leaves costs one pass of hashing and no deep recursion.
 
+Proofs are made of the roots of ranges of leaves (:func:`inclusion_ranges`,
+:func:`consistency_ranges`), and each such root is the fold of O(log n) roots of perfect,
+aligned subtrees (:func:`subtrees`, :func:`fold`). A log that stores every perfect subtree's
+root as it completes (:meth:`CompactRange.append` reports them) therefore answers a proof by
+reading O(log n) stored hashes, byte for byte the proof :func:`inclusion_proof` and
+:func:`consistency_proof` compute from the leaves.
+
 For a log kept in a database, :class:`CompactRange` keeps only the O(log n) roots of the perfect
 subtrees that make up the tree (its "frontier"): appending a leaf and computing the new root
 costs O(log n) hashes, and the frontier can be stored next to the last entry instead of
@@ -45,10 +52,14 @@ __all__ = [
     "CompactRange",
     "ProofError",
     "consistency_proof",
+    "consistency_ranges",
+    "fold",
     "inclusion_proof",
+    "inclusion_ranges",
     "leaf_hash",
     "node_hash",
     "root",
+    "subtrees",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -103,24 +114,35 @@ def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     Raises:
         ValueError: ``index`` is not the index of a leaf of the tree.
     """
-    size = len(leaf_hashes)
+    _check_hashes(leaf_hashes, "leaf hash")
+    return [
+        _range_root(leaf_hashes, lo, hi) for lo, hi in inclusion_ranges(index, len(leaf_hashes))
+    ]
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The ranges of leaves ``(lo, hi)`` whose roots make the inclusion proof of leaf
+    ``index`` at ``size`` (:func:`inclusion_proof`), deepest first.
+
+    Raises:
+        ValueError: ``index`` is not the index of a leaf of the tree.
+    """
     if not 0 <= index < size:
         raise ValueError(f"leaf index {index} is out of range for tree size {size}")
-    _check_hashes(leaf_hashes, "leaf hash")
-    proof: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     # Walk the recursion of PATH top-down over the subtree D[lo:hi] that holds the leaf. Each
-    # step appends the sibling, so the list comes out root-first and is reversed at the end.
+    # step takes the sibling, so the list comes out root-first and is reversed at the end.
     lo, hi = 0, size
     while hi - lo > 1:
         mid = lo + _split_point(hi - lo)
         if index < mid:
-            proof.append(_range_root(leaf_hashes, mid, hi))
+            ranges.append((mid, hi))
             hi = mid
         else:
-            proof.append(_range_root(leaf_hashes, lo, mid))
+            ranges.append((lo, mid))
             lo = mid
-    proof.reverse()
-    return proof
+    ranges.reverse()
+    return ranges
 
 
 def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
@@ -133,13 +155,23 @@ def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes
     Raises:
         ValueError: ``old_size`` is negative or larger than the tree.
     """
-    size = len(leaf_hashes)
+    _check_hashes(leaf_hashes, "leaf hash")
+    ranges = consistency_ranges(old_size, len(leaf_hashes))
+    return [_range_root(leaf_hashes, lo, hi) for lo, hi in ranges]
+
+
+def consistency_ranges(old_size: int, size: int) -> list[tuple[int, int]]:
+    """The ranges of leaves ``(lo, hi)`` whose roots make the consistency proof from
+    ``old_size`` to ``size`` (:func:`consistency_proof`), in proof order.
+
+    Raises:
+        ValueError: ``old_size`` is negative or larger than the tree.
+    """
     if not 0 <= old_size <= size:
         raise ValueError(f"old size {old_size} is out of range for tree size {size}")
-    _check_hashes(leaf_hashes, "leaf hash")
-    proof: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     if old_size in (0, size):
-        return proof
+        return ranges
     # Walk SUBPROOF(m, D[lo:hi], b) top-down; ``m`` is relative to ``lo``. ``complete`` is the
     # RFC's flag b: true while D[lo:hi] starts at leaf 0, so that the verifier already knows the
     # root of the old tree when it is a complete subtree and it need not be sent.
@@ -147,15 +179,49 @@ def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes
     while m != hi - lo:
         k = _split_point(hi - lo)
         if m <= k:
-            proof.append(_range_root(leaf_hashes, lo + k, hi))
+            ranges.append((lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_range_root(leaf_hashes, lo, lo + k))
+            ranges.append((lo, lo + k))
             lo, m, complete = lo + k, m - k, False
     if not complete:
-        proof.append(_range_root(leaf_hashes, lo, hi))
-    proof.reverse()
-    return proof
+        ranges.append((lo, hi))
+    ranges.reverse()
+    return ranges
+
+
+def subtrees(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The perfect subtrees ``(level, index)`` (leaves ``index * 2**level`` up to
+    ``(index + 1) * 2**level``) that make up the leaves ``lo`` to ``hi``, left to right, each
+    the largest that starts where the last ended and still fits.
+
+    For the ranges of :func:`inclusion_ranges` and :func:`consistency_ranges`, and for a whole
+    tree ``(0, size)``, ``lo`` is a multiple of the largest power of two not above
+    ``hi - lo``, so these are exactly the subtrees RFC 9162 splits the range into, and the
+    range's root is their roots folded from the right (:func:`fold`).
+    """
+    if not 0 <= lo <= hi:
+        raise ValueError(f"not a range of leaves: {lo} to {hi}")
+    found: list[tuple[int, int]] = []
+    while lo < hi:
+        level = (hi - lo).bit_length() - 1
+        if lo:
+            level = min(level, (lo & -lo).bit_length() - 1)
+        found.append((level, lo >> level))
+        lo += 1 << level
+    return found
+
+
+def fold(roots: Sequence[bytes]) -> bytes:
+    """The root of adjacent subtrees, left to right, each at least as large as the next:
+    their roots folded from the right (the empty tree's root for none)."""
+    _check_hashes(roots, "subtree hash")
+    if not roots:
+        return EMPTY_ROOT
+    r = roots[-1]
+    for h in reversed(roots[:-1]):
+        r = _hash_children(h, r)
+    return r
 
 
 def verify_inclusion(
@@ -337,17 +403,24 @@ class CompactRange:
         """The roots of the perfect subtrees of the tree, largest (leftmost) first."""
         return tuple(self._hashes)
 
-    def append(self, leaf_hash: bytes) -> int:
-        """Append one leaf hash and return its index in the tree."""
+    def append(
+        self, leaf_hash: bytes, completed: list[tuple[int, int, bytes]] | None = None
+    ) -> int:
+        """Append one leaf hash and return its index in the tree. Each perfect subtree the
+        leaf completes (above the leaf itself) is added to ``completed``, if given, as
+        ``(level, index, root)``: what a log stores to answer proofs (:func:`subtrees`)."""
         _check_hash(leaf_hash, "leaf hash")
         index = self._size
         h = leaf_hash
         # Each trailing 1 bit of the old size is a perfect subtree of the new leaf's size that
         # now has a right sibling: merge them, exactly as a binary counter carries.
-        carry = index
+        carry, level = index, 0
         while carry & 1:
             h = _hash_children(self._hashes.pop(), h)
             carry >>= 1
+            level += 1
+            if completed is not None:
+                completed.append((level, index >> level, h))
         self._hashes.append(h)
         self._size = index + 1
         return index

@@ -14,8 +14,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 from matchhub.protocol import merkle
-from matchhub.protocol.checkpoint import Checkpoint, CheckpointError, VerifierKey, verify_checkpoint
+from matchhub.protocol.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    VerifierKey,
+    format_verifier_key,
+    verify_checkpoint,
+)
+
+PEM_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----"
 
 
 class VerificationError(Exception):
@@ -55,17 +66,25 @@ def _check_receipt(seq: int, entry: dict[str, object], report: Report) -> None:
     report.deleted[record_class] = report.deleted.get(record_class, 0) + len(ids)
 
 
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, line) of a JSON-lines file, blank lines left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise VerificationError(f"{path.name} is not UTF-8 text") from None
+    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
 def _entries(path: Path) -> list[tuple[int, bytes, bytes | None]]:
     rows: list[tuple[int, bytes, bytes | None]] = []
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            try:
-                item = json.loads(line)
-                seq, body = int(item["seq"]), str(item["body"]).encode()
-                leaf = bytes.fromhex(item["leaf_hash"]) if "leaf_hash" in item else None
-            except (ValueError, KeyError, TypeError):
-                raise VerificationError(f"entries.jsonl line {line_number} is malformed") from None
-            rows.append((seq, body, leaf))
+    for line_number, line in _lines(path):
+        try:
+            item = json.loads(line)
+            seq, body = int(item["seq"]), str(item["body"]).encode()
+            leaf = bytes.fromhex(item["leaf_hash"]) if "leaf_hash" in item else None
+        except (ValueError, KeyError, TypeError):
+            raise VerificationError(f"entries.jsonl line {line_number} is malformed") from None
+        rows.append((seq, body, leaf))
     return rows
 
 
@@ -100,13 +119,11 @@ def verify_export(
     report.entries = len(rows)
     report.root = roots[len(rows)]
 
-    key = verifier_key
-    checkpoints_file = folder / "checkpoints.jsonl"
-    lines = checkpoints_file.read_text(encoding="utf-8").splitlines()
-    if not lines:
+    notes = _checkpoint_notes(folder / "checkpoints.jsonl")
+    if not notes:
         raise VerificationError("the export holds no signed checkpoint")
-    for line in lines:
-        note = str(json.loads(line)["note"])
+    key = _verifier(verifier_key, notes[0])
+    for note in notes:
         checkpoint = _verified(note, key, "checkpoint in the export")
         _check_against(checkpoint, roots, len(rows), "checkpoint")
         report.checkpoints += 1
@@ -129,6 +146,35 @@ def verify_export(
             )
         report.saved_checked = True
     return report
+
+
+def _checkpoint_notes(path: Path) -> list[str]:
+    notes: list[str] = []
+    for line_number, line in _lines(path):
+        try:
+            notes.append(str(json.loads(line)["note"]))
+        except (ValueError, KeyError, TypeError):
+            raise VerificationError(f"checkpoints.jsonl line {line_number} is malformed") from None
+    return notes
+
+
+def _verifier(key: VerifierKey | str, first_note: str) -> VerifierKey | str:
+    """The verifier key as given, or built from the PEM public key ``matchhub init`` writes
+    (``audit-signing-key.pub``). A PEM key carries no name; a note's signature names its key
+    after the log's origin, the note's first line. Taking the name from the export is safe:
+    only a signature by this very public key verifies under it."""
+    if not isinstance(key, str) or not key.lstrip().startswith(PEM_PUBLIC_KEY):
+        return key
+    try:
+        public = load_pem_public_key(key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise VerificationError("the key file is not a PEM public key") from None
+    if not isinstance(public, Ed25519PublicKey):
+        raise VerificationError("the key file is not an Ed25519 public key")
+    try:
+        return format_verifier_key(first_note.split("\n", 1)[0], public)
+    except CheckpointError as exc:
+        raise VerificationError(f"checkpoint in the export: {exc}") from None
 
 
 def _verified(note: str, key: VerifierKey | str, what: str) -> Checkpoint:

@@ -149,7 +149,7 @@ def _line(line: bytes, number: int) -> tuple[bytes, list[str]]:
     """One NDJSON line → (32 token bytes, flag codes), or a :class:`ChunkError`."""
     try:
         item = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; nesting too deep
         raise ChunkError("not a JSON object", "malformed_line", number) from None
     if not isinstance(item, dict):
         raise ChunkError("not a JSON object", "malformed_line", number)

@@ -1,23 +1,18 @@
 from __future__ import annotations
 
-import time
 from typing import Annotated, cast
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
-from sqlalchemy.orm import Session, sessionmaker
+from fastapi import APIRouter, Depends, Header, Path, Request, status
+from sqlalchemy.orm import Session
 
 from matchhub.identity.auth import Uploader
-from matchhub.kit.db import session_scope
-from matchhub.kit.errors import PayloadTooLarge
-from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep, SettingsDep
+from matchhub.kit.db import after_commit
+from matchhub.kit.requests import AuditNote, ChunkSized, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
 from matchhub.protocol import wire
 from matchhub.uploads import service
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 from matchhub.uploads.service import UploadContext
-
-PURGE_PATIENCE_SECONDS = 30.0
-PURGE_RETRY_SECONDS = 0.2
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -32,48 +27,50 @@ def get_upload_context(request: Request) -> UploadContext:
 UploadCtx = Annotated[UploadContext, Depends(get_upload_context)]
 
 
-async def chunk_body(request: Request, settings: SettingsDep) -> bytes:
-    """The chunk body, read up to ``max_chunk_bytes``: an oversized chunk is refused before
-    more than the limit is read, so memory stays bounded whatever the client sends."""
-    limit = settings.max_chunk_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"a chunk is at most {limit} bytes", code="chunk_too_large")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise PayloadTooLarge(f"a chunk is at most {limit} bytes", code="chunk_too_large")
-    return bytes(body)
+async def chunk_body(request: Request) -> bytes:
+    """The chunk body, which the gate has read already, within ``max_chunk_bytes``, from a
+    caller it identified (web/gate.py)."""
+    return await request.body()
 
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def purge_after_commit(request: Request) -> None:
-    """After the response: purge what the commit replaced or discarded, retrying while a
-    transaction older than the replacement is still open (uploads/service.py); whatever is
-    still waiting after PURGE_PATIENCE_SECONDS is left to the janitor."""
-    factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
-    deadline = time.monotonic() + PURGE_PATIENCE_SECONDS
-    while True:
-        with session_scope(factory) as session:
-            service.purge_unreachable(session)
-            waiting = service.purges_waiting(session)
-        if not waiting or time.monotonic() > deadline:
-            return
-        time.sleep(PURGE_RETRY_SECONDS)
+def purge_soon(request: Request, session: Session) -> None:
+    """Once the commit has committed, have the background work purge what it replaced or
+    discarded (web/background.py), in a thread of its own: never in this request, whose
+    admission slot a purge waiting for an old transaction would hold for its patience. A
+    process without the background work leaves it to the workers' janitor."""
+    after_commit(session, request.app.state.job_runner.purge_soon)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9_.:-]{16,64}$",
+        description="Optional, 16 to 64 characters of your choosing, new for each upload: the "
+        "same request sent again with the same key (its answer was lost) answers the upload "
+        "the first one opened instead of opening another; other parameters under a key "
+        "already used are refused (409 idempotency_key_reused).",
+    ),
+]
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
-    responses=errors(401, 403, 422),
+    responses=errors(401, 403, 408, 409, 413, 422, 429),
 )
 def open_upload(
-    principal: Uploader, body: OpenUpload, session: SessionDep, ctx: UploadCtx, note: AuditNote
+    principal: Uploader,
+    body: OpenUpload,
+    session: SessionDep,
+    ctx: UploadCtx,
+    note: AuditNote,
+    idempotency_key: IdempotencyKey = None,
 ) -> UploadOut:
     """Open an upload: a provider's flag snapshot (``kind: flags``, the flags it covers) or the
     consumer's roster (``kind: roster``), under a matching-key version, with its row count."""
@@ -83,7 +80,7 @@ def open_upload(
         flags=body.flags,
         expected_rows=body.expected_rows,
     )
-    upload = service.open_upload(session, principal, body, ctx)
+    upload = service.open_upload(session, principal, body, ctx, idempotency_key=idempotency_key)
     note["upload"] = upload.id
     return service.describe(session, upload, ctx)
 
@@ -91,7 +88,8 @@ def open_upload(
 @router.put(
     "/{upload_id}/chunks/{seq}",
     response_model=ChunkReceipt,
-    responses=errors(401, 403, 404, 409, 410, 413, 422),
+    responses=errors(401, 403, 404, 408, 409, 410, 413, 422),
+    dependencies=[ChunkSized],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -125,7 +123,7 @@ def put_chunk(
 @router.post(
     "/{upload_id}/commit",
     response_model=UploadOut,
-    responses=errors(401, 403, 404, 409, 410, 422),
+    responses=errors(401, 403, 404, 408, 409, 410, 413, 422),
 )
 def commit_upload(
     principal: Uploader,
@@ -134,15 +132,15 @@ def commit_upload(
     session: SessionDep,
     ctx: UploadCtx,
     request: Request,
-    background: BackgroundTasks,
     note: AuditNote,
 ) -> UploadOut:
     """Commit: the row count and SHA-256 must match what arrived. The snapshot then atomically
-    replaces the agency's previous one for the same flags (or becomes the current roster)."""
+    replaces the agency's previous one for the same flags (or becomes the current roster).
+    The same commit again (same rows and ``chunks_sha256``) answers the committed upload."""
     note.update(upload=upload_id, rows=body.rows)
     upload = service.commit_upload(session, principal, upload_id, body, ctx)
     note["flags"] = upload.flags
-    background.add_task(purge_after_commit, request)
+    purge_soon(request, session)
     return service.describe(session, upload, ctx)
 
 
@@ -166,11 +164,10 @@ def abort_upload(
     session: SessionDep,
     ctx: UploadCtx,
     request: Request,
-    background: BackgroundTasks,
     note: AuditNote,
 ) -> UploadOut:
     """Abort an open upload: nothing of it becomes visible, its rows are purged."""
     note["upload"] = upload_id
     upload = service.abort_upload(session, principal, upload_id, ctx)
-    background.add_task(purge_after_commit, request)
+    purge_soon(request, session)
     return service.describe(session, upload, ctx)

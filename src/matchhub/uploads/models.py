@@ -26,6 +26,10 @@ class Upload(Base):
     """One push: opened, fed chunk by chunk, then committed, aborted or expired."""
 
     __tablename__ = "uploads"
+    __table_args__ = (
+        # A repeated open (its answer was lost) names the same key: one upload per key.
+        Index("ux_uploads_agency_idempotency_key", "agency_id", "idempotency_key", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
@@ -40,6 +44,7 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class UploadChunk(Base):

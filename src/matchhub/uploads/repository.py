@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from matchhub.identity.models import Agency
@@ -106,6 +106,9 @@ class SnapshotRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def get(self, snapshot_id: int) -> Snapshot | None:
+        return self.session.get(Snapshot, snapshot_id)
+
     def current(
         self, agency_id: int, kind: str, flag_codes: Iterable[str | None]
     ) -> Sequence[Snapshot]:
@@ -165,11 +168,33 @@ class UploadRepository:
 
     # uploads and chunks
 
+    def count_open(self, agency_id: int, now: datetime) -> int:
+        """The agency's uploads open now (not yet expired)."""
+        stmt = select(func.count()).where(
+            Upload.agency_id == agency_id, Upload.state == "open", Upload.expires_at > now
+        )
+        return int(self.session.scalar(stmt) or 0)
+
     def upload(self, upload_id: str, *, for_update: bool = False) -> Upload | None:
         stmt = select(Upload).where(Upload.id == upload_id)
         if for_update:
             stmt = stmt.with_for_update()
         return self.session.scalars(stmt).one_or_none()
+
+    def by_idempotency_key(self, agency_id: int, key: str) -> Upload | None:
+        stmt = select(Upload).where(Upload.agency_id == agency_id, Upload.idempotency_key == key)
+        return self.session.scalars(stmt).one_or_none()
+
+    def add_keyed(self, upload: Upload) -> bool:
+        """Add an upload that carries an idempotency key; False (and nothing added) when
+        another request added one with the same key first."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(upload)
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
 
     def lock_agency(self, agency_id: int) -> None:
         """Serialise commits of one agency (PostgreSQL row lock; SQLite writers are serial)."""

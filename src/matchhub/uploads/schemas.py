@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matchhub.protocol.tokens import TOKEN_LENGTH
 
@@ -16,8 +16,24 @@ class OpenUpload(BaseModel):
     flags: list[str] = Field(default_factory=list, max_length=64)
     expected_rows: int = Field(ge=0, le=200_000_000)
     as_of: date | None = Field(
-        default=None, description="The date of the extract (default: today, UTC)."
+        default=None,
+        description="The date of the extract (default: today, UTC): from 2000-01-01 to "
+        "tomorrow (UTC), so an agency's date a timezone ahead is accepted.",
     )
+
+    @field_validator("as_of")
+    @classmethod
+    def _sane_date(cls, value: date | None) -> date | None:
+        if value is not None and not EARLIEST_AS_OF <= value <= latest_as_of():
+            raise ValueError(f"as_of must lie between {EARLIEST_AS_OF} and tomorrow (UTC)")
+        return value
+
+
+EARLIEST_AS_OF = date(2000, 1, 1)
+
+
+def latest_as_of() -> date:
+    return datetime.now(UTC).date() + timedelta(days=1)
 
 
 HEX_SHA256 = f"^[0-9a-f]{{{TOKEN_LENGTH}}}$"

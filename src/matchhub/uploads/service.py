@@ -15,12 +15,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matchhub.catalogue import service as catalogue
+from matchhub.identity.repository import IdentityRepository
 from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
 from matchhub.keystore.models import MatchingKeyVersion
 from matchhub.keystore.rekey import Rekeyer, Sealer
 from matchhub.kit.db import after_commit
-from matchhub.kit.errors import Conflict, Forbidden, Gone, NotFound, UnprocessableEntity
+from matchhub.kit.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    TooManyRequests,
+    UnprocessableEntity,
+)
 from matchhub.kit.models import utcnow
 from matchhub.protocol import wire
 from matchhub.protocol.kinds import PROVIDER_KINDS
@@ -36,11 +44,75 @@ class UploadContext:
     sealer: Sealer
     digests: RunningDigests
     ttl: timedelta
+    max_open: int = 16
 
 
 def open_upload(
-    session: Session, principal: Principal, request: OpenUpload, ctx: UploadContext
+    session: Session,
+    principal: Principal,
+    request: OpenUpload,
+    ctx: UploadContext,
+    *,
+    idempotency_key: str | None = None,
 ) -> Upload:
+    """Open an upload. With ``idempotency_key``, a repeat of a request whose answer was lost
+    answers the upload the first one opened (and a different request under a key already
+    used is refused): a retry never opens a second upload."""
+    repo = UploadRepository(session)
+    if idempotency_key is not None:
+        earlier = repo.by_idempotency_key(principal.agency_id, idempotency_key)
+        if earlier is not None:
+            return _same_open(earlier, request)
+    _check_open(session, principal, request)
+    now = utcnow()
+    IdentityRepository(session).hold(principal.agency_id)
+    if repo.count_open(principal.agency_id, now) >= ctx.max_open:
+        raise TooManyRequests(
+            f"this agency has {ctx.max_open} uploads open already: commit or abort one "
+            "(DELETE /v1/uploads/{id}) before opening another",
+            code="too_many_open_uploads",
+        )
+    upload = Upload(
+        id=secrets.token_hex(16),
+        agency_id=principal.agency_id,
+        kind=request.kind,
+        key_version=request.key_version,
+        flags=list(request.flags),
+        expected_rows=request.expected_rows,
+        as_of=request.as_of or now.date(),
+        state="open",
+        rows_received=0,
+        chunks_received=0,
+        created_at=now,
+        expires_at=now + ctx.ttl,
+        idempotency_key=idempotency_key,
+    )
+    if idempotency_key is None:
+        repo.add(upload)
+    elif not repo.add_keyed(upload):  # the same key, on a request running beside this one
+        earlier = repo.by_idempotency_key(principal.agency_id, idempotency_key)
+        if earlier is None:  # pragma: no cover (the unique index said it exists)
+            raise Conflict("retry the request", code="idempotency_key_in_flight")
+        return _same_open(earlier, request)
+    codes: list[str | None] = [*request.flags] or [None]
+    for flag_code in codes:
+        snapshot = Snapshot(
+            upload_id=upload.id,
+            agency_id=principal.agency_id,
+            kind="flag" if flag_code else "roster",
+            flag_code=flag_code,
+            key_version=request.key_version,
+            state=SnapshotState.pending,
+            as_of=upload.as_of,
+            rows=0,
+        )
+        repo.add(snapshot)
+        if flag_code:
+            repo.create_partition(snapshot.id)
+    return upload
+
+
+def _check_open(session: Session, principal: Principal, request: OpenUpload) -> None:
     if request.kind == "flags":
         if principal.kind not in PROVIDER_KINDS:
             raise Forbidden("only provider agencies push flag snapshots", code="scope_denied")
@@ -60,39 +132,23 @@ def open_upload(
             f"matching-key version {request.key_version!r} is not one the broker accepts",
             code="unknown_key_version",
         )
-    now = utcnow()
-    repo = UploadRepository(session)
-    upload = Upload(
-        id=secrets.token_hex(16),
-        agency_id=principal.agency_id,
-        kind=request.kind,
-        key_version=request.key_version,
-        flags=list(request.flags),
-        expected_rows=request.expected_rows,
-        as_of=request.as_of or now.date(),
-        state="open",
-        rows_received=0,
-        chunks_received=0,
-        created_at=now,
-        expires_at=now + ctx.ttl,
+
+
+def _same_open(earlier: Upload, request: OpenUpload) -> Upload:
+    same = (
+        earlier.kind == request.kind
+        and earlier.key_version == request.key_version
+        and list(earlier.flags) == list(request.flags)
+        and earlier.expected_rows == request.expected_rows
+        and (request.as_of is None or earlier.as_of == request.as_of)
     )
-    repo.add(upload)
-    codes: list[str | None] = [*request.flags] or [None]
-    for flag_code in codes:
-        snapshot = Snapshot(
-            upload_id=upload.id,
-            agency_id=principal.agency_id,
-            kind="flag" if flag_code else "roster",
-            flag_code=flag_code,
-            key_version=request.key_version,
-            state=SnapshotState.pending,
-            as_of=upload.as_of,
-            rows=0,
+    if not same:
+        raise Conflict(
+            "this Idempotency-Key opened an upload with other parameters; use a new key for "
+            "a new upload",
+            code="idempotency_key_reused",
         )
-        repo.add(snapshot)
-        if flag_code:
-            repo.create_partition(snapshot.id)
-    return upload
+    return earlier
 
 
 def _own_upload(
@@ -212,6 +268,8 @@ def commit_upload(
     ctx: UploadContext,
 ) -> Upload:
     upload = _own_upload(session, principal, upload_id, for_update=True)
+    if upload.state == "committed" and _repeats_the_commit(session, upload, request):
+        return upload  # its first answer was lost: answer it again, changing nothing
     _open(upload)
     if request.chunks_sha256 is None and request.sha256 is None:
         raise UnprocessableEntity(
@@ -244,6 +302,17 @@ def commit_upload(
     session.flush()
     after_commit(session, lambda: ctx.digests.forget(upload_id))
     return upload
+
+
+def _repeats_the_commit(session: Session, upload: Upload, request: CommitUpload) -> bool:
+    """The same commit again (same rows, same ``chunks_sha256`` of the chunks received): a
+    client retrying a commit whose answer it never got. The first form (``sha256`` alone) is
+    not accepted here: the bodies' digest is not kept after the commit."""
+    if request.chunks_sha256 is None or request.rows != upload.rows_received:
+        return False
+    received = UploadRepository(session).chunk_digests(upload.id)
+    combined = wire.chunks_digest(bytes.fromhex(d) for _, d in received)
+    return hmac.compare_digest(combined, request.chunks_sha256)
 
 
 def _check_digests(

@@ -25,6 +25,7 @@ from matchhub.kit.clock import Clock
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.ratelimit import RateLimiter
+from matchhub.kit.responses import ErrorBody
 from matchhub.kit.settings import Settings
 from matchhub.lookups.endpoints import router as lookups_router
 from matchhub.lookups.keeper import ViewKeeper
@@ -36,6 +37,8 @@ from matchhub.web import handlers
 from matchhub.web.admission import AdmissionMiddleware
 from matchhub.web.background import Background, NoBackground
 from matchhub.web.fleet import Fleet
+from matchhub.web.gate import IDENTIFY_CONNECTIONS, GateMiddleware
+from matchhub.web.handshakes import HandshakeRefusals
 from matchhub.web.health import router as health_router
 from matchhub.web.metrics import Metrics, MetricsMiddleware
 from matchhub.web.metrics import router as metrics_router
@@ -57,6 +60,22 @@ Errors are `{"error": {"code": "...", "message": "..."}}` with a stable code.
 """
 
 
+def _rate_limiters(app: FastAPI, settings: Settings) -> Callable[[int], None]:
+    """The per-agency rate limits (lookups, witness requests); returns what sets this
+    process's share of them as the serving processes come and go (kit/ratelimit.py)."""
+    limiters = (
+        RateLimiter(settings.lookup_rate_per_second, settings.lookup_burst),
+        RateLimiter(settings.witness_rate_per_second, settings.witness_burst),
+    )
+    app.state.lookup_limiter, app.state.witness_limiter = limiters
+
+    def share(processes: int) -> None:
+        for limiter in limiters:
+            limiter.set_share(processes)
+
+    return share
+
+
 def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     """Engines, keys, the view keeper, the audit writer, the heartbeat and (if this process
     does it) the background work; returns what stops them."""
@@ -68,13 +87,13 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         max_overflow=BACKGROUND_CONNECTIONS,
     )
     # Read-only routes' sessions: autocommit connections the database keeps read-only
-    # (kit/db.py), as many as requests may be admitted, and two for the lookup view's
-    # loads and the metrics gauges.
+    # (kit/db.py), as many as requests may be admitted, two for the lookup view's loads and
+    # the metrics gauges, and a few for the gate's identifying callers (web/gate.py).
     reader = make_engine(
         settings.sqlalchemy_url,
         read_only=True,
         pool_size=settings.request_concurrency,
-        max_overflow=BACKGROUND_READERS,
+        max_overflow=BACKGROUND_READERS + IDENTIFY_CONNECTIONS,
     )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -88,6 +107,7 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         sealer=Sealer(keys.broker_key.value),
         digests=digests,
         ttl=timedelta(seconds=settings.upload_ttl_seconds),
+        max_open=settings.max_open_uploads_per_agency,
     )
     app.state.audit_keys = audit.keys_from(keys, settings.hub_name, settings.audit_checkpoint_every)
     views = Views(
@@ -106,13 +126,11 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
         on_stale=views.outdated,
     )
     app.state.audit_writer = writer
-    limiter = RateLimiter(settings.lookup_rate_per_second, settings.lookup_burst)
-    app.state.lookup_limiter = limiter
     fleet = Fleet(
         app.state.sessionmaker,
         "serve",
         interval=settings.heartbeat_seconds,
-        on_serving=limiter.set_share,
+        on_serving=_rate_limiters(app, settings),
     )
     app.state.fleet = fleet
     background: Background | None = None
@@ -134,7 +152,9 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     fleet.start()
     writer.start()
     views.start()
-    app.state.metrics = Metrics(lambda: app.state.read_sessionmaker, fleet, epoch, views)
+    app.state.metrics = Metrics(
+        lambda: app.state.read_sessionmaker, fleet, epoch, views, app.state.handshake_refusals
+    )
     if background is not None:
         background.start()
 
@@ -177,12 +197,20 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         # includes bodies, which hold wire tokens. (They also cost lookups CPU: see
         # docs/benchmarks.md.)
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+        # Any route: a request the server cannot read (malformed_request, e.g. a query string
+        # past the parser's limit) or a JSON body that is not UTF-8 (bad_request).
+        responses={400: {"model": ErrorBody, "description": "The request could not be read"}},
     )
     app.state.settings = settings
+    # Kept by the server's TLS layer (web/server.py), read by the metrics.
+    app.state.handshake_refusals = HandshakeRefusals()
     app.state.clock = clock or Clock()
     handlers.install(app)
-    app.add_middleware(AuditMiddleware)
+    # Outermost first: metrics, the audit recorder (refusals included), the gate (the caller
+    # and the body, before a slot is taken), admission.
     app.add_middleware(AdmissionMiddleware, limit=settings.request_concurrency)
+    app.add_middleware(GateMiddleware)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
     app.include_router(metrics_router)

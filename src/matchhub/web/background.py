@@ -16,6 +16,7 @@ belongs in :func:`janitor_pass` or beside the runner here, and must be dropped b
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from functools import partial
 
@@ -35,6 +36,9 @@ from matchhub.matching.engine import MatchEngine
 from matchhub.uploads import service as uploads
 
 log = structlog.get_logger("matchhub")
+
+PURGE_PATIENCE_SECONDS = 30.0
+PURGE_RETRY_SECONDS = 0.2
 
 
 def audit_job_state(keys: AuditKeys, session: Session, job: MatchJob, state: str) -> None:
@@ -86,16 +90,45 @@ class Background:
         )
         self._stop = threading.Event()
         self._janitor = threading.Thread(target=self._sweep, name="janitor", daemon=True)
+        self._purge = threading.Event()
+        self._purger = threading.Thread(target=self._purge_loop, name="purger", daemon=True)
 
     def start(self) -> None:
         self.runner.start()
         self._janitor.start()
+        self._purger.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._purge.set()
         self.runner.stop()
-        if self._janitor.is_alive():
-            self._janitor.join(timeout=30)
+        for thread in (self._janitor, self._purger):
+            if thread.is_alive():
+                thread.join(timeout=30)
+
+    def purge_soon(self) -> None:
+        """A commit or an abort left rows to purge: purge them now, in the purger's thread."""
+        self._purge.set()
+
+    def _purge_loop(self) -> None:
+        """Purge what commits replaced, retrying while a transaction older than the
+        replacement is still open (uploads/service.py); what still waits after
+        PURGE_PATIENCE_SECONDS is left to the janitor's next round."""
+        while not self._stop.is_set():
+            self._purge.wait()
+            self._purge.clear()
+            deadline = time.monotonic() + PURGE_PATIENCE_SECONDS
+            while not self._stop.is_set():
+                try:
+                    with session_scope(self._factory) as session:
+                        uploads.purge_unreachable(session)
+                        waiting = uploads.purges_waiting(session)
+                except Exception:  # the purger must outlive a failed pass; it is logged
+                    log.exception("purge after a commit failed")
+                    waiting = 1
+                if not waiting or time.monotonic() > deadline:
+                    break
+                self._stop.wait(PURGE_RETRY_SECONDS)
 
     def notify(self) -> None:
         """A job was queued here: claim it now rather than at the next poll."""
@@ -114,7 +147,11 @@ class Background:
 
 
 class NoBackground:
-    """``matchhub serve`` without background work: the workers poll for queued jobs."""
+    """``matchhub serve`` without background work: the workers poll for queued jobs, and
+    their janitor purges what commits replaced."""
 
     def notify(self) -> None:
+        pass
+
+    def purge_soon(self) -> None:
         pass

@@ -7,6 +7,7 @@ answered 500 ``internal_error``, never disguised as a client's fault.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -14,6 +15,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matchhub.kit.errors import MatchhubError
@@ -28,6 +30,25 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
 }
+
+
+UNREADABLE_REQUEST = MatchhubError(
+    "the request could not be read as HTTP/1.1 (the request line and headers are at most "
+    "80 kB together)",
+    code="malformed_request",
+)
+"""What the server answers (400) to bytes its parser refuses before any route is reached: a
+100 kB query string, say. Still the one error shape (web/server.py)."""
+
+
+def unreadable_request_response() -> bytes:
+    """The whole HTTP/1.1 response for :data:`UNREADABLE_REQUEST`; the connection then closes."""
+    body = json.dumps(UNREADABLE_REQUEST.body(), separators=(",", ":")).encode("ascii")
+    head = (
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 def error_response(
@@ -64,9 +85,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     request.state.error_code = code
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return error_response(
-        exc.status_code, {"error": {"code": code, "message": str(exc.detail)}}, exc.headers
+        exc.status_code, {"error": {"code": code, "message": str(exc.detail)}}, headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path. Starlette's own ``Allow`` names only the
+    first route whose path matched (``GET`` for ``/v1/uploads/{id}``, without ``DELETE``)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

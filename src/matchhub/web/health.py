@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 router = APIRouter(tags=["health"])
 
-UNSCOPED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+UNSCOPED_ROUTES = frozenset({"/healthz", "/readyz"})
 
 
 @router.get("/healthz")
@@ -21,11 +21,11 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "database unreachable or keys missing"}})
 def readyz(request: Request) -> JSONResponse:
-    """The database answers and the key material is loaded. Also the state of the lookups'
-    in-memory view (`lookup_view.state`: `current`, `loading`, `catching_up`, `too_large` or
-    `off`), which does not decide readiness: lookups read SQL while it is not current; and the
-    broker processes alive by role (`processes`: `serve`, `worker`), as this process's last
-    heartbeat counted them."""
+    """The database answers and the key material is loaded; and the broker processes alive
+    by role (`processes`: `serve`, `worker`), as this process's last heartbeat counted them.
+    Liveness facts only: any certificate the TLS layer admits may ask, so nothing here moves
+    when an agency does something (the lookup view's state, which changes as snapshots are
+    committed, is on /metrics, for the monitor)."""
     checks: dict[str, str] = {}
     factory = cast(sessionmaker[Session], request.app.state.sessionmaker)
     try:
@@ -36,14 +36,11 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "unreachable"
     checks["keys"] = "ok" if getattr(request.app.state, "keys", None) is not None else "missing"
     ready = all(v == "ok" for v in checks.values())
-    # Informational: lookups are answered either way (from SQL while the view is not current).
-    views = getattr(request.app.state, "lookup_views", None)
     fleet = getattr(request.app.state, "fleet", None)
     return JSONResponse(
         {
             "status": "ready" if ready else "not_ready",
             "checks": checks,
-            "lookup_view": views.status() if views is not None else None,
             "processes": dict(fleet.counts) if fleet is not None else None,
         },
         status_code=200 if ready else 503,

@@ -1,9 +1,11 @@
 """``GET /metrics``: request counts and latencies per route template, a few gauges read from
 the database at scrape time (audit log size and its last checkpoint, open uploads, jobs by
 state, current snapshots, broker processes alive), and this process's own state (its lookup
-view, its share of the lookup rate, the database histories it has seen). Like the health
-endpoints it has no scope (it says nothing about anyone), but it is still behind mutual TLS.
-The alert rules in deploy/alerts.yml read these names."""
+view, its share of the lookup rate, the database histories it has seen, the TLS handshakes it
+refused). Only a ``monitor`` agency reads them (scope ``metrics:read``): the counts per route
+say how often each kind of agency called, which no provider may learn of the ministry. A
+scrape is not audited (it changes nothing and names no one). The alert rules in
+deploy/alerts.yml read these names."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -23,13 +25,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from matchhub.audit.models import AuditCheckpoint, AuditState
 from matchhub.cases.models import CaseState
 from matchhub.cases.repository import CaseRepository
+from matchhub.identity.auth import SCOPE_ATTRIBUTE, authenticate_request
+from matchhub.identity.schemas import Principal
+from matchhub.identity.scopes import Scope as Needs
 from matchhub.jobs.models import MatchJob
 from matchhub.kit.epoch import EpochWatch
 from matchhub.kit.models import utcnow
+from matchhub.kit.responses import errors
+from matchhub.kit.settings import Settings
 from matchhub.uploads import service as upload_service
 from matchhub.uploads.models import Upload
 from matchhub.uploads.repository import SnapshotRepository
 from matchhub.web.fleet import Fleet
+from matchhub.web.handshakes import REASONS, HandshakeRefusals
 from matchhub.web.views import Views
 
 router = APIRouter(tags=["health"])
@@ -116,6 +124,22 @@ class _ProcessGauges(Collector):
         )
 
 
+class _HandshakeCounts(Collector):
+    def __init__(self, refusals: HandshakeRefusals) -> None:
+        self.refusals = refusals
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "matchhub_tls_handshakes_refused",
+            "TLS handshakes this process refused, by reason (no certificate, another CA, "
+            "revoked, expired, a certificate unfit for client authentication, other)",
+            labels=["reason"],
+        )
+        for reason in REASONS:
+            family.add_metric([reason], self.refusals.counts[reason])
+        yield family
+
+
 class Metrics:
     """One registry per app: no global state, so tests and several apps never collide."""
 
@@ -125,6 +149,7 @@ class Metrics:
         fleet: Fleet,
         epoch: EpochWatch,
         views: Views,
+        refusals: HandshakeRefusals,
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -142,6 +167,7 @@ class Metrics:
         )
         self.registry.register(_DatabaseGauges(factory))
         self.registry.register(_ProcessGauges(fleet, epoch, views))
+        self.registry.register(_HandshakeCounts(refusals))
 
 
 Scope = MutableMapping[str, Any]
@@ -176,10 +202,26 @@ class MetricsMiddleware:
                 )
 
 
+def monitor(request: Request) -> Principal:
+    """The caller, authenticated from the registry like any route's and holding
+    ``metrics:read``, through a read-only session of its own rather than the request's unit of
+    work, which would audit every scrape."""
+    factory = cast(sessionmaker[Session], request.app.state.read_sessionmaker)
+    settings = cast(Settings, request.app.state.settings)
+    with factory() as session:
+        return authenticate_request(request, session, settings, Needs.metrics_read)
+
+
+setattr(monitor, SCOPE_ATTRIBUTE, Needs.metrics_read)
+
+
 @router.get(
-    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **errors(401, 403)},
+    dependencies=[Depends(monitor)],
 )
 def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format, for a ``monitor`` agency's certificate only."""
     registry = cast(Metrics, request.app.state.metrics).registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

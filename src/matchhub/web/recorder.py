@@ -32,9 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit import service
 from matchhub.identity.auth import VIEW_ATTRIBUTE, CredentialView
-from matchhub.identity.peer import tls_extension_certificate
+from matchhub.identity.peer import claimed_fingerprint
 from matchhub.identity.schemas import Principal
-from matchhub.keystore.pki import fingerprint
 from matchhub.kit.errors import StaleGeneration
 from matchhub.kit.requests import AUDIT_NOTE
 from matchhub.web.writer import AuditWriter
@@ -88,11 +87,8 @@ def _entry(scope: Scope, status: int, error: str | None) -> service.PendingEntry
         if principal.end_user is not None:
             body["end_user"] = principal.end_user
     else:
-        try:
-            cert = tls_extension_certificate(scope)
-        except ValueError:
-            cert = None
-        body["certificate"] = fingerprint(cert) if cert is not None else None
+        # Behind the proxy, the client's certificate, never the proxy's (the one adapter).
+        body["certificate"] = claimed_fingerprint(scope, scope["app"].state.settings)
     return service.PendingEntry(
         kind="request",
         body=body,

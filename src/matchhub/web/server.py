@@ -1,6 +1,6 @@
 """``matchhub serve``: uvicorn with TLS and required client certificates.
 
-Two things uvicorn does not do on its own, done here in one place:
+Three things uvicorn does not do on its own, done here in one place:
 
 * The handshake verifies the client certificate against the hub CA **and CRL**. The CRL file is
   re-read when it changes (checked at each handshake), so a revocation refuses new connections
@@ -9,12 +9,20 @@ Two things uvicorn does not do on its own, done here in one place:
 * The verified peer certificate reaches the app in the shape of the ASGI TLS extension
   (``scope["extensions"]["tls"]["client_cert_chain"]``), read by exactly one adapter,
   :mod:`matchhub.identity.peer`.
+* Time limits on what a client sends before it has a request in: the TLS handshake
+  (``tls_handshake_seconds``; uvicorn passes none, and asyncio's default is a minute) and the
+  request header, counted from the handshake or from the previous answer
+  (``request_header_seconds``; uvicorn has none, so a connection that sends nothing, or a
+  header a byte at a time, stayed open for good). The body's limits are the gate's
+  (web/gate.py), which reads it before the request takes an admission slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from functools import partial
+from typing import Any
 
 import uvicorn
 from cryptography import x509
@@ -28,6 +36,8 @@ from matchhub.kit.clock import Clock
 from matchhub.kit.errors import OperatorError
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
+from matchhub.web.handlers import unreadable_request_response
+from matchhub.web.handshakes import HandshakeRefusals
 
 
 class MutualTLSProtocol(HttpToolsProtocol):
@@ -36,10 +46,17 @@ class MutualTLSProtocol(HttpToolsProtocol):
 
     asyncio calls ``connection_made`` after the TLS handshake has completed, so the peer
     certificate is final here; it is bound to this connection's app once.
+
+    While the connection waits for a request (after the handshake, or after an answer), its
+    header must be whole within ``header_seconds``, or the connection is closed.
     """
+
+    header_seconds: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._await_header()
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         pem = (
@@ -49,12 +66,68 @@ class MutualTLSProtocol(HttpToolsProtocol):
         )
         self.app = with_client_certificate(self.app, pem)
 
+    def send_400_response(self, msg: str) -> None:
+        """Bytes the parser refuses (a 100 kB query string): the one error shape, not
+        uvicorn's plain text."""
+        self.transport.write(unreadable_request_response())
+        self.transport.close()
+
+    def _await_header(self) -> None:
+        self._stop_header_timer()
+        self._header_timer = self.loop.call_later(self.header_seconds, self._header_overdue)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_overdue(self) -> None:
+        self._header_timer = None
+        if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
+            return  # a request is in: its body's time is the gate's, its answer the app's
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._await_header()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+
+class BoundedServer(uvicorn.Server):
+    """uvicorn's server, whose listening sockets drop a TLS handshake not finished within
+    ``handshake_seconds`` (uvicorn calls ``loop.create_server`` without one)."""
+
+    def __init__(self, config: uvicorn.Config, handshake_seconds: float) -> None:
+        super().__init__(config)
+        self.handshake_seconds = handshake_seconds
+
+    async def startup(self, sockets: Any = None) -> None:
+        loop = asyncio.get_running_loop()
+        loop.create_server = partial(  # type: ignore[method-assign]
+            loop.create_server, ssl_handshake_timeout=self.handshake_seconds
+        )
+        try:
+            await super().startup(sockets)
+        finally:
+            del loop.create_server  # the loop's own method again
+
 
 class ServerTLS:
-    """Builds the server's SSL context and swaps in a fresh one when the CRL file changes."""
+    """Builds the server's SSL context and swaps in a fresh one when the CRL file changes;
+    each context's refused handshakes are counted and logged (web/handshakes.py)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, refusals: HandshakeRefusals | None = None) -> None:
         self.paths = settings.paths
+        self.refusals = refusals or HandshakeRefusals()
         for path in (self.paths.ca_cert, self.paths.server_cert, self.paths.server_key):
             if not path.is_file():
                 raise OperatorError(f"{path} is missing: run `matchhub init` first")
@@ -80,6 +153,7 @@ class ServerTLS:
             raise OperatorError(f"cannot load the hub's TLS material: {exc}") from None
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_X509_STRICT
+        self.refusals.watch(context)
         return context
 
     def _on_hello(self, connection: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
@@ -99,12 +173,18 @@ def build_server(
     clock of their own to move, kit/clock.py)."""
     logs.configure()
     load_key_material(settings.paths)  # fail before binding, with a clear message
-    tls = ServerTLS(settings)
+    app = create_app(settings, clock)
+    tls = ServerTLS(settings, app.state.handshake_refusals)
+    protocol = type(
+        "MutualTLSProtocol",
+        (MutualTLSProtocol,),
+        {"header_seconds": settings.request_header_seconds},
+    )
     config = uvicorn.Config(
-        create_app(settings, clock),
+        app,
         host=settings.host,
         port=settings.port if port is None else port,
-        http=MutualTLSProtocol,
+        http=protocol,
         ssl_context_factory=lambda _config, _default: tls.context,
         proxy_headers=False,
         server_header=False,
@@ -113,7 +193,7 @@ def build_server(
         lifespan="on",
         loop="uvloop",
     )
-    return uvicorn.Server(config)
+    return BoundedServer(config, settings.tls_handshake_seconds)
 
 
 def serve(settings: Settings) -> None:

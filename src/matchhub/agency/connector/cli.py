@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import ssl
 import sys
 import time
@@ -46,6 +44,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
+from matchhub.agency.commandline import invoke
 from matchhub.agency.connector.client import AgencyCredentials, make_client
 from matchhub.agency.connector.definition import (
     Definition,
@@ -72,9 +71,6 @@ from matchhub.agency.connector.witness import ApiWitness, Witness, WitnessError,
 from matchhub.protocol.tokens import InvalidMatchingKey, MatchingKey, Tokeniser
 
 __all__ = ["ConnectError", "app", "main", "make_witness", "run"]
-
-FAULT_KILL_AFTER_CHUNKS = "MATCHHUB_CONNECT_FAULT_KILL_AFTER_CHUNKS"
-"""Fault injection for tests: SIGKILL this process after sending that many chunks."""
 
 REPORT_FILE = "report.json"
 TRANSIENT_STATUSES = frozenset({408, 429})
@@ -419,20 +415,12 @@ class _Session:
     def close(self) -> None:
         self.client.close()
 
-    def get(self, path: str, attempts: int = 3) -> dict[str, Any]:
-        """GET a JSON document, retrying what a retry can fix (unreachable, 5xx)."""
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = self.client.get(path)
-            except httpx.TransportError as exc:
-                message, retry = self.explain(exc)
-                if not retry or last:
-                    raise ConnectError(message) from None
-            else:
-                if response.status_code < 500 or last:
-                    break
-            time.sleep(0.5 * 2**attempt)
+    def get(self, path: str) -> dict[str, Any]:
+        """GET a JSON document (the client's transport retries what a retry can fix)."""
+        try:
+            response = self.client.get(path)
+        except httpx.TransportError as exc:
+            raise ConnectError(self.explain(exc)[0]) from None
         if response.status_code != 200:
             raise ConnectError(
                 f"the broker at {self.base} refused GET {path} for {self.creds.certificate} "
@@ -633,8 +621,7 @@ class _Upload:
     def _send(
         self, upload_id: str, chunks: Callable[[], Iterator[Chunk]], media_type: str, show: bool
     ) -> None:
-        report, pusher = self.report, self.session.pusher
-        kill_after = int(os.environ.get(FAULT_KILL_AFTER_CHUNKS, "0") or 0)
+        report = self.report
         with _progress(show) as bars:
             task = bars.add_task("sending", total=self.evaluation.to_send or 1, rows=0)
 
@@ -642,29 +629,47 @@ class _Upload:
                 report.rows_sent += chunk.rows
                 report.chunks_sent += 1
                 bars.update(task, advance=chunk.rows, rows=report.rows_sent)
-                if kill_after and report.chunks_sent >= kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
 
             try:
-                result = self._send_and_commit(upload_id, chunks, media_type, sent)
-            except httpx.TransportError as exc:
-                message, _ = self.session.explain(exc)
-                raise ConnectError(
-                    f"{message}; upload {upload_id} stays open: rerun the same command to resume"
-                ) from None
-            except PushError as exc:
-                if exc.status >= 500 or exc.status in TRANSIENT_STATUSES:
-                    # The broker is unwell or busy, not refusing these rows: keep the upload.
-                    raise ConnectError(
-                        f"the broker answered {exc.status} {exc.code} after retries; upload "
-                        f"{upload_id} stays open: rerun the same command to resume"
-                    ) from None
-                self.session.call(_abort_quietly, pusher, upload_id)
-                self.state.clear()
-                raise self._refused(exc) from None
-        report.state = str(result.upload.get("state", "committed"))
-        outcome: WitnessOutcome = self.witness.after_commit(self.session.client, result.upload)
+                upload = self._send_and_commit(upload_id, chunks, media_type, sent).upload
+            except (httpx.TransportError, PushError) as exc:
+                # Whatever went wrong, ask first: the commit may have gone through with only
+                # its answer lost. Never say "Nothing was committed" of a snapshot that was.
+                committed = self._committed_after_all(upload_id)
+                if committed is None:
+                    raise self._failed(upload_id, exc) from None
+                report.notes.append(
+                    "the commit's answer was lost on the way; the broker holds the upload committed"
+                )
+                upload = committed
+        report.state = str(upload.get("state", "committed"))
+        outcome: WitnessOutcome = self.witness.after_commit(self.session.client, upload)
         report.witness = outcome.summary
+
+    def _failed(self, upload_id: str, exc: httpx.TransportError | PushError) -> ConnectError:
+        if isinstance(exc, httpx.TransportError):
+            message, _ = self.session.explain(exc)
+            return ConnectError(
+                f"{message}; upload {upload_id} stays open: rerun the same command to resume"
+            )
+        if exc.status >= 500 or exc.status in TRANSIENT_STATUSES:
+            # The broker is unwell or busy, not refusing these rows: keep the upload.
+            return ConnectError(
+                f"the broker answered {exc.status} {exc.code} after retries; upload "
+                f"{upload_id} stays open: rerun the same command to resume"
+            )
+        self.session.call(_abort_quietly, self.session.pusher, upload_id)
+        self.state.clear()
+        return self._refused(exc)
+
+    def _committed_after_all(self, upload_id: str) -> dict[str, Any] | None:
+        """The upload, if a refusal came after it was committed: never tell the operator
+        "Nothing was committed" about a snapshot that was."""
+        with contextlib.suppress(PushError, ConnectError):
+            status = self._status(upload_id)
+            if status is not None and status.get("state") == "committed":
+                return status
+        return None
 
     def _send_and_commit(
         self,
@@ -762,26 +767,17 @@ class _RowRate(ProgressColumn):
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` and return the exit status (0 on success)."""
-    command = typer.main.get_command(app)
     try:
-        command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub-connect",
-            standalone_mode=False,
-        )
+        return invoke(app, argv, "matchhub-connect")
     except typer.Abort:
         err.print("aborted")
         return 130
-    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        return exc.exit_code
     except (ConnectError, WitnessError) as exc:
         err.print(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to resume an open upload")
         return 130
-    return 0
 
 
 def main() -> None:

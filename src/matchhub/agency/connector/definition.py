@@ -509,7 +509,7 @@ def load(path: str | Path) -> Definition:
     top = _Reader(path, document)
     if top.get("format", str, required=True) != FORMAT:
         raise top.error("format", f"must be {FORMAT!r}")
-    kind_name = top.choice("kind", [k.value for k in AgencyKind if k is not AgencyKind.auditor])
+    kind_name = top.choice("kind", [k.value for k in AgencyKind if k.has_connector])
     if kind_name is None:
         raise top.error("kind", "missing (required)")
     kind = AgencyKind(kind_name)

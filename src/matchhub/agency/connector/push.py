@@ -1,27 +1,35 @@
 """The push client: open an upload, stream chunks in order, commit with count and digest.
 
-Retries: a network error or a 5xx on a chunk is retried with exponential backoff; the broker
-accepts a repeated chunk once. Resume: given an upload id, the client asks the broker which
-chunk it expects next (``next_seq``) and continues from there, whichever broker process
-answers. The commit carries ``chunks_sha256`` (protocol/wire.py: the SHA-256 over each chunk's
-own SHA-256), which any broker process can check.
+Retries are the client's transport's (client.py :class:`RetryingTransport`): every request
+here may be sent twice without doing anything twice. The open carries an ``Idempotency-Key``
+(a repeat answers the upload the first opened), the broker takes a repeated chunk once, and a
+repeated commit with the same rows and digest answers the committed upload. Resume: given an
+upload id, the client asks the broker which chunk it expects next (``next_seq``) and continues
+from there, whichever broker process answers; a chunk the broker says is out of order (another
+run of the upload moved it on) restarts from there, at most ``MAX_RESENDS`` times. The commit
+carries ``chunks_sha256`` (protocol/wire.py: the SHA-256 over each chunk's own SHA-256), which
+any broker process can check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import httpx
 
+from matchhub.agency.connector.client import IDEMPOTENT
 from matchhub.protocol.wire import COMPACT, NDJSON, chunks_digest, encode_compact
 
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+MAX_RESENDS = 3
+"""How many times a push starts again from the broker's ``next_seq`` after a
+``chunk_out_of_order`` before it gives up."""
 
 
 class PushError(Exception):
@@ -39,7 +47,6 @@ class PushResult:
     chunks: int
     sha256: str  # of the bodies concatenated: the report's fingerprint of what was sent
     chunks_sha256: str  # what the commit carries
-    retries: int = 0
     seconds: float = 0.0
 
 
@@ -53,27 +60,9 @@ class Chunk:
 @dataclass
 class PushClient:
     client: httpx.Client
-    attempts: int = 5
-    backoff: float = 0.2
-    sleep: Callable[[float], None] = time.sleep
-    retries: int = field(default=0, init=False)
-
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.attempts):
-            try:
-                response = self.client.request(method, url, **kwargs)
-            except httpx.TransportError:
-                if attempt == self.attempts - 1:
-                    raise
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt == self.attempts - 1:
-                    return response
-            self.retries += 1
-            self.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._request(method, url, **kwargs)
+        response = self.client.request(method, url, **kwargs)
         body: dict[str, Any] = response.json() if response.content else {}
         if response.status_code >= 400:
             error = body.get("error", {})
@@ -92,7 +81,11 @@ class PushClient:
         flags: Sequence[str],
         expected_rows: int,
         as_of: date | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """Open an upload; ``idempotency_key`` (default: a fresh one) makes a retry of this
+        very request answer the same upload."""
         payload: dict[str, Any] = {
             "kind": kind,
             "key_version": key_version,
@@ -101,7 +94,13 @@ class PushClient:
         }
         if as_of:
             payload["as_of"] = as_of.isoformat()
-        return self._json("POST", "/v1/uploads", json=payload)
+        return self._json(
+            "POST",
+            "/v1/uploads",
+            json=payload,
+            headers={"idempotency-key": idempotency_key or secrets.token_hex(16)},
+            extensions={IDEMPOTENT: True},
+        )
 
     def status(self, upload_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/uploads/{upload_id}")
@@ -129,7 +128,9 @@ class PushClient:
             body["chunks_sha256"] = chunks_sha256
         if sha256 is not None:
             body["sha256"] = sha256
-        return self._json("POST", f"/v1/uploads/{upload_id}/commit", json=body)
+        return self._json(
+            "POST", f"/v1/uploads/{upload_id}/commit", json=body, extensions={IDEMPOTENT: True}
+        )
 
     def abort(self, upload_id: str) -> dict[str, Any]:
         return self._json("DELETE", f"/v1/uploads/{upload_id}")
@@ -142,6 +143,7 @@ class PushClient:
         rows: int,
         *,
         on_chunk: Callable[[Chunk], None] | None = None,
+        resends: int = MAX_RESENDS,
     ) -> PushResult:
         """Send every chunk from where the broker stands, then commit. ``chunks`` is a factory
         so that a resume after a broker restart can read the data again from the start."""
@@ -158,10 +160,12 @@ class PushClient:
             try:
                 receipt = self.put(upload_id, chunk, media_type)
             except PushError as exc:
-                if exc.code != "chunk_out_of_order":
+                if exc.code != "chunk_out_of_order" or resends <= 0:
                     raise
                 # Another run of this upload moved the broker on: continue from where it is.
-                return self.send(upload_id, chunks, media_type, rows, on_chunk=on_chunk)
+                return self.send(
+                    upload_id, chunks, media_type, rows, on_chunk=on_chunk, resends=resends - 1
+                )
             next_seq = int(receipt["next_seq"])
             if on_chunk:
                 on_chunk(chunk)
@@ -173,7 +177,6 @@ class PushClient:
             count,
             digest.hexdigest(),
             combined,
-            self.retries,
             time.monotonic() - started,
         )
 

@@ -33,6 +33,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from matchhub.agency.commandline import invoke
 from matchhub.agency.connector.definition import DefinitionError, load
 from matchhub.agency.desk import accounts
 from matchhub.agency.desk.accounts import AccountError
@@ -437,26 +438,17 @@ def lookup(
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` and return the exit status."""
-    command = typer.main.get_command(app)
     try:
-        command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="matchhub-desk",
-            standalone_mode=False,
-        )
+        return invoke(app, argv, "matchhub-desk")
     except typer.Abort:
         err.print("aborted")
         return 130
-    except typer.TyperException as exc:  # usage errors: one line and the usage
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
-        return exc.exit_code
     except (CliError, DeskError, BrokerError, ExtractError, ConfigError) as exc:
         err.print(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    return 0
 
 
 def main() -> None:

@@ -1,0 +1,205 @@
+"""The gate: a request's caller, and then its body, before the request takes an admission slot.
+
+Without it a request took one of the ``request_concurrency`` slots (web/admission.py) as soon
+as its header had arrived and then waited for its body inside the app, where FastAPI reads and
+parses a body before any dependency runs: forty clients sending a byte every few seconds held
+every slot, and an unregistered certificate's 200 MB body was read whole before its 401.
+
+For a request with a body on a ``/v1`` route the gate, on the event loop and holding nothing:
+
+1. identifies the caller (certificate → registry: the lookups' in-memory view when it is
+   current, else the database, through a few connections of its own) and checks the route's
+   scope, so a ``401`` or ``403`` goes out before a byte of the body is read;
+2. refuses a declared length over the route's limit (``max_body_bytes``; a chunk,
+   ``max_chunk_bytes``) with ``413``, and reads the body allowing ``request_idle_seconds``
+   between its parts and ``request_body_seconds`` in all (else ``408``), never more than the
+   limit (``413``);
+3. only then hands the request, its body in memory, to admission and the app.
+
+A refusal closes the connection (``Connection: close``), so an unread body is never read to
+find the next request. The route still authenticates the caller itself (identity/auth.py): the
+gate only decides whether a body is worth reading. Its refusals are recorded in the audit log
+like any other, by the recorder around it (web/recorder.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, cast
+
+from cryptography import x509
+from fastapi.routing import RouteContext, iter_route_contexts
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+from starlette.routing import Match
+
+from matchhub.identity import service as identity
+from matchhub.identity.auth import CredentialViews, route_scope
+from matchhub.identity.peer import client_certificate
+from matchhub.identity.schemas import Principal
+from matchhub.kit.errors import (
+    Forbidden,
+    MatchhubError,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthenticated,
+)
+from matchhub.kit.requests import marked_chunk_sized
+from matchhub.kit.settings import Settings
+
+IDENTIFY_CONNECTIONS = 4
+"""Callers identified from the database at once (the read-only pool holds as many more)."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+class _ClientGone(Exception):
+    """The client hung up while its body was arriving: there is no one to answer."""
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _route(routes: list[RouteContext], scope: Scope) -> Any | None:
+    """The route (its ``APIRoute``) the router will pick for this request, if any."""
+    for route in routes:
+        match, _child = route.matches(scope)
+        if match is Match.FULL:
+            return route.original_route
+    return None
+
+
+def _limit(route: Any, settings: Settings) -> tuple[int, str]:
+    if marked_chunk_sized(route):
+        return settings.max_chunk_bytes, "chunk_too_large"
+    return settings.max_body_bytes, "body_too_large"
+
+
+def _from_database(
+    factory: sessionmaker[Session], certificate: x509.Certificate | None, hub: str
+) -> Principal:
+    with factory() as session:
+        return identity.authenticate(session, certificate, hub)
+
+
+class GateMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._identifying = asyncio.Semaphore(IDENTIFY_CONNECTIONS)
+        self._routes: list[RouteContext] | None = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/") or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._routes is None:
+            self._routes = list(iter_route_contexts(scope["app"].routes))
+        route = _route(self._routes, scope)
+        if route is None:  # 404 or 405 from the router, which reads no body
+            await self.app(scope, receive, send)
+            return
+        settings = cast(Settings, scope["app"].state.settings)
+        principal: Principal | None = None
+        try:
+            principal = await self._identify(scope, settings)
+            needed = route_scope(route.dependant)
+            if needed is not None and needed not in principal.scopes:
+                raise Forbidden(
+                    f"agencies of kind {principal.kind.value!r} may not do this "
+                    f"(needs scope {needed.value!r})",
+                    code="scope_denied",
+                )
+            body = await _read_body(scope, receive, route, settings)
+        except MatchhubError as refusal:
+            await _refuse(scope, send, refusal, route, principal)
+            return
+        except _ClientGone:
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _identify(self, scope: Scope, settings: Settings) -> Principal:
+        certificate = client_certificate(HTTPConnection(scope), settings)
+        views = cast(CredentialViews, scope["app"].state.lookup_views)
+        view = views.current()
+        if view is not None:
+            try:
+                return identity.authenticate_with(view.credential, certificate, settings.hub_name)
+            except Unauthenticated:
+                views.check_soon()  # the view may predate the certificate: ask the database
+        factory = cast(sessionmaker[Session], scope["app"].state.read_sessionmaker)
+        async with self._identifying:
+            return await run_in_threadpool(_from_database, factory, certificate, settings.hub_name)
+
+
+async def _read_body(scope: Scope, receive: Any, route: Any, settings: Settings) -> bytes:
+    limit, code = _limit(route, settings)
+    too_large = PayloadTooLarge(f"this body is at most {limit} bytes", code=code)
+    declared = _declared_length(scope)
+    if declared is not None and declared > limit:
+        raise too_large
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.request_body_seconds
+    body = bytearray()
+    while True:
+        wait = min(settings.request_idle_seconds, deadline - loop.time())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            message = await asyncio.wait_for(receive(), wait)
+        except TimeoutError:
+            raise RequestTimeout(
+                "the request body did not arrive in time", code="body_timeout"
+            ) from None
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise too_large
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Message]]:
+    """The body as one message, then the connection's own messages (a disconnect)."""
+    delivered = False
+
+    async def replayed() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return cast(Message, await receive())
+
+    return replayed
+
+
+async def _refuse(
+    scope: Scope, send: Any, refusal: MatchhubError, route: Any, principal: Principal | None
+) -> None:
+    """The refusal in the one error shape, recorded by the audit middleware around the gate
+    (with the route and, once known, the caller), and the connection closed after it."""
+    state = scope.setdefault("state", {})
+    state["error_code"] = refusal.code
+    if principal is not None:
+        state["principal"] = principal
+    scope["route"] = route
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+    await send({"type": "http.response.start", "status": refusal.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(refusal.body()).encode()})

@@ -1,0 +1,137 @@
+"""Bad input that once reached a 500 or an undocumented answer: each is now a 4xx in the one
+error shape, documented in openapi/openapi.json, and changes nothing (the 100 kB query string,
+refused by the server's parser before the app: tests/e2e/test_bad_requests.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from matchhub.protocol.kinds import AgencyKind
+from matchhub.protocol.wire import NDJSON
+from matchhub.uploads.models import Upload
+from tests.conftest import InProcessApi
+
+DOCUMENT = json.loads(Path("openapi/openapi.json").read_text())
+
+
+def _refused(response: httpx.Response, method: str, path: str, status: int, code: str) -> None:
+    """``status`` with ``code`` in the one error shape, and listed for the route."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+    assert str(status) in DOCUMENT["paths"][path][method]["responses"]
+
+
+def _audit(api: InProcessApi, **params: Any) -> httpx.Response:
+    if "diwan" not in api.hub.credentials:
+        api.hub.add_agency("diwan", AgencyKind.auditor)
+    with api.client("diwan") as client:
+        return client.get("/v1/audit/entries", params=params)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "2026-12-01T00:00:00"},  # no offset: was a 500 (a naive time, a UTC column)
+        {"until": "2026-12-01T10:00"},
+        {"until": "0.5"},  # was read as half a second after 1970
+        {"since": "1764547200"},
+        {"since": "yesterday"},
+    ],
+)
+def test_audit_times_need_iso_8601_with_an_offset(
+    api: InProcessApi, params: dict[str, str]
+) -> None:
+    _refused(_audit(api, **params), "get", "/v1/audit/entries", 422, "invalid_request")
+
+
+def test_audit_times_with_an_offset_filter(api: InProcessApi) -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert _audit(api, since="2000-01-01T00:00:00Z").json()["entries"]
+    assert _audit(api, since=soon.replace("+00:00", "+03:00")).json()["entries"]  # 2 h ago
+    assert _audit(api, since=soon).json()["entries"] == []
+
+
+def _open(api: InProcessApi, client: httpx.Client) -> str:
+    response = client.post(
+        "/v1/uploads",
+        json={
+            "kind": "flags",
+            "key_version": api.hub.matching_key().version,
+            "flags": ["bank.large_loan"],
+            "expected_rows": 1,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_an_ndjson_line_nested_100000_deep_is_a_malformed_line(api: InProcessApi) -> None:
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    with api.client(bank) as client:
+        upload = _open(api, client)
+        deep = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+        response = client.put(
+            f"/v1/uploads/{upload}/chunks/0", content=deep, headers={"content-type": NDJSON}
+        )
+        _refused(response, "put", "/v1/uploads/{upload_id}/chunks/{seq}", 422, "malformed_line")
+        assert client.get(f"/v1/uploads/{upload}").json()["rows_received"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"kind": "flags", "key_version": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["not-utf-8", "nested-100000-deep"],
+)
+def test_a_json_body_that_cannot_be_read_is_the_documented_400(
+    api: InProcessApi, body: bytes
+) -> None:
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    with api.client(bank) as client:
+        response = client.post(
+            "/v1/uploads", content=body, headers={"content-type": "application/json"}
+        )
+    _refused(response, "post", "/v1/uploads", 400, "bad_request")
+    with api.hub.session() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "1999-12-31", "9999-12-31", "+2"])
+def test_upload_as_of_lies_between_2000_and_tomorrow(api: InProcessApi, as_of: str) -> None:
+    if as_of == "+2":
+        as_of = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    body = {
+        "kind": "flags",
+        "key_version": api.hub.matching_key().version,
+        "flags": ["bank.large_loan"],
+        "expected_rows": 1,
+        "as_of": as_of,
+    }
+    with api.client(bank) as client:
+        response = client.post("/v1/uploads", json=body)
+        _refused(response, "post", "/v1/uploads", 422, "invalid_request")
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        for fine in ("2000-01-01", tomorrow.isoformat()):
+            assert client.post("/v1/uploads", json={**body, "as_of": fine}).status_code == 201
+    with api.hub.session() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 2
+
+
+def test_options_on_an_upload_allows_get_and_delete(api: InProcessApi) -> None:
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    with api.client(bank) as client:
+        upload = _open(api, client)
+        response = client.options(f"/v1/uploads/{upload}")
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert response.headers["allow"] == "DELETE, GET"
+        assert client.options("/v1/uploads").headers["allow"] == "POST"
+        assert client.get(f"/v1/uploads/{upload}").json()["state"] == "open"
