@@ -545,6 +545,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "حُذفت نتائج هذه المطابقة لدى الوسيط بعد انتهاء مدة حفظها: أعد المطابقة.",
         "The broker deleted this match's results after their retention: run the match again.",
     ),
+    "case.error.result_too_old": (
+        "النتيجة أقدم من مدة سقوط المؤشر: أعد المطابقة أو الاستعلام.",
+        "The result is older than an indication's lapse period: run the match or lookup again.",
+    ),
     "case.error.lookup_not_found": (
         "لا يعرف الوسيط هذا الاستعلام: أعد الاستعلام.",
         "The broker knows no such lookup: look the person up again.",
