@@ -636,6 +636,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.reason.malformed_note": ("نقطة تحقق تالفة", "A malformed checkpoint"),
     "audit.reason.malformed_checkpoint": ("نقطة تحقق تالفة", "A malformed checkpoint"),
     "audit.reason.malformed_key": ("مفتاح تالف", "A malformed key"),
+    "audit.reason.bad_state": (
+        "سجل المكتب لنقطة التحقق عُدِّل",
+        "The desk's own record of the log was altered",
+    ),
     "audit.ack.title": ("الإقرار بالإنذار", "Acknowledge the alarm"),
     "audit.ack.reason": ("السبب (١٠ أحرف على الأقل)", "Reason (10+ characters)"),
     "audit.ack.submit": ("إقرار", "Acknowledge"),
@@ -736,9 +740,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.people": ("أشخاص استُعلم عنهم", "People looked up"),
     "audit.subject": ("الشخص (بداية ملخصه المفتاحي)", "Person (start of their keyed digest)"),
     "audit.truncated": (
-        "في المدة قيود أكثر مما يُقرأ في تحليل واحد؛ النتائج لأوائلها فقط. اختر مدة أقصر.",
-        "The period holds more entries than one analysis reads; the results cover the first "
-        "ones only. Choose a shorter period.",
+        "لدى هذا الشخص وصول أكثر مما يُعرض في صفحة واحدة؛ المعروض هو الأوائل فقط.",
+        "This person has more accesses than one page shows; the first ones are shown.",
     ),
     "audit.more_rows": ("صفوف أخرى في الصفحة", "more rows on the page"),
     "audit.anomalies.title": ("الحجم والحالات الشاذة", "Volume and anomalies"),
@@ -756,6 +759,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.heavy.peers": ("الزملاء", "Peers"),
     "audit.heavy.ratio": ("النسبة", "Ratio"),
     "audit.hours.title": ("استعلامات خارج أوقات الدوام", "Lookups outside office hours"),
+    "audit.hours.when": ("متى", "When"),
+    "audit.weekday.1": ("الاثنين", "Monday"),
+    "audit.weekday.2": ("الثلاثاء", "Tuesday"),
+    "audit.weekday.3": ("الأربعاء", "Wednesday"),
+    "audit.weekday.4": ("الخميس", "Thursday"),
+    "audit.weekday.5": ("الجمعة", "Friday"),
+    "audit.weekday.6": ("السبت", "Saturday"),
+    "audit.weekday.7": ("الأحد", "Sunday"),
     "audit.hours.reasoning": (
         "أوقات الدوام من الساعة {start} إلى {end} بتوقيت بغداد، من الأحد إلى الخميس.",
         "Office hours are {start}:00 to {end}:00 Baghdad time, Sunday to Thursday.",
