@@ -301,3 +301,15 @@ def test_a_replaced_snapshot_is_never_served_from_its_segment(api: InProcessApi)
     while store.path(old[replaced]).exists():  # swept after the view's next load
         assert time.monotonic() < deadline, "the replaced snapshot's segment stayed"
         time.sleep(0.05)
+
+
+def test_a_folder_that_cannot_be_written_leaves_readers_on_the_databases_rows(
+    world: World, tmp_path: Path
+) -> None:
+    hub = world.broker.hub
+    blocked = tmp_path / "segments"
+    blocked.write_bytes(b"")  # a file where the folder should be: no segment can be written
+    store = SegmentStore(blocked)
+    for ref in _refs(hub, store).values():
+        assert _tokens(store, hub, ref) == _truth(hub, ref)
+    assert (store.built, blocked.read_bytes()) == (0, b"")
