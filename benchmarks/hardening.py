@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import socket
 import ssl
 import subprocess
@@ -78,6 +77,8 @@ class Broker:
     process: subprocess.Popen[bytes]
     honest: Credentials
     ghost: Credentials
+    slowpoke: Credentials  # a registered consumer's second agency, for --slow-cert registered
+    slowpoke: Credentials  # a registered consumer's second agency, for --slow-cert registered
 
     def rss_mib(self, field: str = "VmRSS") -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -90,18 +91,19 @@ class Broker:
 def _broker(root: Path) -> Iterator[Broker]:
     home = root / "hub"
     _matchhub(home, "init")
-    _matchhub(
-        home,
-        "agency",
-        "add",
-        "molsa",
-        "--kind",
-        "welfare",
-        "--name",
-        "Bench",
-        "--out",
-        str(root / "molsa"),
-    )
+    for code in ("molsa", "slowpoke"):
+        _matchhub(
+            home,
+            "agency",
+            "add",
+            code,
+            "--kind",
+            "welfare",
+            "--name",
+            code,
+            "--out",
+            str(root / code),
+        )
     ca = load_ca(StatePaths(home))
     ghost = pki.issue_client(ca, "matchhub", "ghost", "BENCH-ONLY unregistered")
     (root / "ghost").mkdir()
@@ -129,6 +131,9 @@ def _broker(root: Path) -> Iterator[Broker]:
         process,
         Credentials(root / "molsa" / "molsa.pem", root / "molsa" / "molsa-key.pem", ca_file),
         Credentials(root / "ghost" / "ghost.pem", root / "ghost" / "ghost-key.pem", ca_file),
+        Credentials(
+            root / "slowpoke" / "slowpoke.pem", root / "slowpoke" / "slowpoke-key.pem", ca_file
+        ),
     )
     try:
         deadline = time.monotonic() + 60
@@ -162,11 +167,11 @@ def _header(length: int) -> bytes:
 
 
 def _slow_client(
-    broker: Broker, drip: float, stop: threading.Event, counts: dict[str, int]
+    broker: Broker, creds: Credentials, drip: float, stop: threading.Event, counts: dict[str, int]
 ) -> None:
     while not stop.is_set():
         try:
-            sock = _tls_socket(broker, broker.ghost)
+            sock = _tls_socket(broker, creds)
         except OSError:
             counts["refused"] += 1
             stop.wait(drip)
@@ -174,11 +179,13 @@ def _slow_client(
         counts["connections"] += 1
         try:
             sock.sendall(_header(1000))
+            sock.settimeout(drip)
             while not stop.is_set():
-                readable, _, _ = select.select([sock], [], [], drip)
-                if readable:
+                try:
+                    sock.recv(1)  # (a TLS 1.3 session ticket is not an answer: recv waits on)
                     break  # answered or closed: start again
-                sock.sendall(b" ")
+                except TimeoutError:
+                    sock.sendall(b" ")
         except OSError:
             pass
         finally:
@@ -208,9 +215,10 @@ def slow_clients(args: argparse.Namespace, broker: Broker) -> dict[str, object]:
                     else:
                         other[0] += 1
 
+    creds = broker.slowpoke if args.slow_cert == "registered" else broker.ghost
     slow = [
         threading.Thread(
-            target=_slow_client, args=(broker, args.drip, stop, slow_counts), daemon=True
+            target=_slow_client, args=(broker, creds, args.drip, stop, slow_counts), daemon=True
         )
         for _ in range(args.slow)
     ]
@@ -228,6 +236,7 @@ def slow_clients(args: argparse.Namespace, broker: Broker) -> dict[str, object]:
     return {
         "seconds": args.seconds,
         "slow_clients": args.slow,
+        "slow_certificate": args.slow_cert,
         "honest_clients": args.honest,
         "honest_lookups_answered": answered[0],
         "honest_lookups_timed_out": timed_out[0],
@@ -237,23 +246,34 @@ def slow_clients(args: argparse.Namespace, broker: Broker) -> dict[str, object]:
     }
 
 
+def _answered(sock: ssl.SSLSocket) -> bytes | None:
+    """What the broker has answered so far (``b""``: it closed), without waiting; ``None``
+    while it has said nothing (TLS records that carry no data, a session ticket, aside)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(200)
+    except ssl.SSLWantReadError:
+        return None
+    finally:
+        sock.setblocking(True)
+
+
 def _big_body(broker: Broker, size: int, result: dict[str, object]) -> None:
     """Send ``size`` bytes of a lookup body, watching for an answer between blocks; the time
     to the answer (or to the broker closing the connection) and its status line."""
     began = time.perf_counter()
     sock = _tls_socket(broker, broker.ghost)
     sent, block = 0, b" " * MIB
-    answer = b""
+    answer: bytes | None = None
     try:
         sock.sendall(_header(size))
-        while sent < size:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
-                break
+        while sent < size and answer is None:
             sock.sendall(block[: min(MIB, size - sent)])
             sent += min(MIB, size - sent)
-        sock.settimeout(120)
-        answer = sock.recv(200)
+            answer = _answered(sock)
+        if answer is None:
+            sock.settimeout(120)
+            answer = sock.recv(200)
     except OSError as exc:
         answer = f"connection closed ({type(exc).__name__})".encode()
     finally:
@@ -261,7 +281,7 @@ def _big_body(broker: Broker, size: int, result: dict[str, object]) -> None:
     result.update(
         seconds=round(time.perf_counter() - began, 2),
         sent_mib=round(sent / MIB),
-        answer=answer.split(b"\r\n", 1)[0].decode(errors="replace"),
+        answer=(answer or b"").split(b"\r\n", 1)[0].decode(errors="replace") or "closed",
     )
 
 
@@ -292,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--drip", type=float, default=5.0)
     parser.add_argument("--body-mib", type=int, default=200)
+    parser.add_argument(
+        "--slow-cert",
+        choices=["unregistered", "registered"],
+        default="unregistered",
+        help="whose certificate the slow clients present (registered: a consumer's)",
+    )
     parser.add_argument("--only", choices=["slow", "big"], action="append")
     args = parser.parse_args(argv)
     figures: dict[str, object] = {"matchhub": matchhub.__file__}

@@ -214,3 +214,15 @@ def test_a_refused_request_is_recorded_with_the_clients_certificate(fronted: Fro
     entry = json.loads(last.body)
     assert (entry["route"], entry["error"]) == ("/v1/whoami", "certificate_unknown")
     assert entry["certificate"] == pki.fingerprint(ghost.certificate)
+
+
+def test_the_monitor_scrapes_each_broker_directly(fronted: Fronted) -> None:
+    """deploy/README.md: Prometheus scrapes every broker process itself, around nginx, with
+    its monitor certificate; a direct connection is identified by its own certificate."""
+    monitor = fronted.hub.add_agency("prometheus", AgencyKind.monitor)
+    bank = fronted.hub.add_agency("rafidain", AgencyKind.bank)
+    with make_client(fronted.broker, monitor) as client:
+        assert client.get("/metrics").status_code == 200
+    with make_client(fronted.broker, bank) as client:
+        assert client.get("/metrics").status_code == 403
+        assert client.get("/v1/whoami").json()["code"] == "rafidain"

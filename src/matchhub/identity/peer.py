@@ -12,7 +12,11 @@ Two sources, chosen by ``Settings.client_cert_source``:
     An mTLS-terminating proxy (nginx ``ssl_verify_client on``) forwards the verified client
     certificate in ``X-Client-Cert`` (nginx ``$ssl_client_escaped_cert``). The header is believed
     only when the proxy's own connection to the broker presents one of the configured proxy
-    certificates, never because of the source address.
+    certificates, never because of the source address. A connection that presents another
+    certificate and no forwarded one is a direct client of the broker (the operator's
+    Prometheus scraping each process's ``/metrics``), identified by its own certificate, which
+    the broker's TLS layer verified against the hub CA and CRL as in ``tls``; one that presents
+    another certificate *and* forwards one is refused (``proxy_not_trusted``).
 """
 
 from __future__ import annotations
@@ -81,9 +85,12 @@ def client_certificate(request: HTTPConnection, settings: Settings) -> x509.Cert
         hmac.compare_digest(fingerprint(direct), trusted)
         for trusted in settings.trusted_proxy_fingerprints
     ):
-        raise Unauthenticated(
-            "this connection is not from the trusted mTLS proxy", code="proxy_not_trusted"
-        )
+        forwarding = PROXY_CERT_HEADER in request.headers or PROXY_VERIFY_HEADER in request.headers
+        if direct is None or forwarding:
+            raise Unauthenticated(
+                "this connection is not from the trusted mTLS proxy", code="proxy_not_trusted"
+            )
+        return direct  # a direct client, verified by the broker's own TLS layer
     if request.headers.get(PROXY_VERIFY_HEADER) != "SUCCESS":
         return None
     forwarded = request.headers.get(PROXY_CERT_HEADER)

@@ -355,6 +355,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.m.assigned": ("تم إسناد الحالات.", "The cases were assigned."),
     "cases.m.opened": ("تم فتح الحالات.", "The cases were opened."),
     "cases.m.opened_one": ("تم فتح الحالة.", "The case was opened."),
+    "cases.skipped": (
+        "لم تُفتح حالات لمن لديهم حالة مفتوحة",
+        "No case was opened for those who have one open",
+    ),
+    "cases.refused": ("رفض الوسيط فتح حالات", "The broker refused to open cases"),
     "cases.m.stepped": ("تم تسجيل الخطوة لدى الوسيط.", "The step was recorded at the broker."),
     "cases.m.noted": ("حُفظت الملاحظة في المكتب.", "The note was saved at the desk."),
     "cases.state": ("الحالة", "State"),
@@ -363,6 +368,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.any": ("الكل", "Any"),
     "cases.mine": ("المسندة إليّ فقط", "Assigned to me only"),
     "cases.filter": ("تصفية", "Filter"),
+    "cases.previous": ("الصفحة السابقة", "Previous page"),
+    "cases.next": ("الصفحة التالية", "Next page"),
     "cases.none": ("لا توجد حالات بهذه الشروط.", "No cases match."),
     "cases.choose": ("اختيار الحالة", "Choose case"),
     "cases.number": ("رقم الحالة", "Case"),
@@ -546,6 +553,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.error.results_expired": (
         "حُذفت نتائج هذه المطابقة لدى الوسيط بعد انتهاء مدة حفظها: أعد المطابقة.",
         "The broker deleted this match's results after their retention: run the match again.",
+    ),
+    "case.error.result_too_old": (
+        "النتيجة أقدم من مدة سقوط المؤشر: أعد المطابقة أو الاستعلام.",
+        "The result is older than an indication's lapse period: run the match or lookup again.",
     ),
     "case.error.lookup_not_found": (
         "لا يعرف الوسيط هذا الاستعلام: أعد الاستعلام.",
