@@ -52,6 +52,38 @@ def test_audit_times_need_iso_8601_with_an_offset(
     _refused(_audit(api, **params), "get", "/v1/audit/entries", 422, "invalid_request")
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        # Valid ISO 8601 with no UTC form: astimezone overflowed, a 500 (review of issue 13).
+        ("/v1/audit/entries", {"since": "0001-01-01T00:00:00+14:00"}),
+        ("/v1/audit/entries", {"until": "9999-12-31T23:59:59-14:00"}),
+        (
+            "/v1/audit/activity",
+            {"since": "0001-01-01T00:00:00+14:00", "until": "2026-12-08T00:00:00Z"},
+        ),
+        # A cursor past a 64-bit integer: the driver's OverflowError, a 500.
+        ("/v1/audit/entries", {"after": str(2**63)}),
+        ("/v1/audit/proofs/inclusion", {"seq": str(2**63), "tree_size": "1"}),
+    ],
+)
+def test_audit_queries_past_what_the_columns_hold(
+    api: InProcessApi, path: str, params: dict[str, str]
+) -> None:
+    _audit(api)  # registers the auditor
+    with api.client("diwan") as client:
+        _refused(client.get(path, params=params), "get", path, 422, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "due", ["due_after=0001-01-01T00:00:00%2B14:00", "due_before=9999-12-31T23:59:59-01:00"]
+)
+def test_case_due_dates_past_what_the_columns_hold(api: InProcessApi, due: str) -> None:
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    with api.client("molsa") as client:
+        _refused(client.get(f"/v1/cases?{due}"), "get", "/v1/cases", 422, "invalid_request")
+
+
 def test_audit_times_with_an_offset_filter(api: InProcessApi) -> None:
     soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert _audit(api, since="2000-01-01T00:00:00Z").json()["entries"]

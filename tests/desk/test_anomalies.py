@@ -167,3 +167,16 @@ def test_periods_and_filters_are_checked_before_anything_is_asked() -> None:
         with pytest.raises(Refused) as caught:
             parse_filters(values)
         assert caught.value.key == key
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"to": "9999-12-31"},  # its next day has no date: was a 500 on every audit page
+        {"from": "0001-01-01", "to": "0001-01-01"},
+        {"from": "1999-12-31", "to": "2000-01-01"},
+    ],
+)
+def test_a_period_at_the_calendars_ends_is_refused(values: dict[str, str]) -> None:
+    with pytest.raises(Refused):
+        parse_period(values, 366, 7, date(2026, 12, 7))

@@ -113,3 +113,18 @@ def test_the_view_check_sees_a_writing_route_that_authenticates_from_the_view() 
     routes = {r.path: r for r in iter_route_contexts(app.routes)}
     table = {path: (_from_view(r), _read_only(r)) for path, r in routes.items()}
     assert table == {"/v1/writes": (True, False), "/v1/reads": (True, True)}
+
+
+def test_every_route_with_a_body_documents_the_gates_refusals() -> None:
+    """The gate (web/gate.py) answers any body too slow with 408 and too large with 413: each
+    route that takes a body says so in the document its clients are generated from."""
+    document = create_app(Settings(home=Path("/nonexistent"))).openapi()
+    undocumented = [
+        (method.upper(), path, status)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+        for status in ("408", "413")
+        if status not in operation["responses"]
+    ]
+    assert undocumented == []

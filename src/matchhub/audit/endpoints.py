@@ -14,11 +14,11 @@ from matchhub.audit.schemas import (
     EntriesOut,
     EntryOut,
     InclusionOut,
-    Instant,
 )
 from matchhub.identity.auth import AuditReader, AuditWitness
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import ServiceUnavailable, TooManyRequests, UnprocessableEntity
+from matchhub.kit.instants import Instant
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
@@ -30,6 +30,10 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 def _keys(request: Request) -> service.AuditKeys:
     return cast(service.AuditKeys, request.app.state.audit_keys)
 
+
+# The largest sequence number either database's 64-bit integer holds: a larger one is a 422,
+# never a 500 from the driver.
+SEQ_MAX = 2**63 - 1
 
 _CODE = r"^[a-z0-9][a-z0-9._:-]{0,63}$"
 
@@ -97,6 +101,7 @@ def list_entries(
         int,
         Query(
             ge=-1,
+            le=SEQ_MAX,
             description="The cursor: `next_after` of the previous page (entries after it "
             "in the chosen order); -1 starts at the oldest (`asc`) or the newest (`desc`).",
         ),
@@ -228,8 +233,8 @@ def get_checkpoint(principal: AuditWitness, request: Request, session: SessionDe
 def inclusion_proof(
     principal: AuditReader,
     session: SessionDep,
-    seq: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int, Query(ge=1)],
+    seq: Annotated[int, Query(ge=0, le=SEQ_MAX)],
+    tree_size: Annotated[int, Query(ge=1, le=SEQ_MAX)],
 ) -> InclusionOut:
     """RFC 9162 inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
     return InclusionOut(**service.inclusion(session, seq, tree_size))
@@ -245,8 +250,8 @@ def consistency_proof(
     principal: AuditWitness,
     request: Request,
     session: SessionDep,
-    old_size: Annotated[int, Query(ge=0)],
-    new_size: Annotated[int, Query(ge=0)],
+    old_size: Annotated[int, Query(ge=0, le=SEQ_MAX)],
+    new_size: Annotated[int, Query(ge=0, le=SEQ_MAX)],
 ) -> ConsistencyOut:
     """RFC 9162 consistency proof that the tree of ``old_size`` is a prefix of ``new_size``."""
     _witness_turn(request, principal)

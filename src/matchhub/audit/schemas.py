@@ -1,25 +1,9 @@
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
-
-_ISO_INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})", re.ASCII
-)
-
-
-def _iso_instant(value: object) -> object:
-    """An instant written out in ISO 8601 with its offset (``2026-12-01T00:00:00Z``): pydantic
-    alone would read ``0.5`` as seconds after 1970 and hand a naive time to a UTC column."""
-    if isinstance(value, str) and not _ISO_INSTANT.fullmatch(value):
-        raise ValueError("an ISO 8601 date and time with its offset, as 2026-12-01T00:00:00Z")
-    return value
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
+from pydantic import BaseModel, Field
 
 
 class EntryOut(BaseModel):

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Path, Query, Request, status
-from pydantic import AwareDatetime
 
 from matchhub.audit.service import AuditKeys
 from matchhub.cases import service
@@ -19,6 +18,7 @@ from matchhub.cases.schemas import (
 )
 from matchhub.cases.service import CaseRules
 from matchhub.identity.auth import CaseWorker, FeedbackReader
+from matchhub.kit.instants import Instant
 from matchhub.kit.requests import AuditNote, ClockDep, ReadOnly, SessionDep, SettingsDep
 from matchhub.kit.responses import errors
 from matchhub.uploads.service import UploadContext
@@ -32,7 +32,7 @@ CaseId = Path(pattern=CASE_ID)
     "/cases",
     status_code=status.HTTP_201_CREATED,
     response_model=CaseOut,
-    responses=errors(401, 403, 404, 409, 410, 422),
+    responses=errors(401, 403, 404, 408, 409, 410, 413, 422),
 )
 def open_case(
     principal: CaseWorker,
@@ -68,7 +68,7 @@ def open_case(
 @router.post(
     "/cases/{case_id}/transitions",
     response_model=CaseOut,
-    responses=errors(401, 403, 404, 409, 422),
+    responses=errors(401, 403, 404, 408, 409, 413, 422),
 )
 def move_case(
     principal: CaseWorker,
@@ -129,11 +129,11 @@ def list_cases(
         str | None, Query(pattern=FLAG_CODE, max_length=64, description="Only cases on this flag.")
     ] = None,
     due_before: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(description="Only cases whose response is due before this (with its zone)."),
     ] = None,
     due_after: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(description="Only cases whose response is due at or after this (with its zone)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

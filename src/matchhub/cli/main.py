@@ -78,7 +78,10 @@ class State:
         try:
             return Settings(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            raise OperatorError(f"invalid settings: {exc.errors()[0]['msg']}") from None
+            first = exc.errors()[0]
+            where = "_".join(str(part) for part in first["loc"]).upper()
+            name = f"setting MATCHHUB_{where}" if where else "settings"
+            raise OperatorError(f"invalid {name}: {first['msg']}") from None
 
 
 @app.callback()
@@ -600,7 +603,7 @@ def proxy_cert(
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.", min=0, max=65535)] = None,
 ) -> None:
     """HTTPS with required client certificates (verified against the hub CA and CRL)."""
     from matchhub.web.server import build_server

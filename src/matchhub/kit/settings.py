@@ -28,7 +28,7 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; defaults to a SQLite file in the home folder."
     )
     host: str = "127.0.0.1"
-    port: int = 8443
+    port: int = Field(default=8443, ge=0, le=65535)
     server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     client_cert_source: Literal["tls", "proxy"] = "tls"
     trusted_proxy_fingerprints: list[str] = Field(
@@ -135,11 +135,15 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(default=3, ge=1)
     result_retention_days: float = Field(
-        default=90.0, gt=0, description="A match job's results are deleted this long after it ran."
+        default=90.0,
+        gt=0,
+        le=36500,
+        description="A match job's results are deleted this long after it ran.",
     )
     case_lapse_days: float = Field(
         default=60.0,
         gt=0,
+        le=36500,
         description="An indication not taken up (moved to verifying) this long after it was "
         "opened lapses and may not be acted on.",
     )
@@ -153,6 +157,7 @@ class Settings(BaseSettings):
     case_retention_days: float = Field(
         default=365.0,
         gt=0,
+        le=36500,
         description="Closed and lapsed cases are deleted this long after they ended, each "
         "deletion receipted in the audit log.",
     )

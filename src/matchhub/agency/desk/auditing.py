@@ -115,11 +115,19 @@ class Period:
         return {"from": self.first.isoformat(), "to": self.last.isoformat()}
 
 
+# The log began long after the first and ends long before the last: a day outside these has
+# no entries, and at the calendar's ends a day's start or end in UTC cannot be written.
+EARLIEST, LATEST = date(2000, 1, 1), date(9998, 12, 31)
+
+
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(ascii_digits(text.strip()))
+        day = date.fromisoformat(ascii_digits(text.strip()))
     except ValueError:
         raise Refused("audit.bad_date") from None
+    if not EARLIEST <= day <= LATEST:
+        raise Refused("audit.bad_date")
+    return day
 
 
 def parse_period(

@@ -42,6 +42,7 @@ from matchhub.agency.desk import accounts, eventlog
 from matchhub.agency.desk.accounts import Permission, Role, Staff
 from matchhub.agency.desk.broker import BrokerClient, BrokerError
 from matchhub.agency.desk.models import FINISHED_STATES, Case, CaseNote, Match, User, utcnow
+from matchhub.agency.desk.roster import RosterIndex
 from matchhub.agency.desk.service import Desk, DeskError
 
 STATES = (
@@ -219,7 +220,7 @@ def view(desk: Desk, staff: Staff, number: int, *, history: bool = True) -> Case
 def listed(desk: Desk, match_number: int, *, governorate: str = "", flag: str = "") -> list[Listed]:
     """A ready match's beneficiaries, as its list holds them, with their open cases."""
     match, rows = _match_rows(desk, match_number)
-    index = desk.index(int(match.roster_version or 0))
+    index = _index(desk, int(match.roster_version or 0))
     with desk.db.transaction() as session:
         open_for = {
             (c.roster_version, c.row): c.id
@@ -267,7 +268,7 @@ def open_from_match(
     if wanted[0] < 0 or wanted[-1] >= len(rows):
         raise CaseError("not_found", "no such beneficiary in this match's list")
     version = int(match.roster_version or 0)
-    index = desk.index(version)
+    index = _index(desk, version)
     flags_at = {}
     chosen = set(wanted)
     for position, line in enumerate(_list_lines(desk, match_number)):
@@ -339,7 +340,7 @@ def open_from_lookup(
     granted = {f["code"] for f in desk.catalogue(staff).flags}
     if not flags or any(f.get("code") not in granted for f in flags):
         raise CaseError("invalid_flags", "the flags are not the lookup's")
-    index = desk.index(version)
+    index = _index(desk, version)
     if not 0 <= row < len(index.tokens):
         raise CaseError("not_found", "no such person on the roster")
     existing = _open_case_for(desk, version, row)
@@ -506,6 +507,17 @@ def _get(session: Session, number: int) -> Case:
 
 def _names(session: Session) -> dict[int, str]:
     return {u.id: u.name for u in session.scalars(select(User))}
+
+
+def _index(desk: Desk, version: int) -> RosterIndex:
+    """The roster version's index, or a refusal the page can show: a page left open while the
+    roster was refreshed past ``rosters_kept`` names a version the desk no longer holds."""
+    try:
+        return desk.index(version)
+    except DeskError:
+        raise CaseError(
+            "roster_gone", f"the roster version {version} is no longer held by this desk"
+        ) from None
 
 
 def _person(desk: Desk, case: Case) -> dict[str, str] | None:

@@ -172,7 +172,7 @@ def init(
         raise
     out.print(f"desk home made in {home.resolve()}")
     first = "auditor" if auditor else "supervisor"
-    out.print(f"  next: matchhub-desk --home {home} ... user add NAME --role {first}")
+    out.print(f"  next: matchhub-desk user add NAME --role {first} --home {home}")
     out.print(f"        matchhub-desk serve --home {home}")
 
 

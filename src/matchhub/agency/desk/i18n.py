@@ -532,6 +532,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "سقطت هذه الحالة لعدم البدء بها في الوقت المحدد، ولا يمكن العمل عليها.",
         "This case lapsed (not taken up in time) and may not be acted on.",
     ),
+    "case.error.roster_gone": (
+        "لم يعد المكتب يحتفظ بنسخة سجل المستفيدين هذه: أعد الاستعلام أو المطابقة.",
+        "The desk no longer holds that version of the roster: look the person up or run the "
+        "match again.",
+    ),
     "case.error.case_closed": ("هذه الحالة مغلقة.", "This case is closed."),
     "case.error.illegal_transition": (
         "هذه الخطوة لا تأتي بعد حالة الحالة الآن.",
