@@ -32,7 +32,7 @@ CaseId = Path(pattern=CASE_ID)
     "/cases",
     status_code=status.HTTP_201_CREATED,
     response_model=CaseOut,
-    responses=errors(401, 403, 404, 409, 410, 422),
+    responses=errors(401, 403, 404, 408, 409, 410, 413, 422),
 )
 def open_case(
     principal: CaseWorker,
@@ -61,7 +61,7 @@ def open_case(
 @router.post(
     "/cases/{case_id}/transitions",
     response_model=CaseOut,
-    responses=errors(401, 403, 404, 409, 422),
+    responses=errors(401, 403, 404, 408, 409, 413, 422),
 )
 def move_case(
     principal: CaseWorker,
