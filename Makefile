@@ -16,8 +16,9 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# `make demo PEOPLE=100000` for another population size (default 20,000).
 demo: setup
-	$(BIN)/matchhub demo
+	$(BIN)/matchhub demo $(if $(PEOPLE),--people $(PEOPLE))
 
 lint: setup
 	$(BIN)/ruff check .

@@ -5,7 +5,8 @@ from its metadata) with N synthetic entries in one ``INSERT ... SELECT generate_
 agencies, 2,000 staff pseudonyms, 8 routes, 1 % refused with one of 4 codes, one entry every
 50 ms), then times the auditor's pages as the broker runs them (`matchhub.audit.service.entries`,
 keyset by sequence number): the newest page, a page a million entries deep, each filter, a
-period in the middle of the log, and a deep page of a filtered view. Each query is the median
+period in the middle of the log, a deep page of a filtered view, a person's trail; and the
+anomaly page's counts of an hour and of a day (`audit.service.activity`). Each query is the median
 of five runs, warm. Not part of pass/fail; the figures are in docs/benchmarks.md.
 """
 
@@ -138,6 +139,21 @@ def main(argv: list[str] | None = None) -> int:
 
                 found = page()
                 print(f"{label:45s} {found:3d} rows  {_median(page) * 1000:8.1f} ms")
+            for hours in (1, 24):
+
+                def counted(h: int = hours) -> int:
+                    found = service.activity(
+                        session,
+                        middle,
+                        middle + timedelta(hours=h),
+                        offset_minutes=180,
+                        many_staff=3,
+                    )
+                    return int(found["stop_seq"] - found["first_seq"])
+
+                entries = counted()
+                label = f"activity counted, {hours} h ({entries:,} entries)"
+                print(f"{label:50s} {_median(counted, 3) * 1000:8.0f} ms")
     finally:
         engine.dispose()
         with admin.connect() as connection:

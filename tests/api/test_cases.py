@@ -20,6 +20,7 @@ from matchhub.cases import service as cases
 from matchhub.jobs.models import match_result_chunks
 from matchhub.kit.clock import Clock
 from matchhub.protocol.kinds import AgencyKind
+from tests.api.test_lookup_view import _view_status
 from tests.api.test_queries import (
     FUEL,
     GEN,
@@ -126,12 +127,16 @@ class Desk:
         self.world, self.client = world, client
         self.job, self.results = _job(world, client)
         self.free: Iterator[str] = iter(sorted(self.results))
+        self.token_of: dict[str, str] = {}  # case id -> the token it was opened on
 
     def open(self, token: str | None = None, **extra: Any) -> httpx.Response:
         token = token or next(self.free)
         flags = [f["code"] for f in self.results[token]]
         body = {"job": self.job, "token": token, "flags": flags, **extra}
-        return self.client.post("/v1/cases", json=body, headers=STAFF)
+        response = self.client.post("/v1/cases", json=body, headers=STAFF)
+        if response.status_code == 201:
+            self.token_of[response.json()["id"]] = token
+        return response
 
     def move(self, case_id: str, to: str, reason: str | None = None) -> httpx.Response:
         body: dict[str, Any] = {"to": to}
@@ -250,6 +255,22 @@ def test_an_indication_lapses_and_may_not_be_acted_on(api: InProcessApi, desk: D
     listed = desk.client.get("/v1/cases", params={"state": "lapsed"}).json()
     assert [c["id"] for c in listed["cases"]] == [lapsing]
     assert desk.client.get("/v1/cases", params={"state": "indication"}).json()["cases"] == []
+    # Nor is it opened again from the result it came from: that result is as old, and so is
+    # any other person's line in it, or a lookup as old.
+    assert _error(desk.open(desk.token_of[lapsing])) == (409, "result_too_old")
+    assert _error(desk.open()) == (409, "result_too_old")
+
+
+@pytest.mark.settings(case_lapse_days=10)
+def test_a_lookup_as_old_as_a_lapse_opens_no_case(api: InProcessApi, desk: Desk) -> None:
+    token = next(desk.free)
+    flags = [f["code"] for f in desk.results[token]]
+    answer = desk.client.post("/v1/lookups", json={"purpose": PURPOSE, "tokens": [token]})
+    body = {"lookup": answer.json()["reference"], "token": token, "flags": flags}
+    _clock(api).advance(timedelta(days=10))
+    assert _error(desk.client.post("/v1/cases", json=body)) == (409, "result_too_old")
+    _clock(api).advance(timedelta(days=-1))
+    assert desk.client.post("/v1/cases", json=body).status_code == 201
 
 
 def test_from_a_match_job_to_upheld_and_to_withdrawn(api: InProcessApi, desk: Desk) -> None:
@@ -292,6 +313,10 @@ def test_from_a_match_job_to_upheld_and_to_withdrawn(api: InProcessApi, desk: De
             "closed",
         ]
         assert _time(history[4]["at"]) - _time(history[3]["at"]) >= timedelta(days=12)
+    monitor = api.hub.add_agency("prometheus", AgencyKind.monitor)
+    with api.client(monitor) as prometheus:
+        metrics = prometheus.get("/metrics").text
+    assert 'matchhub_cases{state="closed"} 2.0' in metrics
     # Every step is an audit entry naming the end user, and none holds the token.
     with api.hub.session() as session:
         entries = [
@@ -641,9 +666,7 @@ def test_a_lookup_answer_names_its_audit_entry(
         answer = client.post("/v1/lookups", json={"purpose": PURPOSE, "tokens": asked}).json()
     answered = sum(len(r["flags"]) for r in answer["results"])
     assert answered == 3  # a loan (two banks, one answer); a fuel station and a generator
-    with world.client("molsa") as client:
-        state = client.get("/readyz").json()["lookup_view"]["state"]
-    assert (state == "off") == (view_rows == 0)
+    assert (_view_status(world)["state"] == "off") == (view_rows == 0)
     with api.hub.session() as session:
         entry = session.get(AuditEntry, answer["reference"])
         assert entry is not None

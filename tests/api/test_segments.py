@@ -125,8 +125,17 @@ def test_files_are_the_databases_modes_and_hold_no_wire_token(api: InProcessApi)
     hub = api.hub
     store: SegmentStore = api.app.state.segments  # named by the database's history
     refs = _refs(hub, store)
+    _answered_from_view(world, world.ids[:1])  # the view has mapped every current segment
     with hub.session() as session:
         store.prepare(session)
+    with world.client("molsa") as client:
+        exported = dict(
+            line.split()[:2]
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("matchhub_segments_")
+        )
+    assert float(exported["matchhub_segments_built"]) >= len(refs)
+    assert float(exported["matchhub_segments_rejected"]) == 0
     folder = hub.paths.segments
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     files = [p for p in folder.iterdir() if not p.name.startswith(".")]
@@ -292,3 +301,15 @@ def test_a_replaced_snapshot_is_never_served_from_its_segment(api: InProcessApi)
     while store.path(old[replaced]).exists():  # swept after the view's next load
         assert time.monotonic() < deadline, "the replaced snapshot's segment stayed"
         time.sleep(0.05)
+
+
+def test_a_folder_that_cannot_be_written_leaves_readers_on_the_databases_rows(
+    world: World, tmp_path: Path
+) -> None:
+    hub = world.broker.hub
+    blocked = tmp_path / "segments"
+    blocked.write_bytes(b"")  # a file where the folder should be: no segment can be written
+    store = SegmentStore(blocked)
+    for ref in _refs(hub, store).values():
+        assert _tokens(store, hub, ref) == _truth(hub, ref)
+    assert (store.built, blocked.read_bytes()) == (0, b"")

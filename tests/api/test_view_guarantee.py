@@ -62,7 +62,7 @@ def test_a_stale_view_never_answers_on_any_route(api: InProcessApi) -> None:
     views: ViewKeeper = api.app.state.lookup_views
     views.check_soon()
     _until(lambda: views.current() is not None and views.current().credential is not None)
-    with api.client("molsa") as client:
+    with api.client("molsa", attempts=1) as client:
         _until(lambda: client.get("/v1/test-only/echo").json().get("from_view") is True)
         # From here on the keeper loads nothing (a reload asked for while it was loading could
         # otherwise catch the change below): only the commit-time check stands in the way.
@@ -90,7 +90,7 @@ def test_with_the_log_off_a_stale_view_still_never_answers(api: InProcessApi) ->
     api.hub.add_agency("molsa", AgencyKind.welfare)
     views: ViewKeeper = api.app.state.lookup_views
     views.check_soon()
-    with api.client("molsa") as client:
+    with api.client("molsa", attempts=1) as client:
         _until(lambda: client.get("/v1/test-only/echo").json().get("from_view") is True)
         views.stop()  # no reload from here on (see above)
         api.hub.add_agency("auditor", AgencyKind.auditor)

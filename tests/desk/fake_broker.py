@@ -43,6 +43,7 @@ class FakeBroker:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: list[httpx.Request] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)  # case id → token (never answered)
+    refusing: str | None = None  # an error code every opening gets, while set
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -68,6 +69,8 @@ class FakeBroker:
         return httpx.Response(200, json=self._shown(case, history=True))
 
     def _open(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        if self.refusing:
+            return _error(409, self.refusing)
         token = str(body.get("token", ""))
         if not re.fullmatch(r"[0-9a-f]{64}", token) or not body.get("flags"):
             return _error(422, "invalid_case")

@@ -1,32 +1,20 @@
-"""The auditor's anomaly analysis as pure logic: heavy users against their peers' median,
-office hours in Baghdad, people looked up by many staff members, and the period parser."""
+"""The auditor's anomaly analysis as pure logic, from the broker's counts of a period: heavy
+users against their peers' median, Iraq's office hours, the findings' totals, and the period
+and filter parsers."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from matchhub.agency.desk import anomalies
-from matchhub.agency.desk.anomalies import Access, Thresholds
+from matchhub.agency.desk.anomalies import Thresholds
 from matchhub.agency.desk.auditing import Refused, parse_filters, parse_period
-from matchhub.agency.desk.i18n import TIME_ZONE
 
 T = Thresholds(factor=3.0, min_lookups=20, office_start=8, office_end=15, many_staff=3)
-NOON_SUNDAY = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)  # 12:00 in Baghdad, a Sunday
-
-
-def _lookup(
-    user: str,
-    *,
-    subjects: tuple[str, ...] = ("s",),
-    at: datetime = NOON_SUNDAY,
-    agency: str = "molsa",
-) -> Access:
-    return Access(0, at, agency, user, "/v1/lookups", "accepted", subjects=subjects)
-
 
 counts = st.dictionaries(
     st.tuples(st.sampled_from(["molsa", "moh"]), st.from_regex(r"du-[a-z]{4}", fullmatch=True)),
@@ -69,49 +57,84 @@ def test_staff_who_all_look_up_as_much_are_never_heavy(staff: int, each: int) ->
     assert anomalies.heavy_users(people, T) == []
 
 
-@given(
-    st.datetimes(
-        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
-    )
+hour_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "weekday": st.integers(1, 7),
+            "hour": st.integers(0, 23),
+            "agency": st.just("molsa"),
+            "end_user": st.sampled_from(["du-a", "du-b", "du-c"]),
+            "count": st.integers(1, 50),
+        }
+    ),
+    max_size=30,
 )
-def test_outside_office_hours_is_read_in_baghdad_sunday_to_thursday(moment: datetime) -> None:
-    local = moment.astimezone(TIME_ZONE)
-    inside = local.weekday() in {6, 0, 1, 2, 3} and 8 <= local.hour < 15
-    found = anomalies.outside_hours([_lookup("du-a", at=moment)], T, TIME_ZONE)
-    assert (found == []) == inside
 
 
-def test_friday_and_the_small_hours_are_outside_and_refusals_are_not_lookups() -> None:
-    friday = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
-    night = NOON_SUNDAY.replace(hour=23)  # 02:00 on Monday in Baghdad
-    refused = Access(1, night, "molsa", "du-a", "/v1/lookups", "refused", "unknown_purpose")
-    found = anomalies.outside_hours(
-        [_lookup("du-a", at=friday), _lookup("du-b", at=night), _lookup("du-c"), refused],
-        T,
-        TIME_ZONE,
-    )
-    assert [a.end_user for a in found] == ["du-a", "du-b"]
-
-
-@given(st.lists(st.tuples(st.sampled_from("abcde"), st.sampled_from("xyz")), max_size=40))
-def test_a_person_is_widely_looked_up_when_enough_different_staff_looked(
-    pairs: list[tuple[str, str]],
+@given(hour_rows)
+def test_lookups_outside_office_hours_and_inside_them_add_up_to_all(
+    rows: list[dict[str, int | str]],
 ) -> None:
-    accesses = [_lookup(f"du-{user}", subjects=(subject,)) for user, subject in pairs]
-    found = {w.subject: len(w.staff) for w in anomalies.widely_looked_up(accesses, T)}
-    for subject in "xyz":
-        staff = {u for u, s in pairs if s == subject}
-        assert (subject in found) == (len(staff) >= T.many_staff)
+    found = anomalies.outside_hours(rows, T)
+    counts = [(int(r["weekday"]), int(r["hour"]), int(r["count"])) for r in rows]
+    inside = sum(n for day, hour, n in counts if anomalies.office_time(day, hour, T))
+    assert sum(o.lookups for o in found) + inside == sum(n for _, _, n in counts)
+    for o in found:
+        assert all(not anomalies.office_time(day, hour, T) for day, hour in o.slots)
 
 
-def test_volume_counts_requests_per_day_agency_and_end_user() -> None:
-    late = NOON_SUNDAY.replace(hour=22)  # already Monday in Baghdad
-    volume = anomalies.volume(
-        [_lookup("du-a"), _lookup("du-a", at=late), _lookup("du-b", agency="moh")], TIME_ZONE
+def test_iraqs_week_and_office_hours() -> None:
+    def office(weekday: int, hour: int) -> bool:
+        return anomalies.office_time(weekday, hour, T)
+
+    assert office(7, 8)  # Sunday, 08:00: the week's first hour
+    assert office(4, 14)  # Thursday, 14:00
+    assert not office(4, 15)  # Thursday, 15:00: closed (the end is exclusive)
+    assert not office(5, 10)  # Friday
+    assert not office(6, 10)  # Saturday
+    assert not office(1, 7)  # Monday, 07:00
+
+
+def _row(
+    day: int, agency: str, user: str, outcome: str, count: int, **more: str
+) -> dict[str, object]:
+    return {
+        "day": date(2026, 12, day),
+        "agency": agency,
+        "end_user": user,
+        "route": more.get("route", "/v1/lookups"),
+        "outcome": outcome,
+        "error": more.get("error"),
+        "purpose": more.get("purpose"),
+        "count": count,
+    }
+
+
+def test_the_findings_of_a_periods_counts() -> None:
+    activity = anomalies.Activity(
+        requests=[
+            _row(6, "molsa", "du-a", "accepted", 5, purpose="eligibility_review"),
+            _row(7, "molsa", "du-a", "accepted", 2, purpose="fraud_investigation"),
+            _row(7, "molsa", "du-b", "refused", 1, error="unknown_purpose", purpose="x"),
+            _row(7, "audit-board", "du-z", "accepted", 4, route="/v1/audit/entries"),
+        ],
+        hours=[{"weekday": 5, "hour": 22, "agency": "molsa", "end_user": "du-a", "count": 2}],
+        people={("molsa", "du-a"): 70, ("molsa", "du-b"): 3, ("molsa", "du-c"): 5},
+        widely=[
+            anomalies.WidelyLookedUp("d1", ("du-a", "du-b", "du-c"), 3),
+            anomalies.WidelyLookedUp("d2", ("du-a", "du-b"), 2),
+        ],
     )
-    assert volume.per_day == {date(2026, 12, 6): 2, date(2026, 12, 7): 1}
-    assert volume.per_agency == {"molsa": 2, "moh": 1}
-    assert volume.per_end_user == {"du-a": 2, "du-b": 1}
+    found = anomalies.analyse(activity, T)
+    assert found.volume.per_day == {date(2026, 12, 6): 5, date(2026, 12, 7): 7}
+    assert found.volume.per_agency == {"molsa": 8, "audit-board": 4}
+    assert found.volume.per_end_user == {"du-a": 7, "du-z": 4, "du-b": 1}
+    assert found.purposes == {"eligibility_review": 5, "fraud_investigation": 2}
+    assert found.refused == {"unknown_purpose": 1}
+    assert (found.lookups, found.entries) == (7, 12)
+    assert [(h.end_user, h.peer_median) for h in found.heavy] == [("du-a", 4.0)]
+    assert [(o.end_user, o.lookups, o.slots) for o in found.off_hours] == [("du-a", 2, ((5, 22),))]
+    assert [w.subject for w in found.widely] == ["d1"]
 
 
 def test_periods_and_filters_are_checked_before_anything_is_asked() -> None:

@@ -17,7 +17,7 @@ from matchhub.agency.desk import accounts, casework
 from matchhub.agency.desk.accounts import Role, Staff
 from matchhub.agency.desk.casework import CaseError
 from matchhub.agency.desk.config import DeskConfig
-from matchhub.agency.desk.models import Case, CaseNote, Match, Roster
+from matchhub.agency.desk.models import Base, Case, CaseNote, Match, Roster
 from matchhub.agency.desk.resolve import Parsed, Source, resolve
 from matchhub.agency.desk.roster import RosterIndex, build
 from matchhub.agency.desk.service import Desk
@@ -136,6 +136,10 @@ def test_from_a_match_list_to_an_upheld_decision_sending_only_tokens_and_codes(
     broker.now += timedelta(days=31)
     queue = casework.queue(desk, state="open", now=broker.now)
     assert (queue[0].case.id, queue[0].attention) == (second, "overdue")
+    # The order is the database's: the first page of one is the overdue case, then the rest.
+    assert [v.case.id for v in casework.queue(desk, now=broker.now, limit=1)] == [second]
+    rest = casework.queue(desk, now=broker.now, offset=1, limit=10)
+    assert [v.case.id for v in rest] == sorted(set(opened.opened + again.opened) - {second})[::-1]
     casework.move(desk, huda, second, "decided", "upheld")
     casework.move(desk, huda, second, "closed")
     shown = casework.view(desk, huda, second)
@@ -153,6 +157,17 @@ def test_from_a_match_list_to_an_upheld_decision_sending_only_tokens_and_codes(
     pseudonyms = {s.pseudonym for s in staff.values()}
     assert {r.headers["matchhub-end-user"] for r in broker.sent} <= pseudonyms
     assert "huda" not in broker.bodies()
+    # The tokens went to the broker and nowhere else: no table of the desk holds one.
+    assert not _tokens_stored(desk, {bytes(t).hex() for t in office.index.tokens})
+
+
+def _tokens_stored(desk: Desk, tokens: set[str]) -> set[str]:
+    found: set[str] = set()
+    with desk.db.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            for row in connection.execute(table.select()):
+                found |= {t for t in tokens if t in str(tuple(row))}
+    return found
 
 
 def test_a_caseworker_moves_only_the_cases_assigned_to_them(office: Office) -> None:
@@ -247,6 +262,15 @@ def test_the_case_pages_refuse_another_caseworker_and_show_no_token(office: Offi
         )
         assert opened.url.path == "/cases"
         pages.append(opened.text)
+        # Again, with one new: the two are skipped, and the broker's refusal is said.
+        office.broker.refusing = "results_expired"
+        again = sara.post(
+            f"/cases/from-match/{office.match}",
+            data={"csrf": csrf(listing), "pick": ["3", "4", "5"]},
+        )
+        office.broker.refusing = None
+        assert 'id="skipped"' in again.text
+        assert "حُذفت نتائج هذه المطابقة" in again.text
         numbers = sorted(int(n) for n in re.findall(r'name="case" value="(\d+)"', opened.text))
         assigned = sara.post(
             "/cases/assign", data={"csrf": csrf(opened), "case": numbers, "to": "huda.kareem"}
@@ -327,3 +351,54 @@ def test_a_case_the_broker_opened_but_the_desk_never_recorded_is_adopted(office:
     assert casework.view(desk, staff["sara.jabbar"], opened.opened[0]).case.broker_id == lost["id"]
     again = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [5])
     assert (again.opened, again.skipped) == ([], 1)
+
+
+def test_bad_case_forms_get_a_clear_refusal_and_change_nothing(office: Office) -> None:
+    desk, broker, staff = office.desk, office.broker, office.people
+    (number,) = casework.open_from_match(desk, staff["sara.jabbar"], office.match, [0]).opened
+    before = (len(broker.sent), _rows(desk))
+    with serving(desk) as url:
+        sara, huda = (_signed_in(url, n) for n in ("sara.jabbar", "huda.kareem"))
+        token = csrf(sara.get("/cases"))
+        refused = {
+            "/cases/assign": sara.post(
+                "/cases/assign", data={"csrf": token, "case": [str(number)], "to": "nobody"}
+            ),
+            "no case chosen": sara.post("/cases/assign", data={"csrf": token, "to": "huda.kareem"}),
+            "unknown step": sara.post(f"/cases/{number}", data={"csrf": token, "to": "bogus"}),
+            "refuted without reason": sara.post(
+                f"/cases/{number}", data={"csrf": token, "to": "refuted"}
+            ),
+            "no such beneficiary": sara.post(
+                f"/cases/from-match/{office.match}", data={"csrf": token, "pick": "999"}
+            ),
+            "nothing picked": sara.post(
+                f"/cases/from-match/{office.match}", data={"csrf": token, "pick": "x"}
+            ),
+            "lookup form tampered": sara.post(
+                "/cases/from-lookup",
+                data={"csrf": token, "version": "1", "row": "x", "seq": "3", "flag": "a|b|c"},
+            ),
+            "no csrf": sara.post(f"/cases/{number}", data={"to": "verifying"}),
+            "caseworker assigns": huda.post(
+                "/cases/assign",
+                data={"csrf": csrf(huda.get("/cases")), "case": [str(number)], "to": "huda.kareem"},
+            ),
+            "no such case": sara.post("/cases/99999", data={"csrf": token, "to": "verifying"}),
+            "notice before notified": sara.get(f"/cases/{number}/notice"),
+        }
+        for client in (sara, huda):
+            client.close()
+    for what, answer in refused.items():
+        assert 400 <= answer.status_code < 500, (what, answer.status_code)
+        assert 'role="alert"' in answer.text, what
+    # The broker was asked only to refresh the refused steps' case, and nothing changed here.
+    assert not [r for r in broker.sent[before[0] :] if r.method == "POST"]
+    assert _rows(desk) == before[1]
+
+
+def _rows(desk: Desk) -> list[tuple[object, ...]]:
+    with desk.db.transaction() as session:
+        return [
+            (c.id, c.state, c.assigned_to, c.reason) for c in session.query(Case).order_by(Case.id)
+        ] + [("notes", session.query(CaseNote).count())]

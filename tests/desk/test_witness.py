@@ -135,3 +135,18 @@ def test_a_broker_that_cannot_be_reached_is_a_problem_shown_not_an_alarm(
     assert view.problem == "the broker cannot be reached"
     assert not view.alarmed
     assert view.size == 4
+
+
+def test_an_edited_record_of_the_accepted_checkpoint_is_an_alarm(database: db.Database) -> None:
+    from matchhub.agency.desk.models import AuditWitnessState  # noqa: PLC0415
+
+    log = FakeLog(Ed25519PrivateKey.generate(), _leaves(4))
+    witness.visit(database, log)
+    with database.transaction() as session:
+        state = session.get(AuditWitnessState, witness.STATE_ID)
+        assert state is not None
+        state.note = state.note.replace("\n4\n", "\n3\n")
+    view = witness.visit(database, log)
+    assert [a.reason for a in view.alarms] == ["bad_state"]
+    witness.acknowledge(database, view.alarms[0].id, "omar", "the desk was restored from tape")
+    assert not witness.visit(database, log).alarmed  # re-anchored on the broker's, verified

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -13,11 +14,12 @@ from sqlalchemy.orm import Session
 from matchhub.jobs.runner import JobRunner
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.matching.engine import MatchEngine
+from matchhub.uploads.segments import SegmentStore
 from tests.conftest import Hub
 
 
 @pytest.mark.settings(job_lease_seconds=0.15)
-def test_the_heartbeat_outlives_failed_beats(hub: Hub) -> None:
+def test_the_heartbeat_outlives_failed_beats(hub: Hub, tmp_path: Path) -> None:
     engine = make_engine(hub.settings.sqlalchemy_url)
     real = make_sessionmaker(engine)
     beats: list[str] = []
@@ -29,7 +31,8 @@ def test_the_heartbeat_outlives_failed_beats(hub: Hub) -> None:
             raise PoolTimeout("QueuePool limit reached")
         return real()
 
-    runner = JobRunner(flaky, MatchEngine(), hub.settings)  # type: ignore[arg-type]
+    segments = SegmentStore(tmp_path / "segments")
+    runner = JobRunner(flaky, MatchEngine(), segments, hub.settings)  # type: ignore[arg-type]
     done = threading.Event()
     beat = threading.Thread(target=runner._heartbeat, args=("0" * 32, done, [0.5]), daemon=True)
     beat.start()

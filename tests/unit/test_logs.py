@@ -31,3 +31,17 @@ def test_exception_logs_carry_no_local_variables(capsys: pytest.CaptureFixture[s
         assert WIRE_TOKEN[:16] not in printed  # not even cut short
     finally:
         structlog.reset_defaults()
+
+
+def test_a_log_that_is_not_a_terminal_has_no_colour_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """broker.log and a service's journal are files: no ANSI escape codes in them."""
+    logs.configure()
+    try:
+        structlog.get_logger("matchhub.test").warning("lookup view loaded", rows=3)
+        printed = capsys.readouterr().out
+        assert "lookup view loaded" in printed
+        assert "\x1b[" not in printed
+    finally:
+        structlog.reset_defaults()

@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
+    Date,
     Integer,
     bindparam,
     case,
@@ -462,6 +463,7 @@ def entries(
 
 
 LOOKUP_ROUTE = "/v1/lookups"
+ACTIVITY_WORK_MEM = "64MB"
 ACTIVITY_SUBJECTS_MAX = 500
 """People listed as looked up by many staff members, most staff first."""
 
@@ -475,7 +477,7 @@ def _local_time(session: Session, offset_minutes: int) -> tuple[Any, Any, Any]:
             f"(audit_entries.created_at AT TIME ZONE 'UTC' + interval '{offset} minutes')"
         )
         return (
-            func.to_char(local, "YYYY-MM-DD"),
+            cast(local, Date),
             cast(extract("isodow", local), Integer),
             cast(extract("hour", local), Integer),
         )
@@ -500,6 +502,21 @@ def activity(
     requests per local day, agency, staff member, route, outcome, error and purpose; people
     looked up per staff member; accepted lookups per local weekday and hour and staff member;
     and the people (subject digests) looked up by at least ``many_staff`` staff members."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        # Room to hash the groups in memory: with the default 4 MB a day's groups are sorted
+        # on disk, three times slower. Reset below: the connection goes back to the pool.
+        session.execute(text(f"SET work_mem = '{ACTIVITY_WORK_MEM}'"))
+    try:
+        return _activity(session, since, until, offset_minutes, many_staff)
+    finally:
+        if postgresql:
+            session.execute(text("RESET work_mem"))
+
+
+def _activity(
+    session: Session, since: datetime, until: datetime, offset_minutes: int, many_staff: int
+) -> dict[str, Any]:
     bounds = _period_bounds(session, since, until)
     in_period = (AuditEntry.seq >= bounds.start, AuditEntry.seq < bounds.stop)
     day, weekday, hour = _local_time(session, offset_minutes)

@@ -43,8 +43,15 @@ def open_case(
     clock: ClockDep,
     note: AuditNote,
 ) -> CaseOut:
-    """Open a case on a flagged roster member, from a match job's result or a lookup's answer:
-    the token and the flags must be in that result. The case starts as an `indication`."""
+    """Open a case on a flagged roster member, from a match job's result (`job`) or a lookup's
+    answer (`lookup`: the answer's `reference`): the token and the flags must be in that
+    result. The case starts as an `indication`. Needs `Matchhub-End-User`.
+
+    Refusals: 422 `not_in_result`, `invalid_case_origin`, `invalid_token`,
+    `raw_identifier_refused`, `end_user_required`; 404 `job_not_found`, `lookup_not_found`;
+    409 `job_not_done`, `job_failed`, `flag_no_longer_current`, `result_too_old`,
+    `case_exists`; 410
+    `results_expired`. See docs/cases.md."""
     keys = cast(AuditKeys, request.app.state.audit_keys)
     rekeyer = cast(UploadContext, request.app.state.uploads).rekeyer
     note.update(job=body.job, lookup=body.lookup, flags=sorted(set(body.flags)))
@@ -72,8 +79,12 @@ def move_case(
     note: AuditNote,
     case_id: str = CaseId,
 ) -> CaseOut:
-    """Move a case of the caller's to its next state; each refusal is a 409 with its own code
-    and changes nothing (docs/cases.md)."""
+    """Move a case of the caller's to its next state (`reason`: for `refuted` one of
+    not_the_person, source_outdated, rule_not_met, other; for `decided` upheld or withdrawn).
+    Needs `Matchhub-End-User`. Each refusal changes nothing: 409 `case_closed`, `case_lapsed`,
+    `not_verified`, `response_not_due`, `illegal_transition`; 422 `invalid_reason`,
+    `end_user_required`; 404 `case_not_found` (also another agency's case). See
+    docs/cases.md."""
     note.update(case=case_id, to=body.to.value, reason=body.reason)
     now = clock.now()
     case, before = service.transition(

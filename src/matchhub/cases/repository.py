@@ -141,6 +141,12 @@ class CaseRepository:
             return None
         return None
 
+    def count_by_state(self) -> dict[str, int]:
+        """Cases by recorded state (an indication past its lapse time counts as an indication
+        until the scheduled pass records it)."""
+        stmt = select(Case.state, func.count()).group_by(Case.state)
+        return {str(state): int(n) for state, n in self.session.execute(stmt)}
+
     def agency_codes(self, agency_ids: Collection[int]) -> dict[int, str]:
         stmt = select(Agency.id, Agency.code).where(Agency.id.in_(list(agency_ids)))
         return {int(i): str(c) for i, c in self.session.execute(stmt)}
@@ -149,15 +155,17 @@ class CaseRepository:
         stmt = select(Snapshot.id, Snapshot.agency_id).where(Snapshot.id.in_(list(snapshot_ids)))
         return {int(s): int(a) for s, a in self.session.execute(stmt)}
 
-    def lookup_entry(self, seq: int) -> tuple[str | None, str | None, dict[str, Any]] | None:
-        """(agency, route, body) of an audit entry."""
-        stmt = select(AuditEntry.agency, AuditEntry.route, AuditEntry.body).where(
-            AuditEntry.seq == seq
-        )
+    def lookup_entry(
+        self, seq: int
+    ) -> tuple[str | None, str | None, datetime, dict[str, Any]] | None:
+        """(agency, route, time, body) of an audit entry."""
+        stmt = select(
+            AuditEntry.agency, AuditEntry.route, AuditEntry.created_at, AuditEntry.body
+        ).where(AuditEntry.seq == seq)
         row = self.session.execute(stmt).first()
         if row is None:
             return None
-        return row.agency, row.route, json.loads(row.body)
+        return row.agency, row.route, row.created_at, json.loads(row.body)
 
     def current_assertions(
         self, token: bytes, codes: Collection[str]

@@ -25,8 +25,8 @@ from matchhub.cases.repository import CaseRepository
 from matchhub.jobs import service as jobs
 from matchhub.kit.db import session_scope
 from matchhub.kit.settings import Settings
+from matchhub.protocol.verify import RECEIPT_KIND  # what the offline verifier checks
 
-RECEIPT_KIND = "retention"
 BATCH = 500
 LAPSE_BATCH = 1000
 

@@ -125,6 +125,15 @@ def check_token(token: str) -> None:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """What the result a case is opened from said: its purpose, when, and the flags."""
+
+    purpose: str
+    at: datetime
+    found: list[Found]
+
+
+@dataclass(frozen=True)
 class Found:
     """A flag of the result a case is opened from."""
 
@@ -155,12 +164,10 @@ def open_case(
     stored = rekeyer.rekey(bytes.fromhex(body.token))
     repo = CaseRepository(session)
     if body.job is not None:
-        purpose, found = _from_job(
-            repo, session, principal, job_id=body.job, stored=stored, codes=codes
-        )
+        origin = _from_job(repo, session, principal, job_id=body.job, stored=stored, codes=codes)
     else:
         assert body.lookup is not None  # noqa: S101 (checked above)
-        purpose, found = _from_lookup(
+        origin = _from_lookup(
             repo,
             principal,
             seq=body.lookup,
@@ -168,6 +175,13 @@ def open_case(
             stored=stored,
             codes=codes,
             keys=keys,
+        )
+    # An indication not taken up in time lapses; a result as old as that is one too, so a
+    # lapsed case cannot be opened again from the result it came from.
+    if now - origin.at >= rules.lapse:
+        raise Conflict(
+            "the result is older than an indication may wait; run the match or the lookup again",
+            code="result_too_old",
         )
     existing = repo.open_for(principal.agency_id, stored, now)
     if existing is not None:
@@ -179,7 +193,7 @@ def open_case(
     case = Case(
         id=secrets.token_hex(16),
         agency_id=principal.agency_id,
-        purpose=purpose,
+        purpose=origin.purpose,
         job_id=body.job,
         lookup_seq=body.lookup,
         token=stored,
@@ -193,7 +207,7 @@ def open_case(
         CaseFlag(
             case_id=case.id, code=f.code, source=f.source, as_of=f.as_of, provider_id=f.provider_id
         )
-        for f in found
+        for f in origin.found
     ]
     event = CaseEvent(
         case_id=case.id,
@@ -222,7 +236,7 @@ def _from_job(
     job_id: str,
     stored: bytes,
     codes: list[str],
-) -> tuple[str, list[Found]]:
+) -> Origin:
     job = jobs.own_job(session, principal, job_id)
     jobs.results_ready(job)
     ordinal = repo.roster_ordinal(job.roster_snapshot_id, stored)
@@ -238,7 +252,8 @@ def _from_job(
     ]
     if {f.code for f in found} != set(codes):
         raise _not_in_result("match job's result")
-    return job.purpose, _unique(found)
+    assert job.finished_at is not None  # noqa: S101 (results are ready)
+    return Origin(job.purpose, job.finished_at, _unique(found))
 
 
 def _from_lookup(
@@ -250,16 +265,16 @@ def _from_lookup(
     stored: bytes,
     codes: list[str],
     keys: AuditKeys,
-) -> tuple[str, list[Found]]:
+) -> Origin:
     entry = repo.lookup_entry(seq)
     if (
         entry is None
         or entry[0] != principal.code
         or entry[1] != LOOKUP_ROUTE
-        or entry[2].get("status") != 200
+        or entry[3].get("status") != 200
     ):
         raise NotFound("no such lookup of yours", code="lookup_not_found")
-    answered = set(entry[2].get("flagged") or ())
+    answered = set(entry[3].get("flagged") or ())
     if any(keys.answer(token, code) not in answered for code in codes):
         raise _not_in_result("lookup's answer")
     found = [Found(*row) for row in repo.current_assertions(stored, codes)]
@@ -270,7 +285,7 @@ def _from_lookup(
             "look it up again",
             code="flag_no_longer_current",
         )
-    return str(entry[2]["purpose"]), _unique(found)
+    return Origin(str(entry[3]["purpose"]), entry[2], _unique(found))
 
 
 def _date(value: str) -> date:

@@ -11,11 +11,13 @@ It checks the desk's list against the synthetic ground truth and says whether th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import secrets
 import shutil
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -365,6 +367,20 @@ def _lookups(console: Console, desk: Path, data: Path, expected: dict[str, set[s
         console.print(f"   {name}: {flags}")
 
 
+def command(name: str) -> str:
+    """How to type ``name`` in a new shell: the bare name when it is on the PATH and is this
+    installation's, else its path (``.venv/bin/matchhub`` after ``make demo``)."""
+    here = Path(sys.executable).parent / name
+    if not here.exists():
+        return name
+    found = shutil.which(name)
+    if found is not None and Path(found).resolve() == here.resolve():
+        return name
+    with contextlib.suppress(ValueError):
+        return str(here.relative_to(Path.cwd()))
+    return str(here)
+
+
 def run_demo(home: Path, console: Console, *, people: int = 20_000, seed: int = 2026) -> DemoResult:
     started = time.monotonic()
     prepare_home(home)
@@ -425,8 +441,8 @@ def run_demo(home: Path, console: Console, *, people: int = 20_000, seed: int = 
         f"  {home / 'connectors'}  each connector's report and rejected rows\n"
         f"  {home / 'broker.log'}  the broker's log\n"
         "The ministry's desk on the demo's state (two terminals):\n"
-        f"  matchhub --home {home} serve --port {port}\n"
-        f"  matchhub-desk serve --home {desk} --port {DESK_PORT}\n"
+        f"  {command('matchhub')} --home {home} serve --port {port}\n"
+        f"  {command('matchhub-desk')} serve --home {desk} --port {DESK_PORT}\n"
         f"  then open http://127.0.0.1:{DESK_PORT}/ and sign in as supervisor, analyst or "
         f"caseworker with the password in {passwords} (readable by you only)"
     )

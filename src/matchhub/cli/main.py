@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,7 +49,7 @@ purposes_app = typer.Typer(help="Purposes a consumer may state.", no_args_is_hel
 grants_app = typer.Typer(
     help="Which consumer may see which flag for which purpose.", no_args_is_help=True
 )
-audit_app = typer.Typer(help="Export, verify and checkpoint the audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="Export and verify the audit log.", no_args_is_help=True)
 retention_app = typer.Typer(
     help="Lapsed indications, closed cases and job results past their retention.",
     no_args_is_help=True,
@@ -89,6 +90,11 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = State(home)
+
+
+DEMO_PEOPLE = (500, 2_000_000)
+"""What ``matchhub demo --people`` takes: a population with someone in every role and flag, and
+one the demo's one process pushes and matches in minutes."""
 
 
 def _state(ctx: typer.Context) -> State:
@@ -243,6 +249,7 @@ def keys_matching_key(
     settings = _state(ctx).settings()
     if version is not None and not VERSION_ID.fullmatch(version):
         raise OperatorError("a version id is letters, digits, '.', '_' and '-' (at most 64)")
+    out_file.parent.mkdir(parents=True, exist_ok=True)  # as `agency add --out` makes its own
     written = False
     try:
         with _session(settings) as session:
@@ -570,7 +577,7 @@ def proxy_cert(
 
     Set MATCHHUB_CLIENT_CERT_SOURCE=proxy and add the printed fingerprint to
     MATCHHUB_TRUSTED_PROXY_FINGERPRINTS: only connections presenting it may forward a client
-    certificate. See deploy/nginx.conf.
+    certificate. See deploy/nginx-matchhub.conf and deploy/README.md.
     """
     settings = _state(ctx).settings()
     with _session(settings) as session:
@@ -596,7 +603,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
 ) -> None:
     """HTTPS with required client certificates (verified against the hub CA and CRL)."""
-    from matchhub.web.server import serve as run
+    from matchhub.web.server import build_server
 
     overrides: dict[str, object] = {}
     if host:
@@ -604,8 +611,22 @@ def serve(
     if port:
         overrides["port"] = port
     settings = _state(ctx).settings(**overrides)
+    server = build_server(settings)  # the keys and the TLS material, checked first
+    listening = _listen(settings.host, settings.port)
+    # Only now is it true: the keys were read and the port is ours.
     out.print(f"matchhub serving https://{settings.host}:{settings.port} (state {settings.home})")
-    run(settings)
+    server.run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything says it serves."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise OperatorError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host, --port)"
+        ) from None
 
 
 @app.command()
@@ -643,16 +664,29 @@ def processes(ctx: typer.Context) -> None:
 
 @app.command()
 def demo(
-    home: Annotated[Path, typer.Option(help="A fresh folder for the demo's state.")] = Path(
-        "var/demo"
-    ),
-    people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 20_000,
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="A fresh folder for the demo's state (default: matchhub's --home, else var/demo).",
+            show_default=False,
+        ),
+    ] = None,
+    people: Annotated[
+        int,
+        typer.Option(
+            min=DEMO_PEOPLE[0],
+            max=DEMO_PEOPLE[1],
+            help=f"Size of the synthetic population ({DEMO_PEOPLE[0]:,} to {DEMO_PEOPLE[1]:,}).",
+        ),
+    ] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 2026,
 ) -> None:
     """The whole story end to end on the embedded SQLite default: init, agencies, key
     ceremony, synthetic data, every connector over mTLS, a match job, lookups, audit verify."""
     from matchhub.cli.demo import run_demo
 
+    home = home or _state(ctx).home or Path("var/demo")
     result = run_demo(home, out, people=people, seed=seed)
     if not result.matches_truth:
         raise OperatorError("the broker's answer differs from the synthetic ground truth")

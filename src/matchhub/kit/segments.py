@@ -153,13 +153,7 @@ def write_segment(
     """Write ``tokens`` (stored, 16 bytes each; with a roster's ``ordinals``) as the segment
     ``ident`` names, sorted; returns its path. Atomic: the segment's name appears only once
     the whole file is on disk."""
-    hi, lo = halves(tokens)
-    if len(hi) != ident.rows:
-        raise RowsDiffer(len(hi), ident.rows)
-    if (ordinals is None) != (ident.kind is not SegmentKind.roster):
-        raise ValueError("a roster's segment has ordinals, a flag's has none")
-    ords = None if ordinals is None else np.asarray(ordinals, dtype="<i4")
-    order = sort_order(hi, lo, ords)
+    hi, lo, ords, order = _columns(ident, tokens, ordinals)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     final = directory / ident.name
     temporary = directory / f".{ident.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMPORARY}"
@@ -184,6 +178,26 @@ def write_segment(
         raise
     _fsync_directory(directory)
     return final
+
+
+def _columns(
+    ident: SegmentId, tokens: bytes, ordinals: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The halves, the ordinals (a roster's) and the order that sorts them."""
+    hi, lo = halves(tokens)
+    if len(hi) != ident.rows:
+        raise RowsDiffer(len(hi), ident.rows)
+    if (ordinals is None) != (ident.kind is not SegmentKind.roster):
+        raise ValueError("a roster's segment has ordinals, a flag's has none")
+    ords = None if ordinals is None else np.asarray(ordinals, dtype="<i4")
+    return hi, lo, ords, sort_order(hi, lo, ords)
+
+
+def in_memory(ident: SegmentId, tokens: bytes, ordinals: np.ndarray | None = None) -> Segment:
+    """The segment ``write_segment`` would write, as this process's own arrays: for when the
+    folder cannot be written (a full disk), so readers carry on from the database's rows."""
+    hi, lo, ords, order = _columns(ident, tokens, ordinals)
+    return Segment(ident, hi[order], lo[order], None if ords is None else ords[order])
 
 
 def _write_block(out: BinaryIO, digest: hashlib._Hash, data: bytes | memoryview) -> None:
@@ -215,8 +229,8 @@ def open_segment(path: Path, expected: SegmentId) -> Segment:
     its size, its header, its checksum and its order. Raises :class:`SegmentInvalid`."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError as exc:
-        raise SegmentInvalid("no segment file") from exc
+    except OSError as exc:  # none, or a folder that is not one
+        raise SegmentInvalid(f"cannot open it: {exc.strerror}") from exc
     try:
         size = os.fstat(fd).st_size
         if size != expected.size():

@@ -38,7 +38,7 @@ MAX_PEOPLE = 50_000_000
 @synth_app.command()
 def generate(
     people: Annotated[
-        int, typer.Option(min=1, max=MAX_PEOPLE, help="Population size (1,000 to 10,000,000).")
+        int, typer.Option(min=1, max=MAX_PEOPLE, help=f"Population size (1 to {MAX_PEOPLE:,}).")
     ],
     out: Annotated[Path, typer.Option(help="Folder to write (created; must be empty).")],
     seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same files.")] = 1,

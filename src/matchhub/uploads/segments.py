@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import structlog
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,7 @@ from matchhub.kit.segments import (
     SegmentId,
     SegmentInvalid,
     SegmentKind,
+    in_memory,
     is_temporary,
     open_segment,
     parse_name,
@@ -102,10 +104,14 @@ class SegmentStore:
             if there:
                 self.rejected += 1
                 log.warning("segment not trusted; rebuilding it", snapshot=ref.id, reason=str(why))
-            # A file that was there is rebuilt whatever the lock finds; a missing one may have
-            # been built by another process meanwhile.
-            self._build(session, ref, ident, force=there)
-            segment = open_segment(path, ident)
+            try:
+                # A file that was there is rebuilt whatever the lock finds; a missing one may
+                # have been built by another process meanwhile.
+                self._build(session, ref, ident, force=there)
+                segment = open_segment(path, ident)
+            except OSError:  # the folder cannot be written: carry on from the database
+                log.error("cannot write segments; reading rows instead", exc_info=True)
+                segment = in_memory(ident, *self._rows(session, ref, ident))
         with self._lock:
             self._open[ident.name] = segment
         return segment
@@ -179,15 +185,21 @@ class SegmentStore:
         with self._building(ident.name):
             if not force and _plausible(path, ident):
                 return 0
-            rows = SnapshotRows(session)
-            if ident.kind is SegmentKind.roster:
-                ordinals, tokens = rows.roster_tokens(ref.id)
-                write_segment(self.directory, ident, tokens, ordinals)
-            else:
-                write_segment(self.directory, ident, rows.provider_tokens(ref.id))
+            write_segment(self.directory, ident, *self._rows(session, ref, ident))
             self.built += 1
             log.info("segment built", snapshot=ref.id, rows=ref.rows)
             return 1
+
+    @staticmethod
+    def _rows(
+        session: Session, ref: SnapshotRef, ident: SegmentId
+    ) -> tuple[bytes, np.ndarray | None]:
+        """The snapshot's stored tokens, and a roster's ordinals, from the database."""
+        rows = SnapshotRows(session)
+        if ident.kind is SegmentKind.roster:
+            ordinals, tokens = rows.roster_tokens(ref.id)
+            return tokens, ordinals
+        return rows.provider_tokens(ref.id), None
 
     @contextmanager
     def _building(self, name: str) -> Iterator[None]:
@@ -208,7 +220,7 @@ def _plausible(path: Path, ident: SegmentId) -> bool:
                 os.fstat(f.fileno()).st_size == ident.size()
                 and f.read(HEADER_BYTES) == ident.header()
             )
-    except FileNotFoundError:
+    except OSError:
         return False
 
 

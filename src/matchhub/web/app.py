@@ -159,7 +159,12 @@ def _start(app: FastAPI, settings: Settings) -> Callable[[], None]:
     writer.start()
     views.start()
     app.state.metrics = Metrics(
-        lambda: app.state.read_sessionmaker, fleet, epoch, views, app.state.handshake_refusals
+        lambda: app.state.read_sessionmaker,
+        fleet,
+        epoch,
+        views,
+        segments=segments,
+        refusals=app.state.handshake_refusals,
     )
     if background is not None:
         background.start()

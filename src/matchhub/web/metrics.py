@@ -23,6 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit.models import AuditCheckpoint, AuditState
+from matchhub.cases.models import CaseState
+from matchhub.cases.repository import CaseRepository
 from matchhub.identity.auth import SCOPE_ATTRIBUTE, authenticate_request
 from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope as Needs
@@ -34,6 +36,7 @@ from matchhub.kit.settings import Settings
 from matchhub.uploads import service as upload_service
 from matchhub.uploads.models import Upload
 from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.segments import SegmentStore
 from matchhub.web.fleet import Fleet
 from matchhub.web.handshakes import REASONS, HandshakeRefusals
 from matchhub.web.views import Views
@@ -57,6 +60,7 @@ class _DatabaseGauges(Collector):
             snapshots = SnapshotRepository(session).count_current()
             checkpointed = session.scalar(select(func.max(AuditCheckpoint.created_at)))
             purges = upload_service.purges_waiting(session)
+            cases = CaseRepository(session).count_by_state()
         yield GaugeMetricFamily("matchhub_audit_entries", "Entries in the audit log", value=audit)
         if checkpointed is not None:
             if checkpointed.tzinfo is None:  # SQLite keeps no zone; the column is UTC
@@ -76,6 +80,12 @@ class _DatabaseGauges(Collector):
         for state in ("queued", "running", "succeeded", "failed"):
             job_gauge.add_metric([state], jobs.get(state, 0))
         yield job_gauge
+        case_gauge = GaugeMetricFamily(
+            "matchhub_cases", "Cases by recorded state (counts only)", labels=["state"]
+        )
+        for case_state in CaseState:
+            case_gauge.add_metric([case_state.value], cases.get(case_state.value, 0))
+        yield case_gauge
         snap = GaugeMetricFamily(
             "matchhub_current_snapshots", "Current snapshots by kind", labels=["kind"]
         )
@@ -87,8 +97,10 @@ class _DatabaseGauges(Collector):
 class _ProcessGauges(Collector):
     """This process's own state, and the broker processes its heartbeat last counted."""
 
-    def __init__(self, fleet: Fleet, epoch: EpochWatch, views: Views) -> None:
-        self.fleet, self.epoch, self.views = fleet, epoch, views
+    def __init__(
+        self, fleet: Fleet, epoch: EpochWatch, views: Views, segments: SegmentStore
+    ) -> None:
+        self.fleet, self.epoch, self.views, self.segments = fleet, epoch, views, segments
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         processes = GaugeMetricFamily(
@@ -112,6 +124,16 @@ class _ProcessGauges(Collector):
             "matchhub_database_history_changes",
             "Times this process found the database restored or failed over (kit/epoch.py)",
             value=self.epoch.changes,
+        )
+        yield GaugeMetricFamily(
+            "matchhub_segments_built",
+            "Snapshot segments this process built from the database (uploads/segments.py)",
+            value=self.segments.built,
+        )
+        yield GaugeMetricFamily(
+            "matchhub_segments_rejected",
+            "Segment files this process found damaged or stale, and rebuilt",
+            value=self.segments.rejected,
         )
 
 
@@ -140,6 +162,8 @@ class Metrics:
         fleet: Fleet,
         epoch: EpochWatch,
         views: Views,
+        *,
+        segments: SegmentStore,
         refusals: HandshakeRefusals,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -157,7 +181,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.registry.register(_DatabaseGauges(factory))
-        self.registry.register(_ProcessGauges(fleet, epoch, views))
+        self.registry.register(_ProcessGauges(fleet, epoch, views, segments))
         self.registry.register(_HandshakeCounts(refusals))
 
 

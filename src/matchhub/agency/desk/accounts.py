@@ -43,10 +43,10 @@ class Permission(StrEnum):
     roster = "roster"  # register or refresh the roster
     staff = "staff"  # add, disable and enable staff
     log = "log"  # read the desk's own log
-    audit = "audit"  # the auditor's console (reserved)
     cases = "cases"  # the case queue: see cases, open them, write notes
     casework = "casework"  # move a case (a caseworker: only the cases assigned to them)
     assign = "assign"  # assign cases to caseworkers
+    audit = "audit"  # the auditor's console (reserved)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -1,14 +1,16 @@
-"""What an auditor looks for in a period of the log, as pure functions of its entries.
+"""What an auditor looks for in a period of the log, as pure functions of its counts.
 
-No database, no broker, no page: the auditor's pages (auditing.py) fetch the entries and show
-what these return, with the reasoning each finding carries, so an auditor can check it by hand.
+No database, no broker, no page: the broker counts the period (``GET /v1/audit/activity``,
+a ``GROUP BY`` over the period's range of entries, however long the log), the auditor's pages
+(auditing.py) turn the counts into findings here and show them with the reasoning each one
+carries, so an auditor can check it by hand.
 
 * **Volume**: requests per day, per agency and per end user (the staff member a desk named).
 * **Heavy users**: an end user whose people looked up exceed ``factor`` times the median of
   their peers' (the other end users of the same agency in the period), and at least
   ``min_lookups``. The median, not the mean, so the heavy user does not raise their own bar.
-* **Outside office hours**: accesses before ``office_start`` or from ``office_end`` local time,
-  or on a day that is not a working day (Iraq's week: Sunday to Thursday).
+* **Outside office hours**: lookups before ``office_start`` or from ``office_end`` local time,
+  or on a day that is not a working day (Iraq's week: Sunday to Thursday), per staff member.
 * **Widely looked up**: a person (a subject digest: never a token) looked up by at least
   ``many_staff`` different end users.
 """
@@ -17,14 +19,13 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 LOOKUP_ROUTE = "/v1/lookups"
-WORKDAYS = frozenset({6, 0, 1, 2, 3})  # Python's weekday(): Sunday=6, Monday=0 ... Thursday=3
+ISO_WORKDAYS = frozenset({7, 1, 2, 3, 4})  # ISO weekdays: Sunday (7) to Thursday (4)
 NOBODY = "—"
 """The end user of an entry whose caller named none (a script with the certificate)."""
 
@@ -97,9 +98,18 @@ class HeavyUser:
 @dataclass(frozen=True)
 class WidelyLookedUp:
     subject: str
+    """The person's keyed subject digest (never a token)."""
     staff: tuple[str, ...]
-    agencies: tuple[str, ...]
     lookups: int
+
+
+@dataclass(frozen=True)
+class OffHours:
+    end_user: str
+    agency: str
+    lookups: int
+    slots: tuple[tuple[int, int], ...]
+    """The (ISO weekday, hour) slots outside office hours in which they looked people up."""
 
 
 @dataclass
@@ -107,42 +117,52 @@ class Volume:
     per_day: dict[date, int] = field(default_factory=dict)
     per_agency: dict[str, int] = field(default_factory=dict)
     per_end_user: dict[str, int] = field(default_factory=dict)
-    per_day_agency: dict[date, dict[str, int]] = field(default_factory=dict)
 
 
-def local_day(moment: datetime, zone: ZoneInfo) -> date:
-    return moment.astimezone(zone).date()
+@dataclass(frozen=True)
+class Activity:
+    """``GET /v1/audit/activity``'s answer, read."""
+
+    requests: list[dict[str, Any]]
+    hours: list[dict[str, Any]]
+    people: dict[tuple[str, str], int]
+    widely: list[WidelyLookedUp]
+
+    @classmethod
+    def from_answer(cls, answer: Mapping[str, Any]) -> Activity:
+        return cls(
+            requests=[{**r, "day": date.fromisoformat(r["day"])} for r in answer["requests"]],
+            hours=list(answer["hours"]),
+            people={
+                (p["agency"] or NOBODY, p["end_user"]): int(p["count"])
+                for p in answer["people"]
+                if p["end_user"]
+            },
+            widely=[
+                WidelyLookedUp(
+                    w["subject"], tuple(u or NOBODY for u in w["staff"]), int(w["count"])
+                )
+                for w in answer["widely"]
+            ],
+        )
 
 
-def volume(accesses: Iterable[Access], zone: ZoneInfo) -> Volume:
-    """Requests per day, per agency, per end user, and per day and agency."""
+def volume(requests: Iterable[Mapping[str, Any]]) -> Volume:
+    """Requests per local day, per agency and per staff member."""
     per_day: Counter[date] = Counter()
     per_agency: Counter[str] = Counter()
     per_user: Counter[str] = Counter()
-    grid: dict[date, Counter[str]] = defaultdict(Counter)
-    for access in accesses:
-        day = local_day(access.time, zone)
-        agency = access.agency or NOBODY
-        per_day[day] += 1
-        per_agency[agency] += 1
-        grid[day][agency] += 1
-        if access.end_user:
-            per_user[access.end_user] += 1
+    for row in requests:
+        count = int(row["count"])
+        per_day[row["day"]] += count
+        per_agency[row["agency"] or NOBODY] += count
+        if row["end_user"]:
+            per_user[row["end_user"]] += count
     return Volume(
         per_day=dict(sorted(per_day.items())),
         per_agency=dict(per_agency.most_common()),
         per_end_user=dict(per_user.most_common()),
-        per_day_agency={d: dict(c) for d, c in sorted(grid.items())},
     )
-
-
-def people_per_user(accesses: Iterable[Access]) -> dict[tuple[str, str], int]:
-    """(agency, end user) → people looked up, for every end user who looked anyone up."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for access in accesses:
-        if access.lookup and access.end_user:
-            counts[(access.agency or NOBODY, access.end_user)] += access.people
-    return dict(counts)
 
 
 def heavy_users(counts: Mapping[tuple[str, str], int], thresholds: Thresholds) -> list[HeavyUser]:
@@ -165,58 +185,57 @@ def heavy_users(counts: Mapping[tuple[str, str], int], thresholds: Thresholds) -
     return sorted(found, key=lambda h: (-h.people, h.end_user))
 
 
-def outside_hours(
-    accesses: Iterable[Access], thresholds: Thresholds, zone: ZoneInfo
-) -> list[Access]:
-    """Lookups made before the office opens, after it closes, or on a day it is closed."""
-    return [
-        a for a in accesses if a.lookup and not _office_time(a.time.astimezone(zone), thresholds)
-    ]
+def office_time(weekday: int, hour: int, thresholds: Thresholds) -> bool:
+    """Whether an ISO weekday (1 Monday ... 7 Sunday) and local hour are office time."""
+    return weekday in ISO_WORKDAYS and thresholds.office_start <= hour < thresholds.office_end
 
 
-def _office_time(local: datetime, thresholds: Thresholds) -> bool:
-    return (
-        local.weekday() in WORKDAYS
-        and thresholds.office_start <= local.hour < thresholds.office_end
-    )
-
-
-def widely_looked_up(accesses: Iterable[Access], thresholds: Thresholds) -> list[WidelyLookedUp]:
-    """People looked up by at least ``many_staff`` different end users."""
-    staff: dict[str, set[str]] = defaultdict(set)
-    agencies: dict[str, set[str]] = defaultdict(set)
-    lookups: Counter[str] = Counter()
-    for access in accesses:
-        if not access.lookup:
+def outside_hours(hours: Iterable[Mapping[str, Any]], thresholds: Thresholds) -> list[OffHours]:
+    """Per staff member, their lookups outside office hours and when (weekday, hour)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    slots: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)
+    for row in hours:
+        weekday, hour = int(row["weekday"]), int(row["hour"])
+        if office_time(weekday, hour, thresholds):
             continue
-        for subject in set(access.subjects):
-            staff[subject].add(access.end_user or NOBODY)
-            agencies[subject].add(access.agency or NOBODY)
-            lookups[subject] += 1
-    found = [
-        WidelyLookedUp(s, tuple(sorted(who)), tuple(sorted(agencies[s])), lookups[s])
-        for s, who in staff.items()
-        if len(who) >= thresholds.many_staff
+        who = (row["end_user"] or NOBODY, row["agency"] or NOBODY)
+        counts[who] += int(row["count"])
+        slots[who].add((weekday, hour))
+    return [
+        OffHours(user, agency, n, tuple(sorted(slots[(user, agency)])))
+        for (user, agency), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    return sorted(found, key=lambda w: (-len(w.staff), w.subject))
 
 
 @dataclass
 class Findings:
     volume: Volume
     heavy: list[HeavyUser]
-    off_hours: list[Access]
+    off_hours: list[OffHours]
     widely: list[WidelyLookedUp]
     lookups: int
     entries: int
+    purposes: dict[str, int]
+    refused: dict[str, int]
 
 
-def analyse(accesses: Sequence[Access], thresholds: Thresholds, zone: ZoneInfo) -> Findings:
+def analyse(activity: Activity, thresholds: Thresholds) -> Findings:
+    requests = activity.requests
+    accepted = [r for r in requests if r["outcome"] == "accepted"]
+    purposes: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    for row in requests:
+        if row["outcome"] == "accepted" and row["purpose"]:
+            purposes[row["purpose"]] += int(row["count"])
+        elif row["outcome"] == "refused":
+            refused[row["error"] or NOBODY] += int(row["count"])
     return Findings(
-        volume=volume(accesses, zone),
-        heavy=heavy_users(people_per_user(accesses), thresholds),
-        off_hours=outside_hours(accesses, thresholds, zone),
-        widely=widely_looked_up(accesses, thresholds),
-        lookups=sum(1 for a in accesses if a.lookup),
-        entries=len(accesses),
+        volume=volume(requests),
+        heavy=heavy_users(activity.people, thresholds),
+        off_hours=outside_hours(activity.hours, thresholds),
+        widely=[w for w in activity.widely if len(w.staff) >= thresholds.many_staff],
+        lookups=sum(int(r["count"]) for r in accepted if r["route"] == LOOKUP_ROUTE),
+        entries=sum(int(r["count"]) for r in requests),
+        purposes=dict(purposes.most_common()),
+        refused=dict(refused.most_common()),
     )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -35,7 +34,7 @@ from starlette.responses import Response
 from matchhub.agency.desk import anomalies, i18n, witness
 from matchhub.agency.desk.accounts import Permission
 from matchhub.agency.desk.anomalies import Access, Findings, Thresholds
-from matchhub.agency.desk.auditpdf import report_pdf
+from matchhub.agency.desk.auditpdf import report_pdf, slots_label
 from matchhub.agency.desk.broker import BrokerClient, BrokerError
 from matchhub.agency.desk.charts import bars
 from matchhub.agency.desk.pages import pages
@@ -385,16 +384,22 @@ def audit_person(ctx: PageContext) -> Response:
     )
 
 
-def _analyse(ctx: PageContext, period: Period) -> tuple[Findings, bool, list[Access]]:
+def _analyse(ctx: PageContext, period: Period) -> Findings:
+    """The period counted by the broker (``GET /v1/audit/activity``), and the findings."""
+    thresholds = _thresholds(ctx.desk)
+    offset = period.since.utcoffset()
     with ctx.desk.broker(ctx.staff) as broker:
-        found, truncated = scan(
-            broker,
-            ctx.desk.config.settings.audit_scan_max,
-            since=period.since.isoformat(),
-            until=period.until.isoformat(),
+        answer = broker.json(
+            "GET",
+            "/v1/audit/activity",
+            params={
+                "since": period.since.isoformat(),
+                "until": period.until.isoformat(),
+                "utc_offset_minutes": int(offset.total_seconds() // 60) if offset else 0,
+                "many_staff": thresholds.many_staff,
+            },
         )
-    accesses = [Access.from_entry(e) for e in found]
-    return anomalies.analyse(accesses, _thresholds(ctx.desk), i18n.TIME_ZONE), truncated, accesses
+    return anomalies.analyse(anomalies.Activity.from_answer(answer), thresholds)
 
 
 def _period_or_refusal(ctx: PageContext, default_days: int) -> Period:
@@ -421,7 +426,7 @@ def audit_anomalies(ctx: PageContext) -> Response:
         )
     view = _checked(ctx)
     try:
-        findings, truncated, _ = _analyse(ctx, period)
+        findings = _analyse(ctx, period)
     except BrokerError as exc:
         return ctx.render(
             "audit_anomalies.html",
@@ -438,8 +443,8 @@ def audit_anomalies(ctx: PageContext) -> Response:
         shown=period.query(),
         period=period,
         findings=findings,
-        truncated=truncated,
         thresholds=_thresholds(ctx.desk),
+        slots=slots_label,
         charts=_charts(ctx, findings),
     )
 
@@ -466,27 +471,13 @@ def _charts(ctx: PageContext, findings: Findings) -> dict[str, str]:
 class Report:
     period: Period
     findings: Findings
-    truncated: bool
-    purposes: dict[str, int]
-    refused: dict[str, int]
     witness: witness.WitnessView
     made_at: datetime
 
 
 def _report(ctx: PageContext, period: Period) -> Report:
     view = _checked(ctx)
-    findings, truncated, accesses = _analyse(ctx, period)
-    purposes = Counter(a.purpose for a in accesses if a.purpose and a.outcome == "accepted")
-    refused = Counter(a.error or "—" for a in accesses if a.outcome == "refused")
-    return Report(
-        period,
-        findings,
-        truncated,
-        dict(purposes.most_common()),
-        dict(refused.most_common()),
-        view,
-        datetime.now(i18n.TIME_ZONE),
-    )
+    return Report(period, _analyse(ctx, period), view, datetime.now(i18n.TIME_ZONE))
 
 
 @pages.page(
@@ -511,6 +502,7 @@ def audit_report(ctx: PageContext) -> Response:
         shown=period.query(),
         report=report,
         report_thresholds=_thresholds(ctx.desk),
+        slots=slots_label,
         pdf_url="/audit/report.pdf?" + urlencode(period.query()),
     )
 

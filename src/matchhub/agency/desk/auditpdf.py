@@ -94,6 +94,15 @@ class _Document(FPDF):
         return i18n.number(value, self.lang)
 
 
+def slots_label(slots: Sequence[tuple[int, int]], lang: str, most: int = 6) -> str:
+    """(ISO weekday, hour) slots as "Friday 22:00, Saturday 09:00, ..." in ``lang``."""
+    shown = [
+        f"{i18n.t(f'audit.weekday.{weekday}', lang)} {i18n.digits(f'{hour:02d}:00', lang)}"
+        for weekday, hour in slots[:most]
+    ]
+    return ("، " if lang == "ar" else ", ").join(shown) + (" …" if len(slots) > most else "")
+
+
 def report_pdf(report: Report, lang: str) -> bytes:
     """The report of ``report``'s period, in ``lang``: what /audit/report shows."""
     pdf = _Document(lang)
@@ -119,11 +128,9 @@ def report_pdf(report: Report, lang: str) -> bytes:
             11,
             bold=True,
         )
-    if report.truncated:
-        pdf.say(pdf.t("audit.truncated"), 9)
     pdf.say(
         f"{pdf.t('audit.entries_count')}: {n(f.entries)} · {pdf.t('audit.lookups_count')}: "
-        f"{n(f.lookups)} · {pdf.t('audit.refused_count')}: {n(sum(report.refused.values()))}"
+        f"{n(f.lookups)} · {pdf.t('audit.refused_count')}: {n(sum(f.refused.values()))}"
     )
     pdf.heading("audit.report.per_agency")
     pdf.rows(
@@ -133,12 +140,12 @@ def report_pdf(report: Report, lang: str) -> bytes:
     pdf.heading("audit.report.per_purpose")
     pdf.rows(
         [pdf.t("audit.purpose"), pdf.t("audit.count")],
-        [(p, n(c)) for p, c in report.purposes.items()],
+        [(p, n(c)) for p, c in f.purposes.items()],
     )
     pdf.heading("audit.report.refused")
     pdf.rows(
         [pdf.t("audit.error"), pdf.t("audit.count")],
-        [(e, n(c)) for e, c in report.refused.items()],
+        [(e, n(c)) for e, c in f.refused.items()],
     )
     pdf.heading("audit.heavy.title")
     pdf.rows(
@@ -152,8 +159,13 @@ def report_pdf(report: Report, lang: str) -> bytes:
     )
     pdf.heading("audit.hours.title")
     pdf.rows(
-        [pdf.t("audit.when"), pdf.t("audit.end_user"), pdf.t("audit.agency")],
-        [(i18n.moment(a.time, lang), a.end_user or "—", a.agency or "—") for a in f.off_hours],
+        [
+            pdf.t("audit.end_user"),
+            pdf.t("audit.agency"),
+            pdf.t("audit.lookups_count"),
+            pdf.t("audit.hours.when"),
+        ],
+        [(o.end_user, o.agency, n(o.lookups), slots_label(o.slots, lang)) for o in f.off_hours],
     )
     pdf.heading("audit.widely.title")
     pdf.rows(

@@ -5,6 +5,8 @@ desk's number, a person by their place in the list or the roster's index."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.responses import Response
 
 from matchhub.agency.desk import accounts, casework, i18n
@@ -65,17 +67,29 @@ def queue(ctx: PageContext) -> Response:
         casework.refresh(ctx.desk, ctx.staff)
     except BrokerError as exc:
         broker_error, catalogue = exc.message, None
+    raw = query.get("from", "0")
+    offset = int(raw) if raw.isdigit() and len(raw) < 10 else 0
     shown = casework.queue(
         ctx.desk,
         state=chosen["state"] or "open",
         governorate=chosen["governorate"],
         flag=chosen["flag"],
         assignee=ctx.staff.id if chosen["mine"] else None,
+        offset=offset,
+        limit=casework.QUEUE_PAGE + 1,
     )
+    more = len(shown) > casework.QUEUE_PAGE
+    shown = shown[: casework.QUEUE_PAGE]
+    pages = {
+        "previous": max(offset - casework.QUEUE_PAGE, 0) if offset else None,
+        "next": offset + casework.QUEUE_PAGE if more else None,
+        "query": urlencode({k: v for k, v in chosen.items() if v}),
+    }
     message = query.get("m", "")
     return ctx.render(
         "cases.html",
         cases=shown,
+        pages=pages,
         chosen=chosen,
         states=casework.STATES,
         governorates=casework.governorates(ctx.desk),
@@ -83,6 +97,9 @@ def queue(ctx: PageContext) -> Response:
         caseworkers=_caseworkers(ctx) if ctx.staff.may(Permission.assign) else [],
         message=f"cases.m.{message}" if message in _MESSAGES else None,
         count=query.get("n", ""),
+        skipped=query.get("skipped", "0"),
+        refused=query.get("refused", "0"),
+        why=_refusal(CaseError(query.get("why", ""), "")),
         broker_error=broker_error,
         now=utcnow(),
     )
@@ -221,7 +238,10 @@ def from_match(ctx: PageContext) -> Response:
             opened = casework.open_from_match(ctx.desk, ctx.staff, number, _numbers(ctx, "pick"))
         except CaseError as exc:
             return _refused(ctx, exc)
-        return redirect(f"/cases?m=opened&n={len(opened.opened)}")
+        done = {"m": "opened", "n": len(opened.opened), "skipped": opened.skipped}
+        if opened.refused:
+            done |= {"refused": len(opened.refused), "why": opened.refused[0][1]}
+        return redirect(f"/cases?{urlencode(done)}")
     query = ctx.request.query_params
     chosen = {k: query.get(k, "") for k in ("governorate", "flag")}
     try:

@@ -34,7 +34,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, select
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
 from matchhub.agency.desk import accounts, eventlog
@@ -70,6 +71,7 @@ NOTICE_STATES = ("notified", "responded", "decided", "closed")
 LAPSING_WARNING = timedelta(days=7)
 """An indication this close to lapsing stands out in the queue."""
 MAX_OPEN_AT_ONCE = 200
+QUEUE_PAGE = 100
 MAX_NOTE = 4000
 _UNREACHABLE = ("unreachable", "tls")
 
@@ -146,9 +148,12 @@ def queue(
     flag: str = "",
     assignee: int | None = None,
     now: datetime | None = None,
-    limit: int = 500,
+    offset: int = 0,
+    limit: int = QUEUE_PAGE,
 ) -> list[CaseView]:
-    """The cases, filtered; the ones that need attention first, then the most recent."""
+    """The cases, filtered; those that need attention first (overdue, then lapsing), then the
+    most recent; a page of `limit` from `offset`. The order is the database's, so every page
+    agrees with `attention`."""
     now = now or utcnow()
     stmt: Select[tuple[Case]] = select(Case)
     if state == "open":
@@ -161,15 +166,19 @@ def queue(
         stmt = stmt.where(Case.flag_codes.contains(f";{flag};", autoescape=True))
     if assignee is not None:
         stmt = stmt.where(Case.assigned_to == assignee)
+    first = sql_case(
+        (and_(Case.state.in_(("notified", "responded")), Case.response_due <= now), 0),
+        (and_(Case.state == "indication", Case.lapses_at <= now + LAPSING_WARNING), 1),
+        else_=2,
+    )
+    stmt = stmt.order_by(first, Case.id.desc()).offset(max(offset, 0)).limit(limit)
     with desk.db.transaction() as session:
-        rows = list(session.scalars(stmt.order_by(Case.id.desc()).limit(limit)))
+        rows = list(session.scalars(stmt))
         names = _names(session)
-    views = [
+    return [
         CaseView(c, _person(desk, c), names.get(c.assigned_to or 0), attention(c, now))
         for c in rows
     ]
-    order = {"overdue": 0, "lapsing": 1, None: 2}
-    return sorted(views, key=lambda v: order[v.attention])
 
 
 def governorates(desk: Desk) -> list[str]:

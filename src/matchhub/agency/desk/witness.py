@@ -12,9 +12,11 @@ it fetches the broker's current checkpoint and accepts it only if
 Anything else raises an **alarm**, stored with its evidence (the accepted and the refused
 signed notes): a smaller tree is a rollback (the broker's database restored from an older
 copy, its tail hidden), the same size with another root a fork, a proof that does not verify an
-inconsistent history, a note the pinned key did not sign another key. An alarm does not go away
-by itself: the accepted checkpoint stays where it was and every page shows the alarm until a
-member of staff acknowledges it, giving a reason; that acknowledgement is in the desk's log.
+inconsistent history, a note the pinned key did not sign another key; and a record of the
+accepted checkpoint that no longer verifies means the desk's own database was edited. An alarm
+does not go away by itself: the accepted checkpoint stays where it was and every page shows the
+alarm until a member of staff acknowledges it, giving a reason; that acknowledgement is in the
+desk's log.
 Acknowledging a rollback, fork or inconsistency re-anchors the witness on the checkpoint that
 was refused (the auditor has taken note of the loss); acknowledging another key only clears
 the alarm: the pinned key never changes from a page.
@@ -39,7 +41,9 @@ from matchhub.protocol.merkle import ProofError, verify_consistency
 STATE_ID = 1
 MIN_ACKNOWLEDGEMENT = 10
 """Characters of the reason given when acknowledging an alarm."""
-REANCHOR = frozenset({Reason.ROLLBACK.value, Reason.FORK.value, Reason.INCONSISTENT.value})
+REANCHOR = frozenset(
+    {Reason.ROLLBACK.value, Reason.FORK.value, Reason.INCONSISTENT.value, Reason.BAD_STATE.value}
+)
 _LOCK = threading.Lock()  # one witness update at a time in a desk process
 
 
@@ -144,7 +148,18 @@ def _judge(session: Any, source: LogSource, latest: dict[str, Any], pinned: str 
             )
         )
         return
-    old = verify_checkpoint(state.note, key, origin=origin)
+    try:
+        old = verify_checkpoint(state.note, key, origin=origin)
+    except CheckpointError as exc:  # the desk's own record was edited: trust nothing
+        _raise(
+            session,
+            Reason.BAD_STATE.value,
+            f"the checkpoint this desk kept does not verify: {exc}",
+            state,
+            seen=new.size,
+            refused_note=note,
+        )
+        return
     problem = _compare(source, old, new)
     if problem is not None:
         _raise(session, problem[0], problem[1], state, seen=new.size, refused_note=note)
