@@ -102,7 +102,7 @@ def _memory(ctx: Context, figure: Figure, n: int) -> dict[str, Any]:
             for _ in range(2)
         ]
         for broker in http:
-            wait_for_view(broker.url, w.ministry)
+            wait_for_view(broker.url, w.monitor)
         worker = WorkerProcess(
             hub.settings.home,
             w.ministry,
@@ -181,7 +181,7 @@ def run(ctx: Context) -> Figure:
             if wipe:
                 shutil.rmtree(folder, ignore_errors=True)
             with hub.broker() as broker:
-                figure.series[key].add(wait_for_view(broker.url, w.ministry))
+                figure.series[key].add(wait_for_view(broker.url, w.monitor))
         runs.append(_memory(ctx, figure, n))
         last = {key: series.samples[-1] for key, series in figure.series.items() if series.samples}
         ctx.say(

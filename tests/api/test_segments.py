@@ -22,6 +22,7 @@ import pytest
 from matchhub.kit import segments as fmt
 from matchhub.kit.epoch import Epoch
 from matchhub.kit.segments import SegmentInvalid, halves, open_segment
+from matchhub.protocol.kinds import AgencyKind
 from matchhub.uploads.repository import SnapshotRepository, SnapshotRows
 from matchhub.uploads.segments import SegmentStore, SnapshotRef
 from tests.api.test_lookup_view import _answered_from_view
@@ -123,12 +124,13 @@ def test_files_are_the_databases_modes_and_hold_no_wire_token(api: InProcessApi)
     """The app's own segments, built by its view and its background work."""
     world = _world(api)
     hub = api.hub
+    monitor = hub.add_agency("prometheus", AgencyKind.monitor)  # /metrics is the monitor's
     store: SegmentStore = api.app.state.segments  # named by the database's history
     refs = _refs(hub, store)
     _answered_from_view(world, world.ids[:1])  # the view has mapped every current segment
     with hub.session() as session:
         store.prepare(session)
-    with world.client("molsa") as client:
+    with api.client(monitor) as client:
         exported = dict(
             line.split()[:2]
             for line in client.get("/metrics").text.splitlines()

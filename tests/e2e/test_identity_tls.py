@@ -150,9 +150,12 @@ def test_refused_handshakes_are_counted_and_logged_by_fingerprint(server: Runnin
     other_ca = test_pki.write_credentials(hub.agencies_dir / "rogue", "rogue", rogue, hub.ca_pem)
     bare = ssl.create_default_context(cafile=str(hub.paths.ca_cert))
     with capture_logs() as logs:
-        for creds in (revoked, other_ca):
-            with pytest.raises(HANDSHAKE_REFUSED):
-                _get(server, creds, "/v1/whoami")
+        for creds in (revoked, other_ca):  # one attempt each: the client retries by default
+            with (
+                make_client(server.url, creds, attempts=1) as client,
+                pytest.raises(HANDSHAKE_REFUSED),
+            ):
+                client.get("/v1/whoami")
         with (
             httpx.Client(base_url=server.url, verify=bare) as client,
             pytest.raises(HANDSHAKE_REFUSED),

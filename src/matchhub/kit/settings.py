@@ -98,12 +98,12 @@ class Settings(BaseSettings):
     )
     lookup_burst: int = Field(default=200, ge=1, description="Lookup requests allowed at once.")
     witness_rate_per_second: float = Field(
-        default=2.0,
+        default=5.0,
         gt=0,
         description="Witness requests (GET /v1/audit/checkpoint and consistency proofs) per "
         "second per agency, across every serving process; a connector asks three a push.",
     )
-    witness_burst: int = Field(default=30, ge=1, description="Witness requests allowed at once.")
+    witness_burst: int = Field(default=60, ge=1, description="Witness requests allowed at once.")
     lookup_view_max_rows: int = Field(
         default=100_000_000,
         ge=0,
