@@ -64,8 +64,8 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+out = Console(emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class State:

@@ -24,7 +24,7 @@ synth_app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_out = Console()
+_out = Console(emoji=False)
 
 
 @synth_app.callback()

@@ -33,8 +33,8 @@ _HTTP_CODES = {
 
 
 UNREADABLE_REQUEST = MatchhubError(
-    "the request could not be read as HTTP/1.1 (the request line and headers are at most "
-    "80 kB together)",
+    "the request could not be read as HTTP/1.1: malformed (conflicting or invalid framing "
+    "headers, say), or a request line and headers past 80 kB together",
     code="malformed_request",
 )
 """What the server answers (400) to bytes its parser refuses before any route is reached: a

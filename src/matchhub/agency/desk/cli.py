@@ -55,8 +55,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="user")
-out = Console(highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
 class CliError(Exception):
