@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from matchhub.agency.desk import accounts, casework
+from matchhub.agency.desk import accounts, casework, i18n
 from matchhub.agency.desk.accounts import Role, Staff
 from matchhub.agency.desk.casework import CaseError
 from matchhub.agency.desk.config import DeskConfig
@@ -24,7 +24,7 @@ from matchhub.agency.desk.service import Desk
 from matchhub.keystore import pki
 from matchhub.protocol.tokens import MatchingKey
 from matchhub.synth.extracts import generate
-from tests.desk.conftest import CONNECTORS, run_cli, serving
+from tests.desk.conftest import CONNECTORS, REPO, run_cli, serving
 from tests.desk.fake_broker import FakeBroker
 from tests.desk.test_pages import csrf
 from tests.pki import write_credentials
@@ -402,3 +402,14 @@ def _rows(desk: Desk) -> list[tuple[object, ...]]:
         return [
             (c.id, c.state, c.assigned_to, c.reason) for c in session.query(Case).order_by(Case.id)
         ] + [("notes", session.query(CaseNote).count())]
+
+
+def test_every_refusal_of_the_broker_s_case_rules_has_the_desk_s_words() -> None:
+    """Each 409 the broker's case rules give (read from its source, which the desk does not
+    import) is said in the page in Arabic and English, not only as the broker's message."""
+    source = "\n".join(
+        path.read_text() for path in (REPO / "src" / "matchhub" / "cases").glob("*.py")
+    )
+    codes = set(re.findall(r"Conflict\(\s*[^()]*?code=\"([a-z_]+)\"", source, re.DOTALL))
+    assert {"response_not_due", "case_lapsed", "not_verified"} <= codes
+    assert {c for c in codes if f"case.error.{c}" not in i18n.MESSAGES} == set()
