@@ -34,7 +34,7 @@ from starlette.responses import Response
 from matchhub.agency.desk import anomalies, i18n, witness
 from matchhub.agency.desk.accounts import Permission
 from matchhub.agency.desk.anomalies import Access, Findings, Thresholds
-from matchhub.agency.desk.auditpdf import report_pdf, slots_label
+from matchhub.agency.desk.auditpdf import FontMissing, report_pdf, slots_label
 from matchhub.agency.desk.broker import BrokerClient, BrokerError
 from matchhub.agency.desk.charts import bars
 from matchhub.agency.desk.pages import pages
@@ -527,10 +527,16 @@ def audit_report_download(ctx: PageContext) -> Response:
         return _render(
             ctx, "audit_report.html", 502, broker_error=exc.message, shown={}, report=None
         )
+    try:
+        pdf = report_pdf(report, ctx.lang)
+    except FontMissing:  # the desk machine lacks fonts-noto-core or fonts-dejavu-core
+        return _render(
+            ctx, "audit_report.html", 503, message="audit.font_missing", shown={}, report=None
+        )
     ctx.desk.record(ctx.staff, "audit.report_pdf", entries=report.findings.entries)
     name = f"audit-report-{period.first.isoformat()}-{period.last.isoformat()}.pdf"
     return Response(
-        report_pdf(report, ctx.lang),
+        pdf,
         media_type="application/pdf",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )

@@ -615,6 +615,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "اطبع الصفحة: الخطاب بالعربية ثم بالإنكليزية، كل منهما في صفحة.",
         "Print the page: the letter in Arabic, then in English, each on its own page.",
     ),
+    "audit.font_missing": (
+        "لا يوجد على جهاز المكتب خط يدعم العربية لإعداد ملف PDF (ثبّت fonts-noto-core)؛ "
+        "اطبع الصفحة بدلاً منه.",
+        "The desk's machine has no font with Arabic to make the PDF (install fonts-noto-core); "
+        "print the page instead.",
+    ),
     "nav.audit_entries": ("قيود السجل", "Log entries"),
     "nav.audit_person": ("أثر شخص", "A person's trail"),
     "nav.audit_anomalies": ("الحجم والحالات الشاذة", "Volume and anomalies"),
