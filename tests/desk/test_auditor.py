@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select, text
 
 from matchhub.agency.connector.push import push
+from matchhub.agency.desk import auditpdf
 from matchhub.agency.desk.accounts import new_pseudonym
 from matchhub.agency.desk.config import DeskConfig
 from matchhub.agency.desk.models import Event
@@ -416,3 +417,15 @@ def test_init_tells_a_ministrys_desk_from_an_audit_offices(
         assert not desk.has_key
     finally:
         desk.close()
+
+
+def test_a_desk_without_an_arabic_font_says_so_instead_of_a_500(
+    office: Office, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auditpdf, "FONT_DIRS", ())
+    with signed_in(office, "omar.salih") as client:
+        client.get("/audit")
+        response = client.get("/audit/report.pdf")
+    assert response.status_code == 503
+    assert 'id="message"' in response.text
+    assert "fonts-noto-core" in response.text
