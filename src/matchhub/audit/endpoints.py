@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request
@@ -36,15 +35,6 @@ def _keys(request: Request) -> service.AuditKeys:
 SEQ_MAX = 2**63 - 1
 
 _CODE = r"^[a-z0-9][a-z0-9._:-]{0,63}$"
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """A time without a zone is UTC (the log's own times are)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _as_utc(moment)
 
 
 @router.get(
@@ -111,7 +101,6 @@ def list_entries(
     """Entries of the audit log, filtered by agency, route, period, subject, end user, outcome
     and error code, in pages by sequence number (keyset: as fast on the last page as the
     first)."""
-    since, until = _utc(since), _utc(until)
     if since is not None and until is not None and since >= until:
         raise UnprocessableEntity("since must be before until", code="invalid_period")
     digest = None
@@ -187,11 +176,10 @@ def activity(
     requests per local day, agency, staff member, route, outcome, error code and purpose;
     people looked up per staff member; lookups per local weekday and hour; and the people
     looked up by at least ``many_staff`` staff members (by subject digest)."""
-    start, end = _as_utc(since), _as_utc(until)
-    if start >= end:
+    if since >= until:
         raise UnprocessableEntity("since must be before until", code="invalid_period")
     found = service.activity(
-        session, start, end, offset_minutes=utc_offset_minutes, many_staff=many_staff
+        session, since, until, offset_minutes=utc_offset_minutes, many_staff=many_staff
     )
     note["entries_counted"] = found["stop_seq"] - found["first_seq"]
     return ActivityOut(**found)
