@@ -28,8 +28,9 @@ def pgcopy_payload(stored: np.ndarray, snapshot_id: int) -> bytes:
     return _ROW.encode({"snapshot_id": snapshot_id, "token": tokens}, len(tokens))
 
 
-def raw_copy_and_index(libpq: str, payload: bytes) -> tuple[float, float]:
-    """(COPY seconds, COPY + both indexes seconds) into a fresh table, then dropped."""
+def raw_copy_and_index(libpq: str, payload: bytes, *, indexes: bool = True) -> tuple[float, float]:
+    """(COPY seconds, COPY + both indexes seconds) into a fresh table, then dropped; with
+    ``indexes`` off, the COPY alone (both figures the same)."""
     with psycopg.connect(libpq, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_raw_rows")
         conn.execute(
@@ -47,9 +48,9 @@ def raw_copy_and_index(libpq: str, payload: bytes) -> tuple[float, float]:
             for offset in range(0, len(payload), _COPY_BLOCK):
                 copy.write(view[offset : offset + _COPY_BLOCK])
         copied = time.perf_counter()
-        # The broker's indexes on snapshot_rows (src/matchhub/uploads/models.py).
-        conn.execute("CREATE INDEX ON bench_raw_rows (token, snapshot_id)")
-        conn.execute("CREATE INDEX ON bench_raw_rows USING brin (snapshot_id)")
+        if indexes:  # the broker's indexes on snapshot_rows (src/matchhub/uploads/models.py)
+            conn.execute("CREATE INDEX ON bench_raw_rows (token, snapshot_id)")
+            conn.execute("CREATE INDEX ON bench_raw_rows USING brin (snapshot_id)")
         indexed = time.perf_counter()
         conn.execute("DROP TABLE bench_raw_rows")
     return copied - started, indexed - started

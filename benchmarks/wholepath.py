@@ -2,7 +2,13 @@
 pushes them, the ministry hashes and pushes its roster, runs a match job and downloads the
 result; each repeat on a fresh hub. openmined-psi (ECDH-PSI, the ``bench`` extra): the ministry
 as client learns the intersection with the provider as server, both in this process (no
-network, which favours it)."""
+network, which favours it).
+
+Beside it, the path's own floor in the same run: hashing the same IDs (the connector's own
+hashing, as timed in the path) plus a raw binary COPY of the same rows, as 16-byte stored
+tokens, into a fresh table of the same PostgreSQL, no index. What matchhub adds above that
+floor is the push protocol, re-keying, the indexes, the snapshot's segment, the match and the
+results."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import numpy as np
 from benchmarks.config import Context
 from benchmarks.data import PathData, push_tokens
 from benchmarks.hub import BenchHub
+from benchmarks.ingest import pgcopy_payload, raw_copy_and_index
 from benchmarks.measure import Comparison, Figure
 from benchmarks.queries import run_job
 from matchhub.agency.connector.client import make_client
@@ -30,8 +37,11 @@ def hash_ids(tokeniser: Tokeniser, ids: list[str]) -> np.ndarray:
     return np.frombuffer(digest, dtype=np.uint8).reshape(len(ids), 32)
 
 
-def matchhub_once(ctx: Context, data: PathData, label: str) -> tuple[dict[str, float], float]:
-    """Stage seconds of one whole path on a fresh hub, and the broker's peak RSS (MiB)."""
+def matchhub_once(
+    ctx: Context, data: PathData, label: str
+) -> tuple[dict[str, float], float, float]:
+    """Stage seconds of one whole path on a fresh hub, the broker's peak RSS (MiB), and the
+    seconds of a raw binary COPY of the same rows into the hub's PostgreSQL (the floor)."""
     s = ctx.sizes
     times: dict[str, float] = {}
     with BenchHub(label, ctx.root, ctx.admin_url, ctx.profile_dir) as hub:
@@ -80,7 +90,11 @@ def matchhub_once(ctx: Context, data: PathData, label: str) -> tuple[dict[str, f
         flagged = (job.job.get("summary") or {}).get("flagged_beneficiaries")
         if flagged != data.expected or lines != data.expected:
             raise RuntimeError(f"matchhub found {flagged} ({lines} lines), not {data.expected}")
-    return times, broker.peak_mib or 0.0
+        copy = sum(
+            raw_copy_and_index(hub.libpq, pgcopy_payload(tokens[:, :16], 1), indexes=False)[0]
+            for tokens in (partner, roster)
+        )
+    return times, broker.peak_mib or 0.0, copy
 
 
 def _psi() -> ModuleType | str:
@@ -137,13 +151,34 @@ def run(ctx: Context) -> Figure:
         )
         for stage in STAGES
     }
+    floor = figure.add_series(
+        "floor",
+        "floor: hashing the same IDs + raw binary COPY of the same rows",
+        "s",
+        higher_is_better=False,
+    )
+    copies = figure.add_series("floor_copy", "  of which the COPY", "s", higher_is_better=False)
     for n in range(ctx.repeat):
-        times, peak = matchhub_once(ctx, data, f"path{n}")
+        times, peak, copy = matchhub_once(ctx, data, f"path{n}")
         total.add(sum(times.values()))
         for stage, seconds in times.items():
             stages[stage].add(seconds)
+        floor.add(times["hash_partner"] + times["hash_roster"] + copy)
+        copies.add(copy)
         figure.broker_peak_rss_mib.append(peak)
-        ctx.say(f"whole path {n + 1}/{ctx.repeat}: matchhub {total.samples[-1]:.2f} s")
+        ctx.say(
+            f"whole path {n + 1}/{ctx.repeat}: matchhub {total.samples[-1]:.2f} s, "
+            f"floor {floor.samples[-1]:.2f} s"
+        )
+    figure.comparisons.append(
+        Comparison(
+            "matchhub / its floor (hash + raw COPY)",
+            figure.ratio("matchhub", "floor"),
+            "<= 2",
+            2.0,
+            False,
+        )
+    )
     psi = _psi() if ctx.psi_repeat else "--psi-repeat 0"
     if isinstance(psi, str):
         figure.notes.append(f"openmined-psi skipped: {psi}")
