@@ -173,3 +173,22 @@ def test_init_refuses_a_home_that_exists(
     assert cli.run(args) == 1
     assert "never overwrites" in capsys.readouterr().err
     assert (home / "something").read_text() == "keep me"
+
+
+def test_serve_on_a_port_in_use_says_so_and_never_that_it_serves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The port is taken before the desk is even looked for: one line naming the address,
+    exit status 1, and no "serving" line (before, it printed that it served, then failed)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = cli.run(["serve", "--home", str(tmp_path / "no-desk"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "serving" not in err
+    assert "Traceback" not in err

@@ -25,6 +25,7 @@ import getpass
 import os
 import secrets
 import shutil
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -344,32 +345,55 @@ def serve(
 
     if (certificate is None) != (key is None):
         raise typer.BadParameter("give both --certificate and --key, or neither")
-    config = _config(home)
-    if certificate is not None:
-        config = config.with_settings(secure_cookies=True)
+    listening = _listen(host, port)  # before anything says it serves
     try:
-        desk = Desk(config)
-    except (DefinitionError, InvalidMatchingKey, OSError) as exc:
-        raise CliError(f"{home}: {exc}") from None
-    database = desk.db
-    upgrade(database.engine)
-    scheme = "https" if certificate else "http"
-    err.print(f"matchhub-desk serving {scheme}://{host}:{port} (home {home.resolve()})")
-    try:
-        uvicorn.run(
-            create_app(desk),
-            host=host,
-            port=port,
-            ssl_certfile=str(certificate) if certificate else None,
-            ssl_keyfile=str(key) if key else None,
-            proxy_headers=forwarded_allow_ips is not None,
-            forwarded_allow_ips=forwarded_allow_ips,
-            server_header=False,
-            log_level="warning",
-            access_log=False,
-        )
+        config = _config(home)
+        if certificate is not None:
+            config = config.with_settings(secure_cookies=True)
+        try:
+            desk = Desk(config)
+        except (DefinitionError, InvalidMatchingKey, OSError) as exc:
+            raise CliError(f"{home}: {exc}") from None
+        try:
+            upgrade(desk.db.engine)
+            scheme = "https" if certificate else "http"
+            err.print(f"matchhub-desk serving {scheme}://{host}:{port} (home {home.resolve()})")
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(desk),
+                    host=host,
+                    port=port,
+                    ssl_certfile=str(certificate) if certificate else None,
+                    ssl_keyfile=str(key) if key else None,
+                    proxy_headers=forwarded_allow_ips is not None,
+                    forwarded_allow_ips=forwarded_allow_ips,
+                    server_header=False,
+                    log_level="warning",
+                    access_log=False,
+                )
+            )
+            server.run(sockets=[listening])
+        finally:
+            desk.close()
     finally:
-        desk.close()
+        listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The desk's listening socket, bound: a port in use or an address this machine does not
+    have is one line at the terminal, before anything is loaded or said to be served."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return listening
 
 
 # --- scripting -----------------------------------------------------------------------------------
