@@ -122,6 +122,16 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: Des
                 "/login", data={"name": "sara.jabbar", "password": PASSWORD, "csrf": "x"}
             )
         assert bare.headers["location"] == "/login?m=form"
+        # A body the desk cannot read is its own page, not the framework's plain text.
+        broken = {"content-type": "multipart/form-data; boundary=x"}
+        for path in ("/staff", "/login"):
+            garbled = client.post(path, content=b"--x\r\nnot a part", headers=broken)
+            assert garbled.status_code == 400, path
+            assert garbled.headers["content-type"].startswith("text/html")
+            assert "طلب غير مفهوم" in garbled.text
+        crowded = client.post("/login", data={f"f{i}": "x" for i in range(20)})
+        assert crowded.status_code == 400
+        assert "طلب غير مفهوم" in crowded.text
 
 
 def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> None:

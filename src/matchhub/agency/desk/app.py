@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -207,6 +208,22 @@ async def not_found(request: Request, exc: Exception) -> Response:
     )
 
 
+async def not_understood(request: Request, exc: Exception) -> Response:
+    """A request the desk cannot read (a malformed multipart body, a form with too many
+    fields or files): the desk's own page, Arabic first as every error page, not the
+    framework's plain text. Nothing of it reached the desk's state."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 400
+    if status == 404:
+        return await not_found(request, exc)
+    return render(
+        request.app.state.templates,
+        "error.html",
+        status,
+        title="error.400.title",
+        text="error.400.text",
+    )
+
+
 def create_app(desk: Desk) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -222,7 +239,7 @@ def create_app(desk: Desk) -> Starlette:
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
             *pages.routes,
         ],
-        exception_handlers={404: not_found},
+        exception_handlers={404: not_found, HTTPException: not_understood},
         lifespan=lifespan,
     )
     app.state.desk = desk

@@ -140,6 +140,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The broker could not answer",
     ),
     "error.back": ("العودة إلى الرئيسية", "Back to home"),
+    "error.400.title": ("طلب غير مفهوم", "Request not understood"),
+    "error.400.text": (
+        "تعذر على المكتب قراءة ما أُرسل، ولم يتغير شيء. افتح الصفحة من جديد وأعد المحاولة.",
+        "The desk could not read what was sent, and nothing changed. Open the page again and "
+        "retry.",
+    ),
     "error.413.title": ("الملف كبير جداً", "Too large"),
     "error.413.text": (
         "ما أُرسل أكبر من الحد المسموح للمكتب، ولم يُقرأ منه شيء.",

@@ -202,8 +202,8 @@ async def _read_form(request: Request, context: PageContext, max_body: int) -> R
     """The posted form, once its size is known to be allowed (refused before a byte of it is
     read) and its CSRF token checked."""
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        return Response("a form must say its length", status_code=411)
+    if length is None or not length.isdigit():  # a browser always says it
+        return context.render("error.html", 411, title="error.400.title", text="error.400.text")
     if int(length) > max_body:
         await run_in_threadpool(
             context.desk.record,
