@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from matchhub.agency.connector.definition import load
-from matchhub.agency.desk import cli, db, eventlog, i18n
+from matchhub.agency.desk import casework, cli, db, eventlog, i18n
 from matchhub.agency.desk.lookup import parse_ids
 from matchhub.agency.desk.models import Base
 from matchhub.agency.desk.roster import RosterIndex, build
@@ -192,3 +192,22 @@ def test_serve_on_a_port_in_use_says_so_and_never_that_it_serves(
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "serving" not in err
     assert "Traceback" not in err
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from([*"ab ٣٤ملاحظة\n\t\r\x00\x1b\u200e\u200f\u061c", *BIDI_CONTROLS])
+    )
+)
+def test_a_kept_note_has_no_bidi_or_control_characters_and_cleaning_is_idempotent(
+    text: str,
+) -> None:
+    kept = casework.clean_note(text)
+    assert not set(kept) & set(BIDI_CONTROLS)
+    assert all(c in "\n\t" or not (c < " " or c == "\x7f") for c in kept)
+    assert casework.clean_note(kept) == kept
+    # What Arabic text legitimately carries stays: letters, digits, the directional marks.
+    assert set(kept) >= set(text) & set("abملاحظة٣٤\u200e\u200f\u061c")

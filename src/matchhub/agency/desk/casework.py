@@ -27,6 +27,7 @@ in the desk's database, shown, or logged.
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -429,9 +430,22 @@ def move(desk: Desk, staff: Staff, number: int, to: str, reason: str = "") -> Ca
     return saved
 
 
+# Bidirectional embeddings, overrides and isolates: a note holding them can show on the page
+# and in the printed letter as other text than it is ("Trojan Source"). The marks (LRM, RLM,
+# ALM) that Arabic text with numbers legitimately carries stay.
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
+def clean_note(text: str) -> str:
+    """A note as kept: without bidirectional controls or control characters other than line
+    breaks and tabs, line breaks as ``\n``, trimmed."""
+    text = text.replace("\r\n", "\n").translate(_BIDI_CONTROLS)
+    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc").strip()
+
+
 def add_note(desk: Desk, staff: Staff, number: int, text: str) -> None:
     _require(staff, Permission.cases)
-    text = text.strip()
+    text = clean_note(text)
     if not text:
         raise CaseError("empty_note", "a note needs some text")
     if len(text) > MAX_NOTE:
