@@ -157,6 +157,31 @@ def test_upload_as_of_lies_between_2000_and_tomorrow(api: InProcessApi, as_of: s
         assert session.scalar(select(func.count()).select_from(Upload)) == 2
 
 
+@pytest.mark.parametrize("count", ["1", True, 1.0], ids=["string", "bool", "float"])
+def test_a_count_is_a_json_integer_not_a_string_bool_or_float(
+    api: InProcessApi, count: object
+) -> None:
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    body = {
+        "kind": "flags",
+        "key_version": api.hub.matching_key().version,
+        "flags": ["bank.large_loan"],
+        "expected_rows": count,
+    }
+    with api.client(bank) as client:
+        _refused(
+            client.post("/v1/uploads", json=body), "post", "/v1/uploads", 422, "invalid_request"
+        )
+        upload = _open(api, client)
+        commit = client.post(
+            f"/v1/uploads/{upload}/commit", json={"rows": count, "chunks_sha256": "0" * 64}
+        )
+        _refused(commit, "post", "/v1/uploads/{upload_id}/commit", 422, "invalid_request")
+        assert client.get(f"/v1/uploads/{upload}").json()["state"] == "open"
+    with api.hub.session() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 1
+
+
 def test_options_on_an_upload_allows_get_and_delete(api: InProcessApi) -> None:
     bank = api.hub.add_agency("rafidain", AgencyKind.bank)
     with api.client(bank) as client:

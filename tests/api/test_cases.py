@@ -401,6 +401,8 @@ def test_opening_is_refused_unless_the_result_said_so(api: InProcessApi, desk: D
         ({"job": job, "token": flagged, "flags": [LOAN], "name": "x"}, (422, "invalid_request")),
         ({"job": job, "lookup": -1, "token": flagged, "flags": [LOAN]}, (422, "invalid_request")),
         ({"lookup": 10**30, "token": flagged, "flags": [LOAN]}, (422, "invalid_request")),
+        ({"lookup": "1", "token": flagged, "flags": [LOAN]}, (422, "invalid_request")),
+        ({"lookup": True, "token": flagged, "flags": [LOAN]}, (422, "invalid_request")),
         ({"lookup": 2**63 - 1, "token": flagged, "flags": [LOAN]}, (404, "lookup_not_found")),
         ({"job": job, "token": "a" * 10_000, "flags": [LOAN]}, (422, "invalid_request")),
     ]

@@ -26,6 +26,7 @@ class OpenCase(BaseModel):
         default=None,
         ge=0,
         le=2**63 - 1,
+        strict=True,
         description="A lookup of the caller's: the `reference` its answer gave (the audit "
         "sequence number of the lookup).",
     )
