@@ -315,3 +315,66 @@ def test_a_folder_that_cannot_be_written_leaves_readers_on_the_databases_rows(
     for ref in _refs(hub, store).values():
         assert _tokens(store, hub, ref) == _truth(hub, ref)
     assert (store.built, blocked.read_bytes()) == (0, b"")
+
+
+def _in_place(path: Path, rows: int) -> None:
+    """Zero a segment's tokens where they lie, as a ``cp`` over the file or ``rsync --inplace``
+    would change them: same name, same size, same inode."""
+    with path.open("r+b") as f:
+        f.seek(fmt.HEADER_BYTES)
+        f.write(bytes(16 * rows))
+
+
+def test_a_segment_written_in_place_after_it_was_checked_is_let_go_and_checked_again(
+    api: InProcessApi,
+) -> None:
+    """Before: the view and the engine kept serving the map they had verified, so the lookup
+    answered "no indication" from the zeroed file and nothing was logged."""
+    world = _world(api)
+    store: SegmentStore = api.app.state.segments
+    borrowers = {world.toks[i] for i in world.ids[0:15]}
+    assert _flags(_answered_from_view(world, world.ids[0:1])[world.ids[0]]) == {(LOAN, "bank")}
+    assert _job_tokens(world) == borrowers  # the engine maps the segments too
+    flags = [r for r in _refs(api.hub, store).values() if r.kind == "flag"]
+    rejected = store.rejected
+    for ref in flags:
+        _in_place(store.path(ref), ref.rows)
+    api.app.state.lookup_views.check_soon()
+    deadline = time.monotonic() + 20
+    while store.rejected < rejected + len(flags):  # the view found each file untrustworthy
+        assert time.monotonic() < deadline, "the view kept the changed segments"
+        time.sleep(0.05)
+    assert _flags(_answered_from_view(world, world.ids[0:1])[world.ids[0]]) == {(LOAN, "bank")}
+    assert _job_tokens(world) == borrowers
+    for ref in flags:  # rebuilt whole
+        open_segment(store.path(ref), store.ident(ref))
+
+
+def test_no_file_but_a_regular_one_is_read_as_a_segment_and_a_building_ones_lock_stays(
+    world: World, tmp_path: Path
+) -> None:
+    """A FIFO or a link under a segment's name is rebuilt over, never waited on or followed;
+    the sweep leaves the lock of a current snapshot whose first build is under way."""
+    hub = world.broker.hub
+    store = SegmentStore(tmp_path / "segments")
+    refs = list(_refs(hub, store).values())
+    store.directory.mkdir()
+    elsewhere = tmp_path / "elsewhere.seg"
+    first, second = refs[0], refs[1]
+    _tokens(SegmentStore(tmp_path / "other"), hub, second)  # a whole, valid segment
+    elsewhere.write_bytes((tmp_path / "other" / store.ident(second).name).read_bytes())
+    os.mkfifo(store.path(first))
+    store.path(second).symlink_to(elsewhere)
+    for ref in (first, second):
+        with pytest.raises(SegmentInvalid):
+            open_segment(store.path(ref), store.ident(ref))
+        assert _tokens(store, hub, ref) == _truth(hub, ref)
+        assert not store.path(ref).is_symlink()
+        assert store.path(ref).is_file()
+
+    third = refs[2]
+    lock = store.directory / f".{store.ident(third).name}.lock"
+    with store._building(store.ident(third).name):  # a first build under way, no segment yet
+        with hub.session() as session:
+            store.sweep(session)
+        assert lock.exists()

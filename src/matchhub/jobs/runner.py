@@ -24,7 +24,7 @@ from matchhub.jobs.models import MatchJob
 from matchhub.jobs.repository import JobRepository
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
-from matchhub.kit.segments import RowsDiffer
+from matchhub.kit.segments import RowsDiffer, Segment
 from matchhub.kit.settings import Settings
 from matchhub.matching.engine import MatchEngine, Source
 from matchhub.uploads.repository import SnapshotRepository
@@ -50,6 +50,7 @@ class JobRunner:
         self.factory = factory
         self.engine = engine
         self.segments = segments
+        self._mapped: dict[int, Segment] = {}  # the segments the engine holds, by snapshot
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.on_state = on_state
@@ -292,6 +293,14 @@ class JobRunner:
         database first where this host has none it can trust), each checked against the row
         count its plan named (:class:`SnapshotChanged` if it differs, or if the snapshot is
         gone); what the engine holds was checked when it was loaded."""
+        # A segment written in place since the engine mapped it is checked again (and rebuilt).
+        changed = self.segments.changed(dict(self._mapped))  # a copy: job threads share it
+        if changed:
+            log.warning("segments changed on disk; mapping them again", snapshots=sorted(changed))
+            self.engine.drop(changed)
+            self.segments.release(changed)
+            for snapshot_id in changed:
+                self._mapped.pop(snapshot_id, None)
         missing = [i for i in [roster_id, *source_ids] if i not in self.engine.loaded()]
         if not missing:
             return
@@ -308,6 +317,7 @@ class JobRunner:
                 except RowsDiffer as gone:  # purged while the plan stood
                     _check(snapshot_id, gone.found, expected)
                     raise
+                self._mapped[snapshot_id] = segment
                 if segment.ordinals is not None:
                     self.engine.load_roster(snapshot_id, segment.ordinals, segment.hi, segment.lo)
                 else:
@@ -322,6 +332,8 @@ class JobRunner:
             stale = SnapshotRepository(session).no_longer_current(loaded)
         self.engine.drop(stale)
         self.segments.release(set(stale))
+        for snapshot_id in stale:
+            self._mapped.pop(snapshot_id, None)
 
 
 class SnapshotChanged(Exception):

@@ -33,6 +33,7 @@ import hashlib
 import mmap
 import os
 import secrets
+import stat
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -213,26 +214,41 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+FileIdentity = tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime (ns)
+
+
+def file_identity(status: os.stat_result) -> FileIdentity:
+    """What changes when a file is replaced or written in place (through the file system)."""
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
 @dataclass(frozen=True)
 class Segment:
     """A verified segment, mapped: read-only arrays over the page cache, shared by every
-    process that maps the same file."""
+    process that maps the same file. ``identity`` is the file's as it was verified (None for
+    :func:`in_memory`'s arrays): a file that no longer has it has been written in place or
+    replaced since, and its map is no longer what was checked."""
 
     ident: SegmentId
     hi: np.ndarray  # uint64, sorted
     lo: np.ndarray  # uint64, sorted within equal ``hi``
     ordinals: np.ndarray | None  # int32, a roster's
+    identity: FileIdentity | None = None
 
 
 def open_segment(path: Path, expected: SegmentId) -> Segment:
     """Map the segment at ``path`` if it is exactly what ``expected`` describes and whole:
     its size, its header, its checksum and its order. Raises :class:`SegmentInvalid`."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:  # none, or a folder that is not one
+        # Never waits on a FIFO, never follows a link: only a regular file is a segment.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:  # none, a link, or a folder that is not one
         raise SegmentInvalid(f"cannot open it: {exc.strerror}") from exc
     try:
-        size = os.fstat(fd).st_size
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise SegmentInvalid("not a regular file")
+        size = status.st_size
         if size != expected.size():
             raise SegmentInvalid(f"size {size}, expected {expected.size()}")
         mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
@@ -257,7 +273,7 @@ def open_segment(path: Path, expected: SegmentId) -> Segment:
         ordinals = np.frombuffer(mapped, dtype="<i4", count=n, offset=HEADER_BYTES + 16 * n)
     if not _sorted(hi, lo):
         raise SegmentInvalid("tokens are not in order")
-    return Segment(expected, hi, lo, ordinals)
+    return Segment(expected, hi, lo, ordinals, file_identity(status))
 
 
 def _sorted(hi: np.ndarray, lo: np.ndarray) -> bool:

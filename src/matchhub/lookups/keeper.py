@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.identity.repository import IdentityRepository
 from matchhub.kit.db import consistent_read
+from matchhub.kit.segments import Segment
 from matchhub.lookups.inmemory import FlagSource, HubView, RosterView, TokenSet
 from matchhub.lookups.repository import ViewRepository
 from matchhub.uploads.repository import SnapshotRepository
@@ -56,6 +57,7 @@ class ViewKeeper:
         self._reached = -1  # the newest generation the audit writer has seen the database at
         self._too_large = False
         self._tokens: dict[int, TokenSet] = {}
+        self._mapped: dict[int, Segment] = {}  # the segments behind ``_tokens``
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lookup-view", daemon=True)
@@ -126,12 +128,22 @@ class ViewKeeper:
             self._wake.clear()
 
     def refresh(self) -> None:
-        """Load a new view if the database's generation is not the one last loaded."""
+        """Load a new view if the database's generation is not the one last loaded, or if a
+        segment it maps is no longer the file that was verified (uploads/segments.py)."""
         now = self.generation()
+        changed = self._segments.changed(self._mapped)
+        if changed:
+            log.warning(
+                "segments changed on disk; loading the view again", snapshots=sorted(changed)
+            )
+            self._segments.release(changed)
         with self._lock:
-            if now == self._seen and not self._stale:
+            if now == self._seen and not self._stale and not changed:
                 return
-            self._stale = True  # the view held (if any) is behind `now`
+            self._stale = True  # the view held (if any) is behind `now`, or maps a changed file
+            for snapshot_id in changed:
+                self._tokens.pop(snapshot_id, None)
+                self._mapped.pop(snapshot_id, None)
         started = time.perf_counter()
         generation, fresh = self._load()
         with self._lock:
@@ -169,12 +181,13 @@ class ViewKeeper:
         self._too_large = rows > self._max_rows
         if self._too_large:
             log.warning("too many rows for the lookup view", rows=rows, limit=self._max_rows)
-            self._tokens = {}
+            self._tokens, self._mapped = {}, {}
             return generation, None
         # Let go of replaced snapshots' arrays before loading their successors'.
         kept = {s.id: self._tokens[s.id] for s in snapshots if s.id in self._tokens}
         self._segments.release(set(self._tokens) - set(kept))
         self._tokens = kept
+        self._mapped = {i: m for i, m in self._mapped.items() if i in kept}
         for s in snapshots:
             if self._stopping.is_set():  # the broker is stopping: no view, no more reads
                 return generation, None
@@ -207,6 +220,7 @@ class ViewKeeper:
         none it can trust): the view holds no copy of its own."""
         with self._engine.connect() as connection:
             segment = self._segments.segment(Session(bind=connection), ref)
+        self._mapped[ref.id] = segment
         return TokenSet.from_sorted(segment.hi, segment.lo)
 
     def sweep(self) -> None:

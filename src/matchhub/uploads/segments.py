@@ -15,8 +15,15 @@ current at the generation it records, the match engine only those a job's plan n
 segment only saves reading the rows.
 
 Each process keeps the segments it has verified, mapped (a map is shared page cache, not a
-copy); builds of one segment by several processes of a host are serialised by a lock file
-beside it, so the second finds the first's file. The sweep removes the files of snapshots that
+copy), with the file's identity as verified (device, inode, size, modification and change
+times). A segment is never written in place; one that was anyway (an operator's ``cp`` over
+it, ``rsync --inplace``) no longer has that identity, and :meth:`SegmentStore.changed` names
+it, so the lookup view and the match engine let go of their maps of it and check the file
+again (the view at its next poll, the engine before its next job). A file truncated under a live map
+cannot be guarded against by a reader: the process touching the lost pages is killed
+(SIGBUS); docs/operator.md says never to edit the folder. Builds of one segment by several
+processes of a host are serialised by a lock file beside it, so the second finds the first's
+file. The sweep removes the files of snapshots that
 are no longer current (a replaced snapshot's segment goes with its rows), of unknown snapshots
 and of another history, and temporary files whose writer is dead (a kill -9 mid-write).
 """
@@ -25,8 +32,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +50,7 @@ from matchhub.kit.segments import (
     SegmentId,
     SegmentInvalid,
     SegmentKind,
+    file_identity,
     in_memory,
     is_temporary,
     open_segment,
@@ -92,11 +101,14 @@ class SegmentStore:
         """The snapshot's segment, verified and mapped; built from ``session``'s database
         first if there is no trustworthy one."""
         ident = self.ident(ref)
+        path = self.directory / ident.name
         with self._lock:
             held = self._open.get(ident.name)
         if held is not None and held.ident == ident:
-            return held
-        path = self.directory / ident.name
+            if _unchanged(path, held):
+                return held
+            log.warning("segment changed on disk after it was checked", snapshot=ref.id)
+            self.release({ref.id})
         try:
             segment = open_segment(path, ident)
         except SegmentInvalid as why:
@@ -135,6 +147,15 @@ class SegmentStore:
                 built += self._build(session, ref, ident, force=False)
         return built
 
+    def changed(self, mapped: Mapping[int, Segment]) -> set[int]:
+        """Of the segments a reader maps (by snapshot id), those whose file is no longer the
+        one that was verified: written in place, replaced, or gone."""
+        return {
+            snapshot_id
+            for snapshot_id, segment in mapped.items()
+            if not _unchanged(self.directory / segment.ident.name, segment)
+        }
+
     def release(self, snapshot_ids: set[int]) -> None:
         """Let go of this process's maps of these snapshots (others may still hold theirs)."""
         with self._lock:
@@ -166,12 +187,18 @@ class SegmentStore:
                     doomed.append(name)
             elif (writer := is_temporary(name)) is not None and not _alive(writer):
                 doomed.append(name)
-        current = SnapshotRepository(session).current_among(set(ours.values()))
+        # A lock file stays while its snapshot is current, whether or not its segment is
+        # there yet: it may be held by a process building the segment for the first time.
+        locks: dict[str, int | None] = {}
+        for name in names:
+            if name.startswith(".") and name.endswith(_LOCK):
+                parsed = parse_name(name[1 : -len(_LOCK)])
+                mine = parsed is not None and (parsed[0], parsed[1]) == here
+                locks[name] = parsed[2] if parsed is not None and mine else None
+        known = set(ours.values()) | {s for s in locks.values() if s is not None}
+        current = SnapshotRepository(session).current_among(known)
         doomed += [name for name, snapshot in ours.items() if snapshot not in current]
-        wanted = {name for name, snapshot in ours.items() if snapshot in current}
-        doomed += [
-            name for name in names if name.endswith(_LOCK) and name[1 : -len(_LOCK)] not in wanted
-        ]
+        doomed += [name for name, snapshot in locks.items() if snapshot not in current]
         for name in doomed:
             (self.directory / name).unlink(missing_ok=True)
         if doomed:
@@ -215,11 +242,28 @@ class SegmentStore:
 
 def _plausible(path: Path, ident: SegmentId) -> bool:
     try:
-        with path.open("rb") as f:
-            return (
-                os.fstat(f.fileno()).st_size == ident.size()
-                and f.read(HEADER_BYTES) == ident.header()
-            )
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        status = os.fstat(fd)
+        return (
+            stat.S_ISREG(status.st_mode)
+            and status.st_size == ident.size()
+            and os.pread(fd, HEADER_BYTES, 0) == ident.header()
+        )
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _unchanged(path: Path, segment: Segment) -> bool:
+    """Whether the file at ``path`` is still the one ``segment`` was verified from."""
+    if segment.identity is None:  # this process's own arrays (the folder could not be written)
+        return True
+    try:
+        return file_identity(os.stat(path, follow_symlinks=False)) == segment.identity
     except OSError:
         return False
 
