@@ -177,6 +177,12 @@ def test_a_count_is_a_json_integer_not_a_string_bool_or_float(
             f"/v1/uploads/{upload}/commit", json={"rows": count, "chunks_sha256": "0" * 64}
         )
         _refused(commit, "post", "/v1/uploads/{upload_id}/commit", 422, "invalid_request")
+        # A count no snapshot can have is the schema's refusal, not echoed into the log.
+        huge = client.post(
+            f"/v1/uploads/{upload}/commit", json={"rows": 10**4000, "chunks_sha256": "0" * 64}
+        )
+        _refused(huge, "post", "/v1/uploads/{upload_id}/commit", 422, "invalid_request")
+        assert "0" * 100 not in huge.text
         assert client.get(f"/v1/uploads/{upload}").json()["state"] == "open"
     with api.hub.session() as session:
         assert session.scalar(select(func.count()).select_from(Upload)) == 1

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matchhub.protocol.tokens import TOKEN_LENGTH
 
+MAX_ROWS = 200_000_000  # a snapshot's rows, at most
+
 
 class OpenUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,7 +16,7 @@ class OpenUpload(BaseModel):
     kind: Literal["flags", "roster"]
     key_version: str = Field(min_length=1, max_length=64)
     flags: list[str] = Field(default_factory=list, max_length=64)
-    expected_rows: int = Field(ge=0, le=200_000_000, strict=True)  # "12" is not a count
+    expected_rows: int = Field(ge=0, le=MAX_ROWS, strict=True)  # "12" is not a count
     as_of: date | None = Field(
         default=None,
         description="The date of the extract (default: today, UTC): from 2000-01-01 to "
@@ -45,7 +47,7 @@ class CommitUpload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: int = Field(ge=0, strict=True)
+    rows: int = Field(ge=0, le=MAX_ROWS, strict=True)
     chunks_sha256: str | None = Field(
         default=None,
         pattern=HEX_SHA256,
