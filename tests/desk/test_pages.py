@@ -132,6 +132,18 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: Des
         crowded = client.post("/login", data={f"f{i}": "x" for i in range(20)})
         assert crowded.status_code == 400
         assert "طلب غير مفهوم" in crowded.text
+        # Signing out and choosing a language are refused on the same page as every form.
+        for path in ("/language", "/logout"):
+            wrong = client.post(path, data={"csrf": "forged", "language": "en"})
+            assert wrong.status_code == 403, path
+            assert "طلب مرفوض" in wrong.text
+        unsized = client.post("/login", content=iter([b"name=a&password=b&csrf=x"]))
+        assert unsized.status_code == 411
+        assert "طلب غير مفهوم" in unsized.text
+        fetched = client.get("/logout")
+        assert fetched.status_code == 405
+        assert "غير مسموح بهذه الطريقة" in fetched.text
+        assert client.get("/").status_code == 200  # still signed in: nothing was done
 
 
 def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> None:

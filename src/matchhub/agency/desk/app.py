@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -78,9 +79,32 @@ def _login_form(request: Request, message: str | None, status: int) -> Response:
     return response
 
 
+SMALL_FORM = 64 * 1024
+"""Bytes of a sign-in, sign-out or language form at most: a few short fields."""
+
+
+async def _small_form(request: Request) -> FormData | Response:
+    """The form of a page outside the pages' own reading (web.py): its length said and small,
+    or the desk's error page."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():  # a browser always says it
+        return _error_page(request, 411, "error.400")
+    if int(length) > SMALL_FORM:
+        return _error_page(request, 413, "error.413")
+    return await request.form(max_files=0, max_fields=10)
+
+
+def _error_page(request: Request, status: int, key: str) -> Response:
+    return render(
+        request.app.state.templates, "error.html", status, title=f"{key}.title", text=f"{key}.text"
+    )
+
+
 async def login(request: Request) -> Response:
     desk: Desk = request.app.state.desk
-    form = await request.form(max_files=0, max_fields=10)
+    form = await _small_form(request)
+    if isinstance(form, Response):
+        return form
     expected = request.cookies.get(_login_cookie(desk))
     if not expected or not sessions.csrf_ok(expected, form.get("csrf")):
         return redirect("/login?m=form")
@@ -116,13 +140,15 @@ def _sign_in(desk: Desk, name: str, password: str) -> sessions.Opened | None:
 
 async def logout(request: Request) -> Response:
     desk: Desk = request.app.state.desk
-    form = await request.form(max_files=0, max_fields=10)
+    form = await _small_form(request)
+    if isinstance(form, Response):
+        return form
     cookie = request.cookies.get(desk.config.cookie_name)
     found, _ = await run_in_threadpool(_current, desk, cookie)
     if found is None:
         return redirect("/login")
     if not sessions.csrf_ok(found.csrf, form.get("csrf")):
-        return Response("refused: no valid CSRF token", status_code=403)
+        return _error_page(request, 403, "error.csrf")
     await run_in_threadpool(_end, desk, found)
     response = redirect("/login?m=signed_out")
     response.delete_cookie(desk.config.cookie_name, path="/")
@@ -142,12 +168,14 @@ def _end(desk: Desk, found: sessions.Current) -> None:
 
 async def language(request: Request) -> Response:
     desk: Desk = request.app.state.desk
-    form = await request.form(max_files=0, max_fields=10)
+    form = await _small_form(request)
+    if isinstance(form, Response):
+        return form
     found, _ = await run_in_threadpool(_current, desk, request.cookies.get(desk.config.cookie_name))
     if found is None:
         return redirect("/login")
     if not sessions.csrf_ok(found.csrf, form.get("csrf")):
-        return Response("refused: no valid CSRF token", status_code=403)
+        return _error_page(request, 403, "error.csrf")
     chosen = "en" if form.get("language") == "en" else "ar"
     await run_in_threadpool(_set_language, desk, found.staff.id, chosen)
     return redirect(safe_back(str(form.get("back", "/"))))
@@ -215,13 +243,7 @@ async def not_understood(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 400
     if status == 404:
         return await not_found(request, exc)
-    return render(
-        request.app.state.templates,
-        "error.html",
-        status,
-        title="error.400.title",
-        text="error.400.text",
-    )
+    return _error_page(request, status, "error.405" if status == 405 else "error.400")
 
 
 def create_app(desk: Desk) -> Starlette:

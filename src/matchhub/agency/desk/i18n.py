@@ -146,6 +146,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The desk could not read what was sent, and nothing changed. Open the page again and "
         "retry.",
     ),
+    "error.405.title": ("غير مسموح بهذه الطريقة", "Not allowed this way"),
+    "error.405.text": (
+        "لا تُطلب هذه الصفحة بهذه الطريقة. استعمل أزرار المكتب ونماذجه.",
+        "This page is not asked for this way. Use the desk's own buttons and forms.",
+    ),
     "error.413.title": ("الملف كبير جداً", "Too large"),
     "error.413.text": (
         "ما أُرسل أكبر من الحد المسموح للمكتب، ولم يُقرأ منه شيء.",
