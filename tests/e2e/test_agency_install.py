@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -81,3 +82,27 @@ def test_the_plain_install_is_the_agency_side(tmp_path: Path) -> None:
     assert broker.returncode == 2
     assert "pip install 'matchhub[broker]'" in broker.stderr
     assert "Traceback" not in broker.stderr
+
+    # The auditor's offline check runs here too: an export made on the broker host verifies,
+    # and one changed since does not.
+    home, export = tmp_path / "hub", tmp_path / "export"
+    for args in (["init"], ["audit", "export", "--out", str(export)]):
+        made = subprocess.run(
+            [Path(sys.executable).parent / "matchhub", "--home", str(home), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stderr
+    verify = [env / "bin" / "matchhub", "audit", "verify", "--export", str(export)]
+    verify += ["--key", str(export / "verifier.key")]
+    verified = subprocess.run(verify, check=False, capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stderr
+    assert "verified 1 entries" in verified.stdout
+    entries = export / "entries.jsonl"
+    entries.write_text(entries.read_text().replace("hub.init", "hub.tnit"))
+    refused = subprocess.run(verify, check=False, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "does NOT verify" in refused.stderr
+    assert "Traceback" not in refused.stderr

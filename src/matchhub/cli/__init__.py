@@ -25,12 +25,17 @@ BROKER_MODULES = frozenset(
 
 def main() -> None:
     """The ``matchhub`` command. The broker is an extra (``pip install 'matchhub[broker]'``): on
-    an agency's install, where only ``matchhub-connect`` belongs, say so in one line."""
+    an agency's install, where only ``matchhub-connect`` belongs, say so in one line; but
+    ``matchhub audit verify``, the auditor's offline check, runs there too."""
     try:
         from matchhub.cli.main import main as run  # noqa: PLC0415 (the broker's dependencies)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in BROKER_MODULES:
             raise
+        if sys.argv[1:3] == ["audit", "verify"]:  # the auditor's check needs no broker
+            from matchhub.agency.auditverify import main as verify  # noqa: PLC0415
+
+            raise SystemExit(verify(sys.argv[3:])) from None
         print(
             f"matchhub: the broker is not installed here ({exc.name} is missing); "
             "install it with: pip install 'matchhub[broker]'",

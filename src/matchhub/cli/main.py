@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from matchhub.agency import auditverify
 from matchhub.agency.commandline import invoke
 from matchhub.audit import service as audit
 from matchhub.cases import service as cases_service
@@ -507,39 +508,7 @@ def audit_export(
     )
 
 
-@audit_app.command("verify")
-def audit_verify(
-    export: Annotated[Path, typer.Option(help="A folder written by `audit export`.")],
-    key: Annotated[Path, typer.Option(help="The log's verifier key (your own pinned copy).")],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            help="A checkpoint note you saved earlier: the log must still contain that history."
-        ),
-    ] = None,
-) -> None:
-    """Offline: recompute every leaf and root, check every signature and, against a saved
-    checkpoint, that nothing was rolled back or rewritten. Needs no database."""
-    from matchhub.protocol.verify import VerificationError, verify_export
-
-    try:
-        report = verify_export(
-            export,
-            key.read_text().strip(),
-            checkpoint.read_text() if checkpoint is not None else None,
-        )
-    except VerificationError as exc:
-        raise OperatorError(f"the audit log does NOT verify: {exc}") from None
-    out.print(
-        f"[green]verified[/] {report.entries} entries, {report.checkpoints} signed "
-        f"checkpoints, root {report.root.hex()}"
-        + ("; consistent with your saved checkpoint" if report.saved_checked else "")
-    )
-    if report.receipts:
-        deleted = ", ".join(f"{n} {what}" for what, n in sorted(report.deleted.items()))
-        out.print(f"{report.receipts} deletion receipts, each consistent: {deleted}")
-    for note in report.notes:
-        out.print(f"note: {note}")
+audit_app.command("verify")(auditverify.verify)  # the same on the agency side's install
 
 
 @retention_app.command("run")
@@ -716,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except (OperatorError, MatchhubError) as exc:
+    except (OperatorError, MatchhubError, auditverify.NotVerified) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except OSError as exc:
