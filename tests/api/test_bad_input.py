@@ -133,6 +133,9 @@ def test_a_json_body_that_cannot_be_read_is_the_documented_400(
     _refused(response, "post", "/v1/uploads", 400, "bad_request")
     with api.hub.session() as session:
         assert session.scalar(select(func.count()).select_from(Upload)) == 0
+    # The refusal is the bank's in the log: the gate identified it before the body was read.
+    (entry,) = _audit(api, agency="rafidain", outcome="refused").json()["entries"]
+    assert (entry["entry"]["error"], entry["agency"]) == ("bad_request", "rafidain")
 
 
 @pytest.mark.parametrize("as_of", ["0001-01-01", "1999-12-31", "9999-12-31", "+2"])

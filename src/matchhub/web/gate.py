@@ -118,6 +118,9 @@ class GateMiddleware:
         principal: Principal | None = None
         try:
             principal = await self._identify(scope, settings)
+            # Known from here on: a body the route then cannot read (not JSON, not UTF-8) is
+            # refused, and recorded, as this caller's (the route's own check replaces it).
+            scope.setdefault("state", {})["principal"] = principal
             needed = route_scope(route.dependant)
             if needed is not None and needed not in principal.scopes:
                 raise Forbidden(
