@@ -187,6 +187,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a process of its own, killed: the end-to-end tier
 def test_a_writer_killed_mid_write_leaves_nothing_trusted(world: World, tmp_path: Path) -> None:
     hub = world.broker.hub
     store = SegmentStore(tmp_path / "segments")
