@@ -31,6 +31,7 @@ from tests.pki import other_ca
 ID_COLUMN = "رقم البطاقة الوطنية"
 
 
+@pytest.mark.settings(audit_checkpoint_every=1)  # each connector's check after its push sees it
 def test_the_whole_population_equals_the_ground_truth(
     agencies: Agencies, broker: Broker, population: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
