@@ -138,7 +138,18 @@ def test_a_json_body_that_cannot_be_read_is_the_documented_400(
     assert (entry["entry"]["error"], entry["agency"]) == ("bad_request", "rafidain")
 
 
-@pytest.mark.parametrize("as_of", ["0001-01-01", "1999-12-31", "9999-12-31", "+2"])
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        "0001-01-01",
+        "1999-12-31",
+        "9999-12-31",
+        "+2",
+        1796601600,
+        "2026-12-07T00:00:00Z",
+        "20261207",
+    ],
+)
 def test_upload_as_of_lies_between_2000_and_tomorrow(api: InProcessApi, as_of: str) -> None:
     if as_of == "+2":
         as_of = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -7,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matchhub.protocol.tokens import TOKEN_LENGTH
 
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_ROWS = 200_000_000  # a snapshot's rows, at most
 
 
@@ -19,9 +21,17 @@ class OpenUpload(BaseModel):
     expected_rows: int = Field(ge=0, le=MAX_ROWS, strict=True)  # "12" is not a count
     as_of: date | None = Field(
         default=None,
-        description="The date of the extract (default: today, UTC): from 2000-01-01 to "
-        "tomorrow (UTC), so an agency's date a timezone ahead is accepted.",
+        description="The date of the extract (default: today, UTC), as YYYY-MM-DD: from "
+        "2000-01-01 to tomorrow (UTC), so an agency's date a timezone ahead is accepted.",
     )
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _a_calendar_date(cls, value: object) -> object:
+        # Not epoch seconds, not a date and time: one spelling of one day.
+        if value is not None and not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+            raise ValueError("as_of is a date written YYYY-MM-DD")
+        return value
 
     @field_validator("as_of")
     @classmethod
