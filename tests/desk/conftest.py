@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
 from matchhub.agency.connector import cli as connect_cli
 from matchhub.agency.connector.client import AgencyCredentials
@@ -28,7 +29,7 @@ from matchhub.kit.settings import Settings
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey, normalise
 from matchhub.synth.extracts import generate
-from tests.fixtures.database import Template, drop_database, terminate_connections
+from tests.fixtures.database import Template, drop_database_later, terminate_connections
 from tests.fixtures.hub import Hub
 from tests.fixtures.server import RunningServer, running
 
@@ -43,6 +44,19 @@ PROVIDERS = (
     ("moe", "education"),
     ("mohesr", "higher_education"),
 )
+# The desk in a real browser: Debian's chromium, headless, through Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "desk"  # screenshots
+LAUNCH = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Staff names as the ministry writes them; none may ever reach the broker's log.
 STAFF = {
     "sara.jabbar": "supervisor",
@@ -247,7 +261,30 @@ def world(
             )
     finally:
         if url is not None:
-            drop_database(url)
+            drop_database_later(url)
+
+
+@pytest.fixture(scope="session")
+def _chromium() -> Iterator[Browser]:
+    """One headless chromium per test process: launching it is seconds of both cores."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: scripts/ensure-services installs it")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def browser(_chromium: Browser) -> Iterator[Browser]:
+    """The process's chromium; a test's pages are in contexts of their own (Playwright gives
+    each context a fresh profile: no cookie, storage or cache of another test's), every one
+    closed at the end of the test."""
+    yield _chromium
+    for context in _chromium.contexts:
+        context.close()
 
 
 def key_of(world: DeskWorld) -> MatchingKey:
