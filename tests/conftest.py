@@ -31,6 +31,7 @@ from tests.fixtures.database import (
     backend,
     database_url,
     db_session,
+    finish_drops,
     service_database,
     templates,
 )
@@ -110,6 +111,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if failed := finish_drops():  # every process: its tests' databases dropped, or the run fails
+        session.exitstatus = 1
+        print(f"\nFAILED: test databases not dropped: {failed}")
     # With pytest-xdist the workers' reports reach the controller, which alone decides.
     if hasattr(session.config, "workerinput"):
         return
