@@ -228,10 +228,16 @@ def _world_templates(
 
 @pytest.fixture
 def world(
-    backend: str, tmp_path: Path, _world_templates: dict[str, _WorldTemplate]
+    request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    _world_templates: dict[str, _WorldTemplate],
 ) -> Iterator[DeskWorld]:
     """A desk world of its own: a copy of the backend's built one (folders and database), with
-    its own broker server on the copy, and the desk's settings pointing at both."""
+    its own broker server on the copy, and the desk's settings pointing at both. The copy has
+    the default settings: a test needing others builds its own hub (``server``)."""
+    if request.node.get_closest_marker("settings") is not None:
+        pytest.fail("`world` is a copy made with the default settings: use `server` instead")
     template = _world_templates[backend]
     for folder in _FOLDERS[1:]:
         shutil.copytree(template.root / folder, tmp_path / folder)
