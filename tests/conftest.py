@@ -13,6 +13,7 @@ PostgreSQL test passed fails at the end, so a green run cannot hide skipped Post
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from matchhub.agency.desk.accounts import PASSWORD_HASHING_ENV
 from tests.fixtures.api import InProcessApi, api
 from tests.fixtures.cli import operator_cli
 from tests.fixtures.database import (
@@ -29,6 +31,7 @@ from tests.fixtures.database import (
     backend,
     database_url,
     db_session,
+    finish_drops,
     service_database,
     templates,
 )
@@ -60,14 +63,27 @@ __all__ = [
 ]
 
 _pg_passed = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The desk's passwords hashed with argon2-cffi's cheapest parameters, in this process and
+    the desks it starts: RFC 9106's take ~0.1 s of both cores per hash or sign-in, minutes in
+    all (docs/testing.md); tests/desk/test_units.py checks the default is RFC 9106's."""
+    os.environ.setdefault(PASSWORD_HASHING_ENV, "test-only-cheapest")
+
+
 _E2E = Path(__file__).parent / "e2e"
+# The fixtures that start a real server: ``server``, and the desk's ``world`` (its own).
+_SERVING = frozenset({"server", "world"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The end-to-end tier is marked ``slow`` wherever it lives: tests/e2e, and any test with
     a real server (``make check`` runs ``-m "not slow"``)."""
     for item in items:
-        if item.path.is_relative_to(_E2E) or "server" in getattr(item, "fixturenames", ()):
+        if item.path.is_relative_to(_E2E) or not _SERVING.isdisjoint(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.slow)
 
 
@@ -95,6 +111,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if failed := finish_drops():  # every process: its tests' databases dropped, or the run fails
+        session.exitstatus = 1
+        print(f"\nFAILED: test databases not dropped: {failed}")
     # With pytest-xdist the workers' reports reach the controller, which alone decides.
     if hasattr(session.config, "workerinput"):
         return

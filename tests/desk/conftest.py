@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,17 +16,22 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
 from matchhub.agency.connector import cli as connect_cli
+from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.agency.desk import cli as desk_cli
 from matchhub.agency.desk.app import create_app
-from matchhub.agency.desk.config import DeskConfig
+from matchhub.agency.desk.config import CONFIG_FILE, DeskConfig
 from matchhub.agency.desk.service import Desk
 from matchhub.cli.processes import free_port
+from matchhub.kit.settings import Settings
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey, normalise
 from matchhub.synth.extracts import generate
-from tests.conftest import RunningServer
+from tests.fixtures.database import Template, drop_database_later, terminate_connections
+from tests.fixtures.hub import Hub
+from tests.fixtures.server import RunningServer, running
 
 REPO = Path(__file__).resolve().parents[2]
 CONNECTORS = REPO / "connectors"
@@ -38,6 +44,19 @@ PROVIDERS = (
     ("moe", "education"),
     ("mohesr", "higher_education"),
 )
+# The desk in a real browser: Debian's chromium, headless, through Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "desk"  # screenshots
+LAUNCH = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Staff names as the ministry writes them; none may ever reach the broker's log.
 STAFF = {
     "sara.jabbar": "supervisor",
@@ -122,20 +141,25 @@ def _push(
     assert status == 0, f"the {kind} connector failed"
 
 
-@pytest.fixture
-def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> DeskWorld:
+# A desk world's folders, each copied for a test, in the layout the tests have always had under
+# their tmp_path.
+_FOLDERS = ("state", "agencies", "ceremony", "data", "connect", "desk")
+
+
+def _build(server: RunningServer, root: Path, database_url: str | None) -> None:
+    """The pushes, ``matchhub-desk init`` and the staff accounts, on ``server``, in ``root``."""
     hub = server.hub
     key = hub.matching_key()
-    key_file = tmp_path / "ceremony" / "matching-key.json"
+    key_file = root / "ceremony" / "matching-key.json"
     key_file.parent.mkdir()
     key.to_file(key_file)
-    data = tmp_path / "data"
+    data = root / "data"
     generate(900, 11, data)
     molsa = hub.add_agency("molsa", AgencyKind.welfare)
     for code, kind in PROVIDERS:
         hub.add_agency(code, kind)
-        _push(server, data, key_file, tmp_path / "connect", code=code, kind=kind)
-    home = tmp_path / "desk"
+        _push(server, data, key_file, root / "connect", code=code, kind=kind)
+    home = root / "desk"
     args = [
         "init",
         "--broker",
@@ -161,7 +185,112 @@ def world(server: RunningServer, tmp_path: Path, database_url: str | None) -> De
             )
             == 0
         )
-    return DeskWorld(server, home, data, key_file)
+
+
+@dataclass(frozen=True)
+class _WorldTemplate:
+    """A desk world built once, to be cloned: its folders (``_FOLDERS``) under ``root`` and, on
+    PostgreSQL, the database holding the broker's tables and the desk's."""
+
+    root: Path
+    hub: Template
+    broker_url: str
+
+
+@pytest.fixture(scope="session")
+def _world_templates(
+    templates: dict[str, Template], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, _WorldTemplate]]:
+    """One desk world per backend per test process, built when a test first needs it, as
+    ``world`` always built it: on a hub cloned from the backend's template, served for the
+    pushes and ``init`` and stopped."""
+    made: dict[str, _WorldTemplate] = {}
+
+    class _Lazy(dict[str, _WorldTemplate]):
+        def __missing__(self, backend: str) -> _WorldTemplate:
+            root = tmp_path_factory.mktemp(f"desk-world-{backend}")
+            url = templates[backend].clone(root / "state")
+            hub = Hub(Settings(home=root / "state", database_url=url), root / "agencies")
+            with running(hub) as server:
+                _build(server, root, url)
+                broker_url = server.url
+            if url is not None:  # no connection may be left on a template database
+                terminate_connections(url)
+            made[backend] = self[backend] = _WorldTemplate(
+                root, Template(backend, root / "state", url), broker_url
+            )
+            return self[backend]
+
+    yield _Lazy()
+    for template in made.values():
+        template.hub.discard()
+
+
+@pytest.fixture
+def world(
+    request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    _world_templates: dict[str, _WorldTemplate],
+) -> Iterator[DeskWorld]:
+    """A desk world of its own: a copy of the backend's built one (folders and database), with
+    its own broker server on the copy, and the desk's settings pointing at both. The copy has
+    the default settings: a test needing others builds its own hub (``server``)."""
+    if request.node.get_closest_marker("settings") is not None:
+        pytest.fail("`world` is a copy made with the default settings: use `server` instead")
+    template = _world_templates[backend]
+    for folder in _FOLDERS[1:]:
+        shutil.copytree(template.root / folder, tmp_path / folder)
+    url = template.hub.clone(tmp_path / "state")
+    hub = Hub(Settings(home=tmp_path / "state", database_url=url), tmp_path / "agencies")
+    for folder in sorted((tmp_path / "agencies").iterdir()):
+        hub.credentials[folder.name] = AgencyCredentials.in_folder(folder, folder.name)
+    home = tmp_path / "desk"
+    try:
+        with running(hub) as server:
+            config = home / CONFIG_FILE
+            text = config.read_text(encoding="utf-8")
+            text = text.replace(f'broker = "{template.broker_url}"', f'broker = "{server.url}"')
+            if url is not None:
+                assert template.hub.database_url is not None
+                text = text.replace(
+                    f'database_url = "{template.hub.database_url}"', f'database_url = "{url}"'
+                )
+            config.write_text(text, encoding="utf-8")
+            loaded = DeskConfig.load(home)
+            assert (loaded.broker, loaded.database_url) == (
+                server.url,
+                url or f"sqlite:///{home.resolve() / 'desk.db'}",
+            )
+            yield DeskWorld(
+                server, home, tmp_path / "data", tmp_path / "ceremony" / "matching-key.json"
+            )
+    finally:
+        if url is not None:
+            drop_database_later(url)
+
+
+@pytest.fixture(scope="session")
+def _chromium() -> Iterator[Browser]:
+    """One headless chromium per test process: launching it is seconds of both cores."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: scripts/ensure-services installs it")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def browser(_chromium: Browser) -> Iterator[Browser]:
+    """The process's chromium; a test's pages are in contexts of their own (Playwright gives
+    each context a fresh profile: no cookie, storage or cache of another test's), every one
+    closed at the end of the test."""
+    yield _chromium
+    for context in _chromium.contexts:
+        context.close()
 
 
 def key_of(world: DeskWorld) -> MatchingKey:

@@ -28,8 +28,8 @@ from matchhub.agency.desk.models import Event
 from matchhub.agency.desk.service import Desk
 from matchhub.protocol.kinds import AgencyKind
 from tests.conftest import RunningServer
-from tests.desk.conftest import PASSWORD, run_cli, serving
-from tests.desk.test_browser import ARTIFACTS, Shots, _sign_in, browser  # noqa: F401 (fixture)
+from tests.desk.conftest import ARTIFACTS, PASSWORD, run_cli, serving
+from tests.desk.test_browser import Shots, _sign_in
 from tests.e2e.helpers import national_ids, tokens
 from tests.fixtures.cli import OperatorCli
 
@@ -274,7 +274,7 @@ def _alarm_in_a_browser(request: pytest.FixtureRequest, url: str) -> None:
 
 
 def test_the_auditors_round_in_a_browser(office: Office, request: pytest.FixtureRequest) -> None:
-    chromium = request.getfixturevalue("browser")  # test_browser.py's: Debian's chromium
+    chromium = request.getfixturevalue("browser")  # conftest.py's: Debian's chromium
     backend = "postgresql" if "postgresql" in request.node.name else "sqlite"
     shots = Shots(ARTIFACTS / backend / "auditor")
     desk = office.desk()

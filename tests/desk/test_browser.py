@@ -11,46 +11,19 @@ import csv
 import json
 import os
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from matchhub.agency.desk import accounts
 from matchhub.agency.desk.service import Desk
 from matchhub.protocol.tokens import normalise
-from tests.desk.conftest import PASSWORD, STAFF, DeskWorld, serving
+from tests.desk.conftest import ARTIFACTS, PASSWORD, STAFF, DeskWorld, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "desk"
-LAUNCH = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: scripts/ensure-services installs it")
-    with sync_playwright() as p:
-        # Playwright gives every launch a fresh, temporary profile (--user-data-dir) itself.
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _audit_size(world: DeskWorld) -> int:

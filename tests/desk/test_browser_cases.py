@@ -20,11 +20,11 @@ from matchhub.agency.desk import accounts, casework
 from matchhub.agency.desk.accounts import Role
 from matchhub.agency.desk.service import Desk
 from matchhub.protocol.tokens import normalise
-from tests.desk.conftest import PASSWORD, DeskWorld, serving
-from tests.desk.test_browser import ARTIFACTS, Shots, _language, _sign_in, browser
+from tests.desk.conftest import ARTIFACTS, PASSWORD, DeskWorld, serving
+from tests.desk.test_browser import Shots, _language, _sign_in
 from tests.desk.test_cases import Office, office
 
-__all__ = ["browser", "office"]  # the fixtures, shared with test_browser.py and test_cases.py
+__all__ = ["office"]  # the fixture, shared with test_cases.py
 
 HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 PURPOSE = "eligibility_review"

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from argon2 import Parameters, Type
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from matchhub.agency.connector.definition import load
-from matchhub.agency.desk import casework, cli, db, eventlog, i18n
+from matchhub.agency.desk import accounts, casework, cli, db, eventlog, i18n
 from matchhub.agency.desk.lookup import parse_ids
 from matchhub.agency.desk.models import Base
 from matchhub.agency.desk.roster import RosterIndex, build
@@ -211,3 +212,26 @@ def test_a_kept_note_has_no_bidi_or_control_characters_and_cleaning_is_idempoten
     assert casework.clean_note(kept) == kept
     # What Arabic text legitimately carries stays: letters, digits, the directional marks.
     assert set(kept) >= set(text) & set("abملاحظة٣٤\u200e\u200f\u061c")
+
+
+def test_staff_passwords_are_hashed_with_rfc_9106_parameters_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The suite hashes with argon2-cffi's cheapest parameters (tests/conftest.py); a desk
+    whose environment does not say so uses RFC 9106's second recommended set, argon2id."""
+    monkeypatch.delenv(accounts.PASSWORD_HASHING_ENV)
+    assert accounts.password_hashing() == "rfc9106-low-memory"
+    assert accounts.PASSWORD_HASHING["rfc9106-low-memory"] == Parameters(
+        type=Type.ID,
+        version=19,
+        salt_len=16,
+        hash_len=32,
+        time_cost=3,
+        memory_cost=65536,
+        parallelism=4,
+    )
+    password_hash = accounts._hasher().hash("correct horse battery")
+    assert password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    monkeypatch.setenv(accounts.PASSWORD_HASHING_ENV, "fast")
+    with pytest.raises(accounts.AccountError):
+        accounts.password_hashing()

@@ -6,7 +6,11 @@ do everything a caseworker or an analyst may; an **auditor** is reserved for the
 console (a desk set up with the auditor's certificate) and sees only that.
 
 Passwords are hashed with argon2id (argon2-cffi's `PasswordHasher`, RFC 9106 low-memory
-parameters) and rehashed on sign-in when the parameters change. A run of
+parameters) and rehashed on sign-in when the parameters change. ``MATCHHUB_DESK_PASSWORD_HASHING``
+names the parameters: ``rfc9106-low-memory`` (the default, and the only value for a real desk) or
+``test-only-cheapest``, argon2-cffi's cheapest parameters, which the test suite sets so that its
+hundreds of sign-ins do not spend minutes of CPU (docs/testing.md). A hash made with the cheap
+parameters is rehashed at the next sign-in on a desk with the default ones. A run of
 ``Settings.lockout_failures`` failed sign-ins locks the account for ``lockout_minutes``; the
 answer to a failed sign-in never says whether the name exists, the password was wrong or the
 account is locked, so the sign-in page cannot be used to find staff names.
@@ -15,13 +19,15 @@ account is locked, so the sign-in page cannot be used to find staff names.
 from __future__ import annotations
 
 import base64
+import functools
+import os
 import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -74,9 +80,40 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 LANGUAGES = ("ar", "en")
 
-_hasher = PasswordHasher()  # argon2id with RFC 9106's second recommended parameter set
-# Verified against when the name is unknown, so a refusal takes as long either way.
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+PASSWORD_HASHING_ENV = "MATCHHUB_DESK_PASSWORD_HASHING"  # noqa: S105 (a variable name)
+DEFAULT_PASSWORD_HASHING = "rfc9106-low-memory"  # noqa: S105 (parameters, not a password)
+PASSWORD_HASHING: dict[str, Parameters] = {
+    # argon2id with RFC 9106's second recommended parameter set: the default.
+    "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,
+    # For the test suite only: no protection worth the name against a stolen database.
+    "test-only-cheapest": profiles.CHEAPEST,
+}
+
+
+def password_hashing() -> str:
+    """The name of the argon2id parameters new hashes use (``MATCHHUB_DESK_PASSWORD_HASHING``)."""
+    name = os.environ.get(PASSWORD_HASHING_ENV, DEFAULT_PASSWORD_HASHING)
+    if name not in PASSWORD_HASHING:
+        raise AccountError(
+            f"{PASSWORD_HASHING_ENV} is one of {', '.join(PASSWORD_HASHING)}", "bad_hashing"
+        )
+    return name
+
+
+@functools.cache
+def _hashing(name: str) -> tuple[PasswordHasher, str]:
+    """The hasher of the parameters called ``name``, and a hash verified against when the name
+    is unknown, so a refusal takes as long either way."""
+    hasher = PasswordHasher.from_parameters(PASSWORD_HASHING[name])
+    return hasher, hasher.hash(secrets.token_urlsafe(16))
+
+
+def _hasher() -> PasswordHasher:
+    return _hashing(password_hashing())[0]
+
+
+def _dummy() -> str:
+    return _hashing(password_hashing())[1]
 
 
 class AccountError(Exception):
@@ -155,7 +192,7 @@ def add_user(session: Session, name: str, role: Role, password: str, language: s
         name=cleaned,
         role=role.value,
         pseudonym=new_pseudonym(),
-        password_hash=_hasher.hash(password),
+        password_hash=_hasher().hash(password),
         language=language if language in LANGUAGES else "ar",
         disabled=False,
         failures=0,
@@ -182,7 +219,7 @@ def set_disabled(session: Session, name: str, disabled: bool) -> User:
 
 def set_password(session: Session, user: User, password: str) -> None:
     check_password(password)
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = _hasher().hash(password)
     user.failures, user.locked_until = 0, None
     session.flush()
 
@@ -211,10 +248,10 @@ def authenticate(
     user = by_name(session, name) if len(name) <= 256 else None
     password = password[:MAX_PASSWORD]
     if user is None:
-        _verify(_DUMMY, password)
+        _verify(_dummy(), password)
         return SignIn(None, "unknown")
     if user.locked_until is not None and user.locked_until > now:
-        _verify(_DUMMY, password)
+        _verify(_dummy(), password)
         return SignIn(user, "locked")
     if not _verify(user.password_hash, password):
         user.failures += 1
@@ -226,14 +263,14 @@ def authenticate(
     if user.disabled:
         return SignIn(user, "disabled")
     user.failures, user.locked_until, user.last_sign_in = 0, None, now
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
     session.flush()
     return SignIn(user, None)
 
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False

@@ -357,6 +357,13 @@ def serve(
         try:
             upgrade(desk.db.engine)
             scheme = "https" if certificate else "http"
+            if accounts.password_hashing() != accounts.DEFAULT_PASSWORD_HASHING:
+                err.print(
+                    f"[red]warning:[/] {accounts.PASSWORD_HASHING_ENV} is "
+                    f"{accounts.password_hashing()}: staff passwords are hashed with parameters "
+                    "that protect nothing. For the test suite only; never on a real desk.",
+                    highlight=False,
+                )
             err.print(f"matchhub-desk serving {scheme}://{host}:{port} (home {home.resolve()})")
             server = uvicorn.Server(
                 uvicorn.Config(
