@@ -4,7 +4,7 @@ parsing, its log's refusal of identifiers, its roster index, and its command lin
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -176,12 +176,29 @@ def test_init_refuses_a_home_that_exists(
     assert (home / "something").read_text() == "keep me"
 
 
+def test_serve_refuses_the_suites_cheap_hashing_and_an_unknown_one_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = str(tmp_path / "no-desk")
+    for value, says in (
+        ("test-only-cheapest", "a desk never serves with them"),
+        ("bogus", "is one of rfc9106-low-memory, test-only-cheapest"),
+    ):
+        monkeypatch.setenv(accounts.PASSWORD_HASHING_ENV, value)
+        assert cli.run(["serve", "--home", home]) == 1
+        err = capsys.readouterr().err
+        assert says in err
+        assert "Traceback" not in err
+
+
 def test_serve_on_a_port_in_use_says_so_and_never_that_it_serves(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The port is taken before the desk is even looked for: one line naming the address,
     exit status 1, and no "serving" line (before, it printed that it served, then failed)."""
     import socket  # noqa: PLC0415
+
+    monkeypatch.delenv(accounts.PASSWORD_HASHING_ENV, raising=False)
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -235,3 +252,32 @@ def test_staff_passwords_are_hashed_with_rfc_9106_parameters_unless_told_otherwi
     monkeypatch.setenv(accounts.PASSWORD_HASHING_ENV, "fast")
     with pytest.raises(accounts.AccountError):
         accounts.password_hashing()
+
+
+def test_a_strong_hash_is_never_rewritten_weaker_at_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sign-in upgrades a hash to the desk's parameters, never down to the test suite's."""
+    database = db.Database(f"sqlite:///{tmp_path / 'desk.db'}")
+    db.upgrade(database.engine)
+    monkeypatch.delenv(accounts.PASSWORD_HASHING_ENV)
+    with database.transaction() as session:
+        accounts.add_user(session, "sara.jabbar", accounts.Role.supervisor, "p" * 12, "ar")
+    strong = "$argon2id$v=19$m=65536,t=3,p=4$"
+    monkeypatch.setenv(accounts.PASSWORD_HASHING_ENV, "test-only-cheapest")
+    with database.transaction() as session:
+        signed = accounts.authenticate(
+            session, "sara.jabbar", "p" * 12, failures=5, lockout=timedelta(minutes=5)
+        )
+        assert signed.reason is None
+        assert signed.user is not None
+        assert signed.user.password_hash.startswith(strong)
+        accounts.add_user(session, "ali.hassan", accounts.Role.analyst, "q" * 12, "ar")
+    monkeypatch.delenv(accounts.PASSWORD_HASHING_ENV)
+    with database.transaction() as session:  # and a weak one is made strong on a real desk
+        signed = accounts.authenticate(
+            session, "ali.hassan", "q" * 12, failures=5, lockout=timedelta(minutes=5)
+        )
+        assert signed.user is not None
+        assert signed.user.password_hash.startswith(strong)
+    database.close()

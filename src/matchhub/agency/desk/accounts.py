@@ -263,7 +263,11 @@ def authenticate(
     if user.disabled:
         return SignIn(user, "disabled")
     user.failures, user.locked_until, user.last_sign_in = 0, None, now
-    if _hasher().check_needs_rehash(user.password_hash):
+    # Upgraded to the desk's parameters at sign-in, never downgraded: a hash made with RFC
+    # 9106's parameters stays one whatever this process was told.
+    if password_hashing() == DEFAULT_PASSWORD_HASHING and _hasher().check_needs_rehash(
+        user.password_hash
+    ):
         user.password_hash = _hasher().hash(password)
     session.flush()
     return SignIn(user, None)

@@ -264,6 +264,13 @@ def user_add(
     finally:
         database.close()
     out.print(f"added {name} ({parsed.value})")
+    if accounts.password_hashing() != accounts.DEFAULT_PASSWORD_HASHING:
+        err.print(
+            f"[red]warning:[/] {accounts.PASSWORD_HASHING_ENV} is "
+            f"{accounts.password_hashing()}: this password's hash protects nothing (the test "
+            "suite's setting); it is made strong at the first sign-in on a real desk",
+            highlight=False,
+        )
 
 
 @users_app.command("list")
@@ -345,6 +352,15 @@ def serve(
 
     if (certificate is None) != (key is None):
         raise typer.BadParameter("give both --certificate and --key, or neither")
+    try:  # the test suite's cheap password hashing never serves staff
+        hashing = accounts.password_hashing()
+    except AccountError as exc:
+        raise CliError(str(exc)) from None
+    if hashing != accounts.DEFAULT_PASSWORD_HASHING:
+        raise CliError(
+            f"{accounts.PASSWORD_HASHING_ENV} is {hashing}: parameters that protect nothing, "
+            "for the test suite only; a desk never serves with them (unset it)"
+        )
     listening = _listen(host, port)  # before anything says it serves
     try:
         config = _config(home)
@@ -357,13 +373,6 @@ def serve(
         try:
             upgrade(desk.db.engine)
             scheme = "https" if certificate else "http"
-            if accounts.password_hashing() != accounts.DEFAULT_PASSWORD_HASHING:
-                err.print(
-                    f"[red]warning:[/] {accounts.PASSWORD_HASHING_ENV} is "
-                    f"{accounts.password_hashing()}: staff passwords are hashed with parameters "
-                    "that protect nothing. For the test suite only; never on a real desk.",
-                    highlight=False,
-                )
             err.print(f"matchhub-desk serving {scheme}://{host}:{port} (home {home.resolve()})")
             server = uvicorn.Server(
                 uvicorn.Config(
