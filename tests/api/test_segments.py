@@ -373,7 +373,18 @@ def test_no_file_but_a_regular_one_is_read_as_a_segment_and_a_building_ones_lock
         assert not store.path(ref).is_symlink()
         assert store.path(ref).is_file()
 
-    third = refs[2]
+    # A folder under a segment's name cannot be written over: that one snapshot's readers get
+    # the database's rows, and the background build carries on with the others.
+    blocked = refs[2]
+    store.path(blocked).mkdir()
+    (store.path(blocked) / "junk").write_bytes(b"x")
+    assert _tokens(store, hub, blocked) == _truth(hub, blocked)
+    fresh = SegmentStore(store.directory)
+    with hub.session() as session:
+        fresh.prepare(session)
+    assert all(store.path(r).is_file() for r in refs if r is not blocked)
+
+    third = refs[3]
     lock = store.directory / f".{store.ident(third).name}.lock"
     with store._building(store.ident(third).name):  # a first build under way, no segment yet
         with hub.session() as session:

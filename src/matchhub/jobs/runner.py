@@ -60,6 +60,7 @@ class JobRunner:
         self._restored = threading.Event()
         self._running = 0
         self._running_lock = threading.Lock()
+        self._loading = threading.Lock()  # guards _mapped and the engine's loads
 
     def restored(self) -> None:
         """The database is another history now (kit/epoch.py): snapshot ids may be issued
@@ -77,6 +78,7 @@ class JobRunner:
                 if self._running:
                     return False
                 self.engine = MatchEngine()
+                self._mapped.clear()
                 self._restored.clear()
             self._running += 1
             return True
@@ -293,8 +295,13 @@ class JobRunner:
         database first where this host has none it can trust), each checked against the row
         count its plan named (:class:`SnapshotChanged` if it differs, or if the snapshot is
         gone); what the engine holds was checked when it was loaded."""
+        # One job thread at a time: another's check must see what this one has just loaded.
+        with self._loading:
+            self._load(roster_id, source_ids, expected)
+
+    def _load(self, roster_id: int, source_ids: list[int], expected: dict[int, int]) -> None:
         # A segment written in place since the engine mapped it is checked again (and rebuilt).
-        changed = self.segments.changed(dict(self._mapped))  # a copy: job threads share it
+        changed = self.segments.changed(self._mapped)
         if changed:
             log.warning("segments changed on disk; mapping them again", snapshots=sorted(changed))
             self.engine.drop(changed)
@@ -330,10 +337,11 @@ class JobRunner:
             return
         with session_scope(self.factory) as session:
             stale = SnapshotRepository(session).no_longer_current(loaded)
-        self.engine.drop(stale)
-        self.segments.release(set(stale))
-        for snapshot_id in stale:
-            self._mapped.pop(snapshot_id, None)
+        with self._loading:
+            self.engine.drop(stale)
+            self.segments.release(set(stale))
+            for snapshot_id in stale:
+                self._mapped.pop(snapshot_id, None)
 
 
 class SnapshotChanged(Exception):

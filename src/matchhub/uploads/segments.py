@@ -144,7 +144,10 @@ class SegmentStore:
             ref = SnapshotRef(int(r.id), r.kind, int(r.rows), r.upload_id)
             ident = self.ident(ref)
             if not _plausible(self.directory / ident.name, ident):
-                built += self._build(session, ref, ident, force=False)
+                try:
+                    built += self._build(session, ref, ident, force=False)
+                except OSError:  # one that cannot be written (say a folder under its name)
+                    log.error("cannot write a segment", snapshot=ref.id, exc_info=True)
         return built
 
     def changed(self, mapped: Mapping[int, Segment]) -> set[int]:
