@@ -142,6 +142,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: Des
         assert "طلب غير مفهوم" in unsized.text
         fetched = client.get("/logout")
         assert fetched.status_code == 405
+        assert fetched.headers["allow"] == "POST"
         assert "غير مسموح بهذه الطريقة" in fetched.text
         assert client.get("/").status_code == 200  # still signed in: nothing was done
 

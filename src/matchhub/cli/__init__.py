@@ -38,7 +38,8 @@ def main() -> None:
             raise SystemExit(verify(sys.argv[3:])) from None
         print(
             f"matchhub: the broker is not installed here ({exc.name} is missing); "
-            "install it with: pip install 'matchhub[broker]'",
+            "install it with: pip install 'matchhub[broker]'. Without it, "
+            "`matchhub audit verify --export DIR --key FILE` checks an audit export offline.",
             file=sys.stderr,
         )
         raise SystemExit(2) from None

@@ -243,7 +243,10 @@ async def not_understood(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 400
     if status == 404:
         return await not_found(request, exc)
-    return _error_page(request, status, "error.405" if status == 405 else "error.400")
+    page = _error_page(request, status, "error.405" if status == 405 else "error.400")
+    if isinstance(exc, HTTPException) and exc.headers:  # a 405's Allow
+        page.headers.update(exc.headers)
+    return page
 
 
 def create_app(desk: Desk) -> Starlette:
