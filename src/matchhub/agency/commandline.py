@@ -11,6 +11,7 @@ the arguments.
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -72,3 +73,11 @@ def _context_of(command: Any, prog_name: str, args: Sequence[str]) -> Any:
         if sub is not None:  # anything else is a group's option or its value (--home X)
             ctx = sub.make_context(arg, [], parent=ctx, resilient_parsing=True)
     return ctx
+
+
+def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket on ``host``:``port``, for a server that says it serves only once the
+    port is its own (``matchhub serve``, ``matchhub-desk serve``). Raises :class:`OSError`: a
+    port in use, an address this machine does not have."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=backlog)

@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from matchhub.agency import auditverify
-from matchhub.agency.commandline import invoke
+from matchhub.agency.commandline import invoke, listen
 from matchhub.audit import service as audit
 from matchhub.cases import service as cases_service
 from matchhub.catalogue import service as catalogue
@@ -593,8 +593,7 @@ def serve(
 def _listen(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound before anything says it serves."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family, backlog=2048)
+        return listen(host, port)
     except OSError as exc:
         raise OperatorError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host, --port)"

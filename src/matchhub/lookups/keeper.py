@@ -56,8 +56,7 @@ class ViewKeeper:
         self._seen: int | None = None  # the generation of the last load, with a view or not
         self._reached = -1  # the newest generation the audit writer has seen the database at
         self._too_large = False
-        self._tokens: dict[int, TokenSet] = {}
-        self._mapped: dict[int, Segment] = {}  # the segments behind ``_tokens``
+        self._mapped: dict[int, Segment] = {}  # the segments of the view's snapshots, by id
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lookup-view", daemon=True)
@@ -142,7 +141,6 @@ class ViewKeeper:
                 return
             self._stale = True  # the view held (if any) is behind `now`, or maps a changed file
             for snapshot_id in changed:
-                self._tokens.pop(snapshot_id, None)
                 self._mapped.pop(snapshot_id, None)
         started = time.perf_counter()
         generation, fresh = self._load()
@@ -181,18 +179,18 @@ class ViewKeeper:
         self._too_large = rows > self._max_rows
         if self._too_large:
             log.warning("too many rows for the lookup view", rows=rows, limit=self._max_rows)
-            self._tokens, self._mapped = {}, {}
+            self._mapped = {}
             return generation, None
-        # Let go of replaced snapshots' arrays before loading their successors'.
-        kept = {s.id: self._tokens[s.id] for s in snapshots if s.id in self._tokens}
-        self._segments.release(set(self._tokens) - set(kept))
-        self._tokens = kept
-        self._mapped = {i: m for i, m in self._mapped.items() if i in kept}
+        # Let go of replaced snapshots' maps before loading their successors'.
+        kept = {s.id: self._mapped[s.id] for s in snapshots if s.id in self._mapped}
+        self._segments.release(set(self._mapped) - set(kept))
+        self._mapped = kept
         for s in snapshots:
             if self._stopping.is_set():  # the broker is stopping: no view, no more reads
                 return generation, None
             if s.id not in kept:
-                kept[s.id] = self._read_tokens(SnapshotRef(s.id, s.kind, s.rows, s.upload_id))
+                kept[s.id] = self._read_segment(SnapshotRef(s.id, s.kind, s.rows, s.upload_id))
+        tokens = {i: TokenSet.from_sorted(m.hi, m.lo) for i, m in kept.items()}  # no copies
         grants: dict[tuple[str, str], set[str]] = {}
         for grantee, purpose, flag in live_grants:
             grants.setdefault((grantee, purpose), set()).add(flag)
@@ -202,12 +200,12 @@ class ViewKeeper:
             grants={k: frozenset(v) for k, v in grants.items()},
             purposes=purposes,
             rosters={
-                s.agency_id: RosterView(s.id, s.key_version, kept[s.id])
+                s.agency_id: RosterView(s.id, s.key_version, tokens[s.id])
                 for s in snapshots
                 if s.kind == "roster"
             },
             sources=tuple(
-                FlagSource(s.id, s.flag_code, s.agency_kind, s.as_of, kept[s.id])
+                FlagSource(s.id, s.flag_code, s.agency_kind, s.as_of, tokens[s.id])
                 for s in snapshots
                 if s.kind == "flag"
             ),
@@ -215,13 +213,11 @@ class ViewKeeper:
         )
         return generation, view
 
-    def _read_tokens(self, ref: SnapshotRef) -> TokenSet:
+    def _read_segment(self, ref: SnapshotRef) -> Segment:
         """The snapshot's segment, mapped (built from the database first if this host has
         none it can trust): the view holds no copy of its own."""
         with self._engine.connect() as connection:
-            segment = self._segments.segment(Session(bind=connection), ref)
-        self._mapped[ref.id] = segment
-        return TokenSet.from_sorted(segment.hi, segment.lo)
+            return self._segments.segment(Session(bind=connection), ref)
 
     def sweep(self) -> None:
         """Remove this host's segment files of snapshots that are no longer current."""

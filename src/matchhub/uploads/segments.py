@@ -19,12 +19,13 @@ copy), with the file's identity as verified (device, inode, size, modification a
 times). A segment is never written in place; one that was anyway (an operator's ``cp`` over
 it, ``rsync --inplace``) no longer has that identity, and :meth:`SegmentStore.changed` names
 it, so the lookup view and the match engine let go of their maps of it and check the file
-again (the view at its next poll, the engine before its next job). A file truncated under a live map
-cannot be guarded against by a reader: the process touching the lost pages is killed
-(SIGBUS); docs/operator.md says never to edit the folder. Builds of one segment by several
-processes of a host are serialised by a lock file beside it, so the second finds the first's
-file. The sweep removes the files of snapshots that
-are no longer current (a replaced snapshot's segment goes with its rows), of unknown snapshots
+again (the view at its next poll, the engine before its next job). A file truncated under a
+live map cannot be guarded against by a reader: the process touching the lost pages is
+killed (SIGBUS); docs/operator.md says never to edit the folder.
+
+Builds of one segment by several processes of a host are serialised by a lock file beside
+it, so the second finds the first's file. The sweep removes the files of snapshots that are
+no longer current (a replaced snapshot's segment goes with its rows), of unknown snapshots
 and of another history, and temporary files whose writer is dead (a kill -9 mid-write).
 """
 

@@ -6,11 +6,12 @@ do everything a caseworker or an analyst may; an **auditor** is reserved for the
 console (a desk set up with the auditor's certificate) and sees only that.
 
 Passwords are hashed with argon2id (argon2-cffi's `PasswordHasher`, RFC 9106 low-memory
-parameters) and rehashed on sign-in when the parameters change. ``MATCHHUB_DESK_PASSWORD_HASHING``
-names the parameters: ``rfc9106-low-memory`` (the default, and the only value for a real desk) or
-``test-only-cheapest``, argon2-cffi's cheapest parameters, which the test suite sets so that its
-hundreds of sign-ins do not spend minutes of CPU (docs/testing.md). A hash made with the cheap
-parameters is rehashed at the next sign-in on a desk with the default ones. A run of
+parameters) and rehashed on sign-in when the parameters change.
+``MATCHHUB_DESK_PASSWORD_HASHING`` names the parameters: ``rfc9106-low-memory`` (the default,
+and the only value a desk serves with) or ``test-only-cheapest``, argon2-cffi's cheapest
+parameters, which the test suite sets so that its hundreds of sign-ins do not spend minutes of
+CPU (docs/testing.md). A hash made with the cheap parameters is rehashed at the next sign-in on
+a desk with the default ones; a sign-in never rehashes downwards. A run of
 ``Settings.lockout_failures`` failed sign-ins locks the account for ``lockout_minutes``; the
 answer to a failed sign-in never says whether the name exists, the password was wrong or the
 account is locked, so the sign-in page cannot be used to find staff names.

@@ -35,7 +35,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from matchhub.agency.commandline import invoke
+from matchhub.agency.commandline import invoke, listen
 from matchhub.agency.connector.definition import DefinitionError, load
 from matchhub.agency.desk import accounts
 from matchhub.agency.desk.accounts import AccountError
@@ -399,17 +399,9 @@ def _listen(host: str, port: int) -> socket.socket:
     """The desk's listening socket, bound: a port in use or an address this machine does not
     have is one line at the terminal, before anything is loaded or said to be served."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        listening = socket.socket(family, socket.SOCK_STREAM)
+        return listen(host, port)
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    try:
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listening.bind((host, port))
-    except OSError as exc:
-        listening.close()
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return listening
 
 
 # --- scripting -----------------------------------------------------------------------------------
