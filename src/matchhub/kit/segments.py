@@ -10,12 +10,12 @@ is rebuilt from the database by the caller (uploads/segments.py).
 
 Layout (all integers little-endian; every array 8-byte aligned)::
 
-    header   64 bytes: magic "MHSEG01\\n", version (u32), kind (u32: 0 flag, 1 roster),
+    header   64 bytes: magic "MHSEG02\\n", version (u32), kind (u32: 0 flag, 1 roster),
              snapshot id (u64), rows (u64), epoch system identifier (u64), epoch timeline
              (u64), the upload's id (16 bytes)
     body     the tokens' high 64 bits (u64 × rows), then their low 64 bits (u64 × rows),
              sorted by (high, low); a roster's ordinals (i32 × rows, then 0 or 4 zero bytes)
-    trailer  SHA-256 of header and body (32 bytes), then "MHSEGEND"
+    trailer  XXH3-128 of header and body (16 bytes), then "MHSEGEND"
 
 Tokens are the re-keyed stored tokens, 16 bytes read big-endian as two 64-bit halves, so the
 numeric order of (high, low) is the byte order of the token. Nothing else is in a segment: no
@@ -25,11 +25,18 @@ A file is written under a temporary name in the same folder (mode 0600), fsynced
 place and the folder fsynced: a process killed mid-write leaves a temporary file that no
 reader opens (and :func:`is_temporary` names for the sweep), never a half file under a
 segment's name. A half file that got there anyway (a disk that lies) fails the checksum.
+
+The checksum is XXH3-128, not a cryptographic hash, because what it guards against is accident
+(a torn or partial file, a disk that lies, a write in place by mistake), and against that a
+128-bit checksum is as good as SHA-256 at a tenth of the time: 0.08 s against 0.69 s for the
+0.9 GB of a 7M x 50M hub, which every process that maps the segments pays at its start and a
+fresh worker before its first job. Against someone who means it, no unkeyed hash helps: whoever
+can write a segment can write its checksum, and the folder (0700, beside the database in the
+state folder) is only writable by whoever could change the database itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import secrets
@@ -41,14 +48,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import xxhash
 
 TOKEN_BYTES = 16
-MAGIC = b"MHSEG01\n"
+MAGIC = b"MHSEG02\n"
 END = b"MHSEGEND"
-VERSION = 1
+VERSION = 2  # 1 had a SHA-256 trailer; its files fail the header check and are rebuilt
 _HEADER = struct.Struct("<8sIIQQQQ16s")
 HEADER_BYTES = _HEADER.size  # 64
-TRAILER_BYTES = 32 + len(END)
+_DIGEST_BYTES = 16
+TRAILER_BYTES = _DIGEST_BYTES + len(END)
 SUFFIX = ".seg"
 _TEMPORARY = ".tmp"
 _BLOCK_ROWS = 1 << 20  # rows written, hashed or checked at a time
@@ -161,7 +170,7 @@ def write_segment(
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = hashlib.sha256()
+            digest = xxhash.xxh3_128()
             _write_block(out, digest, ident.header())
             columns = [(hi, "<u8"), (lo, "<u8")] + ([] if ords is None else [(ords, "<i4")])
             for column, layout in columns:
@@ -201,7 +210,7 @@ def in_memory(ident: SegmentId, tokens: bytes, ordinals: np.ndarray | None = Non
     return Segment(ident, hi[order], lo[order], None if ords is None else ords[order])
 
 
-def _write_block(out: BinaryIO, digest: hashlib._Hash, data: bytes | memoryview) -> None:
+def _write_block(out: BinaryIO, digest: xxhash.xxh3_128, data: bytes | memoryview) -> None:
     out.write(data)
     digest.update(data)
 
@@ -258,12 +267,12 @@ def open_segment(path: Path, expected: SegmentId) -> Segment:
     if bytes(view[:HEADER_BYTES]) != expected.header():
         raise SegmentInvalid("header is not the expected snapshot's")
     end = size - TRAILER_BYTES
-    if bytes(view[end + 32 :]) != END:
+    if bytes(view[end + _DIGEST_BYTES :]) != END:
         raise SegmentInvalid("no trailer")
-    digest = hashlib.sha256()
+    digest = xxhash.xxh3_128()
     for start in range(0, end, _HASH_BLOCK):
         digest.update(view[start : min(end, start + _HASH_BLOCK)])
-    if digest.digest() != bytes(view[end : end + 32]):
+    if digest.digest() != bytes(view[end : end + _DIGEST_BYTES]):
         raise SegmentInvalid("checksum does not match")
     n = expected.rows
     hi = np.frombuffer(mapped, dtype="<u8", count=n, offset=HEADER_BYTES)
