@@ -4,6 +4,7 @@ tampering, and one chain under concurrent appends."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -183,3 +184,40 @@ def test_the_public_key_init_writes_verifies_and_blank_lines_are_no_crash(
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     assert "checkpoints.jsonl line" in bad.stderr
+
+
+def test_a_key_that_is_not_one_is_blamed_not_the_log_and_nothing_waits_on_a_fifo(
+    api: InProcessApi, tmp_path: Path, operator_cli: OperatorCli
+) -> None:
+    """A truncated PEM, a garbled key line, a FIFO or a huge file given as `--key`: exit 2,
+    one line that names the key and says the log was not checked. A FIFO as the export's
+    entries is refused at once rather than waited on."""
+    hub = api.hub
+    export = tmp_path / "export"
+    assert _cli(operator_cli, hub, "audit", "export", "--out", str(export)).returncode == 0
+    pem = hub.paths.audit_public_key.read_text()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"a" * (1 << 20))
+    for name, content in (
+        ("truncated.pub", pem[: len(pem) // 2]),
+        ("garbled.vkey", "audit+deadbeef+not-base64"),
+        ("fifo", None),
+        ("huge", None),
+        ("missing", None),
+    ):
+        key = tmp_path / name
+        if content is not None:
+            key.write_text(content)
+        ran = _cli(operator_cli, hub, "audit", "verify", "--export", str(export), "--key", str(key))
+        assert ran.returncode == 2, (name, ran.stderr)
+        assert "the key is unusable, so the log was not checked" in ran.stderr, name
+        assert "does NOT verify" not in ran.stderr
+        assert "Traceback" not in ran.stderr
+    (export / "entries.jsonl").unlink()
+    os.mkfifo(export / "entries.jsonl")
+    key = str(hub.paths.audit_public_key)
+    ran = _cli(operator_cli, hub, "audit", "verify", "--export", str(export), "--key", key)
+    assert ran.returncode == 1, ran.stderr
+    assert "not a regular file" in ran.stderr

@@ -13,7 +13,14 @@ import typer
 from rich.console import Console
 
 from matchhub.agency.commandline import invoke
-from matchhub.protocol.verify import VerificationError, verify_export
+from matchhub.protocol.verify import (
+    KEY_LIMIT,
+    UnusableKey,
+    VerificationError,
+    read_key,
+    read_regular,
+    verify_export,
+)
 
 out = Console(emoji=False)
 err = Console(stderr=True, soft_wrap=True, emoji=False)
@@ -21,6 +28,11 @@ err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 class NotVerified(Exception):
     """The export does not verify: one line for the auditor, exit status 1."""
+
+
+class NotChecked(Exception):
+    """The check could not start (the key is not one): one line, exit status 2. Nothing was
+    said about the log."""
 
 
 def verify(
@@ -36,11 +48,17 @@ def verify(
     """Offline: recompute every leaf and root, check every signature and, against a saved
     checkpoint, that nothing was rolled back or rewritten. Needs no database."""
     try:
-        report = verify_export(
-            export,
-            key.read_text().strip(),
-            checkpoint.read_text() if checkpoint is not None else None,
-        )
+        verifier = read_key(key)
+    except UnusableKey as exc:
+        raise NotChecked(f"the key is unusable, so the log was not checked: {exc}") from None
+    saved = None
+    if checkpoint is not None:
+        try:
+            saved = read_regular(checkpoint, KEY_LIMIT).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise NotChecked(f"{checkpoint.name} is not a saved checkpoint ({exc})") from None
+    try:
+        report = verify_export(export, verifier, saved)
     except VerificationError as exc:
         raise NotVerified(f"the audit log does NOT verify: {exc}") from None
     out.print(
@@ -63,6 +81,9 @@ def main(argv: Sequence[str]) -> int:
         return invoke(app, argv, "matchhub audit verify")
     except NotVerified as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
+    except NotChecked as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
     except OSError as exc:
         err.print(f"[red]error:[/] {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
     return 1

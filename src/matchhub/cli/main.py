@@ -687,6 +687,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OperatorError, MatchhubError, auditverify.NotVerified) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
+    except auditverify.NotChecked as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
     except OSError as exc:
         err.print(f"[red]error:[/] {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
         sys.exit(1)

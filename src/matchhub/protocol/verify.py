@@ -11,6 +11,8 @@ re-signed with the real key (against a saved checkpoint) are each reported with 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from matchhub.protocol.checkpoint import (
     CheckpointError,
     VerifierKey,
     format_verifier_key,
+    parse_verifier_key,
     verify_checkpoint,
 )
 
@@ -31,6 +34,49 @@ PEM_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----"
 
 class VerificationError(Exception):
     """The export does not verify; the message says what and where."""
+
+
+class UnusableKey(ValueError):
+    """The verifier key given is not one: nothing was checked, and the log is not to blame."""
+
+
+KEY_LIMIT = 64 * 1024  # a verifier key is one line; a PEM public key a few
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them. Never waits on a FIFO or a device
+    given by mistake (OSError, as for a missing file); a larger file is a ValueError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file", str(path))
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read() if limit is None else file.read(limit + 1)
+    finally:
+        os.close(fd)
+    if limit is not None and len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit} bytes")
+    return data
+
+
+def read_key(path: Path) -> str:
+    """The verifier key in ``path`` (a ``name+id+key`` line or the PEM public key ``matchhub
+    init`` writes), checked as a key before any export is read. Raises :class:`UnusableKey`,
+    also for a file that cannot be read."""
+    try:
+        text = read_regular(path, KEY_LIMIT).decode("ascii").strip()
+    except OSError as exc:
+        raise UnusableKey(f"{path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnusableKey(f"{path.name} is not a verifier key ({exc})") from None
+    if text.startswith(PEM_PUBLIC_KEY):
+        _public_key(text)
+    else:
+        try:
+            parse_verifier_key(text)
+        except CheckpointError as exc:
+            raise UnusableKey(f"{path.name} is not a verifier key: {exc}") from None
+    return text
 
 
 @dataclass
@@ -69,7 +115,7 @@ def _check_receipt(seq: int, entry: dict[str, object], report: Report) -> None:
 def _lines(path: Path) -> list[tuple[int, str]]:
     """(line number, line) of a JSON-lines file, blank lines left out."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except UnicodeDecodeError:
         raise VerificationError(f"{path.name} is not UTF-8 text") from None
     return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
@@ -165,16 +211,21 @@ def _verifier(key: VerifierKey | str, first_note: str) -> VerifierKey | str:
     only a signature by this very public key verifies under it."""
     if not isinstance(key, str) or not key.lstrip().startswith(PEM_PUBLIC_KEY):
         return key
-    try:
-        public = load_pem_public_key(key.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        raise VerificationError("the key file is not a PEM public key") from None
-    if not isinstance(public, Ed25519PublicKey):
-        raise VerificationError("the key file is not an Ed25519 public key")
+    public = _public_key(key)
     try:
         return format_verifier_key(first_note.split("\n", 1)[0], public)
     except CheckpointError as exc:
         raise VerificationError(f"checkpoint in the export: {exc}") from None
+
+
+def _public_key(pem: str) -> Ed25519PublicKey:
+    try:
+        public = load_pem_public_key(pem.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise UnusableKey("the key file is not a PEM public key") from None
+    if not isinstance(public, Ed25519PublicKey):
+        raise UnusableKey("the key file is not an Ed25519 public key")
+    return public
 
 
 def _verified(note: str, key: VerifierKey | str, what: str) -> Checkpoint:
