@@ -145,6 +145,20 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(world: Des
         assert fetched.headers["allow"] == "POST"
         assert "غير مسموح بهذه الطريقة" in fetched.text
         assert client.get("/").status_code == 200  # still signed in: nothing was done
+        # The same pages for a member of staff who chose English are in English.
+        chosen = client.post("/language", data={"language": "en", "csrf": csrf(client.get("/"))})
+        assert chosen.status_code == 303
+        assert 'lang="en"' in client.get("/").text
+        for path in ("/language", "/logout"):
+            wrong = client.post(path, data={"csrf": "forged", "language": "ar"})
+            assert wrong.status_code == 403, path
+            assert "Request refused" in wrong.text
+            assert 'dir="ltr"' in wrong.text
+        assert "Not allowed this way" in client.get("/logout").text
+        assert "There is no page at this address" in client.get("/nowhere").text
+        garbled = client.post("/staff", content=b"--x\r\nnot a part", headers=broken)
+        assert "Request not understood" in garbled.text
+        assert 'lang="en"' in client.get("/").text  # the forged choice changed nothing
 
 
 def test_each_role_sees_its_pages_and_gets_403_elsewhere(world: DeskWorld) -> None:

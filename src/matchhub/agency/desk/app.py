@@ -88,16 +88,33 @@ async def _small_form(request: Request) -> FormData | Response:
     or the desk's error page."""
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():  # a browser always says it
-        return _error_page(request, 411, "error.400")
+        return await _error_page(request, 411, "error.400")
     if int(length) > SMALL_FORM:
-        return _error_page(request, 413, "error.413")
+        return await _error_page(request, 413, "error.413")
     return await request.form(max_files=0, max_fields=10)
 
 
-def _error_page(request: Request, status: int, key: str) -> Response:
+async def _error_page(request: Request, status: int, key: str, lang: str | None = None) -> Response:
+    """The desk's error page, in the language of the member of staff signed in (Arabic for
+    anyone else)."""
+    if lang is None:
+        desk: Desk = request.app.state.desk
+        lang = await run_in_threadpool(
+            _language, desk, request.cookies.get(desk.config.cookie_name)
+        )
     return render(
-        request.app.state.templates, "error.html", status, title=f"{key}.title", text=f"{key}.text"
+        request.app.state.templates,
+        "error.html",
+        status,
+        lang=lang or "ar",
+        title=f"{key}.title",
+        text=f"{key}.text",
     )
+
+
+def _language(desk: Desk, cookie: str | None) -> str | None:
+    with desk.db.transaction() as session:
+        return sessions.language(session, cookie)
 
 
 async def login(request: Request) -> Response:
@@ -148,7 +165,7 @@ async def logout(request: Request) -> Response:
     if found is None:
         return redirect("/login")
     if not sessions.csrf_ok(found.csrf, form.get("csrf")):
-        return _error_page(request, 403, "error.csrf")
+        return await _error_page(request, 403, "error.csrf", found.staff.language)
     await run_in_threadpool(_end, desk, found)
     response = redirect("/login?m=signed_out")
     response.delete_cookie(desk.config.cookie_name, path="/")
@@ -175,7 +192,7 @@ async def language(request: Request) -> Response:
     if found is None:
         return redirect("/login")
     if not sessions.csrf_ok(found.csrf, form.get("csrf")):
-        return _error_page(request, 403, "error.csrf")
+        return await _error_page(request, 403, "error.csrf", found.staff.language)
     chosen = "en" if form.get("language") == "en" else "ar"
     await run_in_threadpool(_set_language, desk, found.staff.id, chosen)
     return redirect(safe_back(str(form.get("back", "/"))))
@@ -227,23 +244,17 @@ class SecurityHeaders:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return render(
-        request.app.state.templates,
-        "error.html",
-        404,
-        title="error.404.title",
-        text="error.404.text",
-    )
+    return await _error_page(request, 404, "error.404")
 
 
 async def not_understood(request: Request, exc: Exception) -> Response:
     """A request the desk cannot read (a malformed multipart body, a form with too many
-    fields or files): the desk's own page, Arabic first as every error page, not the
+    fields or files): the desk's own page, in the signed-in member's language, not the
     framework's plain text. Nothing of it reached the desk's state."""
     status = exc.status_code if isinstance(exc, HTTPException) else 400
     if status == 404:
         return await not_found(request, exc)
-    page = _error_page(request, status, "error.405" if status == 405 else "error.400")
+    page = await _error_page(request, status, "error.405" if status == 405 else "error.400")
     if isinstance(exc, HTTPException) and exc.headers:  # a 405's Allow
         page.headers.update(exc.headers)
     return page

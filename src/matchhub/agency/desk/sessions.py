@@ -70,6 +70,16 @@ def current(
     return Current(Staff.of(user), row.csrf, row.id), None
 
 
+def language(session: Session, cookie: str | None) -> str | None:
+    """The language of the member of staff whose session ``cookie`` names, for a page shown
+    before (or instead of) the request's own reading: looked at, not touched."""
+    if not cookie or len(cookie) > 200:
+        return None
+    row = session.get(StaffSession, _digest(cookie))
+    user = session.get(User, row.user_id) if row is not None and row.ended_at is None else None
+    return user.language if user is not None and not user.disabled else None
+
+
 def csrf_ok(expected: str, given: object) -> bool:
     return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
 
