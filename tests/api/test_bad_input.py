@@ -212,3 +212,29 @@ def test_options_on_an_upload_allows_get_and_delete(api: InProcessApi) -> None:
         assert response.headers["allow"] == "DELETE, GET"
         assert client.options("/v1/uploads").headers["allow"] == "POST"
         assert client.get(f"/v1/uploads/{upload}").json()["state"] == "open"
+
+
+@pytest.mark.parametrize("written", ["1.0", "00001", " 1", "+1", "1_0", "1e1"])
+def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, written: str) -> None:
+    """pydantic alone read each of these as a number; a chunk sent as "00001" was chunk 1."""
+    _refused(_audit(api, limit=written), "get", "/v1/audit/entries", 422, "invalid_request")
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    with api.client("molsa") as client:
+        _refused(
+            client.get("/v1/cases", params={"offset": written}),
+            "get",
+            "/v1/cases",
+            422,
+            "invalid_request",
+        )
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    with api.client(bank) as client:
+        upload = _open(api, client)
+        chunk = client.put(
+            f"/v1/uploads/{upload}/chunks/{written}",
+            content=b"",
+            headers={"content-type": NDJSON},
+        )
+        _refused(chunk, "put", "/v1/uploads/{upload_id}/chunks/{seq}", 422, "invalid_request")
+        assert client.get(f"/v1/uploads/{upload}").json()["chunks_received"] == 0
+    assert _audit(api, limit="1").status_code == 200  # the plain form is still read

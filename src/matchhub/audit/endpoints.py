@@ -18,6 +18,7 @@ from matchhub.identity.auth import AuditReader, AuditWitness
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import ServiceUnavailable, TooManyRequests, UnprocessableEntity
 from matchhub.kit.instants import Instant
+from matchhub.kit.integers import Plain
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import AuditNote, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
@@ -95,8 +96,9 @@ def list_entries(
             description="The cursor: `next_after` of the previous page (entries after it "
             "in the chosen order); -1 starts at the oldest (`asc`) or the newest (`desc`).",
         ),
+        Plain,
     ] = -1,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000), Plain] = 100,
 ) -> EntriesOut:
     """Entries of the audit log, filtered by agency, route, period, subject, end user, outcome
     and error code, in pages by sequence number (keyset: as fast on the last page as the
@@ -166,10 +168,14 @@ def activity(
     since: Annotated[Instant, Query(description="From this instant (ISO 8601, with offset).")],
     until: Annotated[Instant, Query(description="Before this instant (ISO 8601, with offset).")],
     utc_offset_minutes: Annotated[
-        int, Query(ge=-720, le=840, description="Local days and hours at this offset.")
+        int,
+        Query(ge=-720, le=840, description="Local days and hours at this offset."),
+        Plain,
     ] = 0,
     many_staff: Annotated[
-        int, Query(ge=1, le=1000, description="List people looked up by this many staff.")
+        int,
+        Query(ge=1, le=1000, description="List people looked up by this many staff."),
+        Plain,
     ] = 3,
 ) -> ActivityOut:
     """A period of the log counted by the database, for the auditors' anomaly page and report:
@@ -221,8 +227,8 @@ def get_checkpoint(principal: AuditWitness, request: Request, session: SessionDe
 def inclusion_proof(
     principal: AuditReader,
     session: SessionDep,
-    seq: Annotated[int, Query(ge=0, le=SEQ_MAX)],
-    tree_size: Annotated[int, Query(ge=1, le=SEQ_MAX)],
+    seq: Annotated[int, Query(ge=0, le=SEQ_MAX), Plain],
+    tree_size: Annotated[int, Query(ge=1, le=SEQ_MAX), Plain],
 ) -> InclusionOut:
     """RFC 9162 inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
     return InclusionOut(**service.inclusion(session, seq, tree_size))
@@ -238,8 +244,8 @@ def consistency_proof(
     principal: AuditWitness,
     request: Request,
     session: SessionDep,
-    old_size: Annotated[int, Query(ge=0, le=SEQ_MAX)],
-    new_size: Annotated[int, Query(ge=0, le=SEQ_MAX)],
+    old_size: Annotated[int, Query(ge=0, le=SEQ_MAX), Plain],
+    new_size: Annotated[int, Query(ge=0, le=SEQ_MAX), Plain],
 ) -> ConsistencyOut:
     """RFC 9162 consistency proof that the tree of ``old_size`` is a prefix of ``new_size``."""
     _witness_turn(request, principal)

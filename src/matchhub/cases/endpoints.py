@@ -19,6 +19,7 @@ from matchhub.cases.schemas import (
 from matchhub.cases.service import CaseRules
 from matchhub.identity.auth import CaseWorker, FeedbackReader
 from matchhub.kit.instants import Instant
+from matchhub.kit.integers import Plain
 from matchhub.kit.requests import AuditNote, ClockDep, ReadOnly, SessionDep, SettingsDep
 from matchhub.kit.responses import errors
 from matchhub.uploads.service import UploadContext
@@ -136,8 +137,8 @@ def list_cases(
         Instant | None,
         Query(description="Only cases whose response is due at or after this (with its zone)."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), Plain] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000), Plain] = 0,
 ) -> CaseList:
     """The caller's cases, oldest first, a page at a time."""
     listing = service.list_cases(

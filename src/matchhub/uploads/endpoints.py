@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from matchhub.identity.auth import Uploader
 from matchhub.kit.db import after_commit
+from matchhub.kit.integers import Plain
 from matchhub.kit.requests import AuditNote, ChunkSized, ReadOnly, SessionDep
 from matchhub.kit.responses import errors
 from matchhub.protocol import wire
@@ -17,7 +18,7 @@ from matchhub.uploads.service import UploadContext
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
-Seq = Annotated[int, Path(ge=0, le=10_000_000)]
+Seq = Annotated[int, Path(ge=0, le=10_000_000), Plain]
 
 
 def get_upload_context(request: Request) -> UploadContext:
