@@ -22,7 +22,7 @@ from benchmarks.config import Context
 from benchmarks.data import PathData, push_tokens
 from benchmarks.hub import BenchHub
 from benchmarks.ingest import pgcopy_payload, raw_copy_and_index
-from benchmarks.measure import Comparison, Figure
+from benchmarks.measure import Comparison, CpuMeter, CpuSplit, Figure
 from benchmarks.queries import run_job
 from matchhub.agency.connector.client import make_client
 from matchhub.protocol.kinds import AgencyKind
@@ -39,23 +39,27 @@ def hash_ids(tokeniser: Tokeniser, ids: list[str]) -> np.ndarray:
 
 def matchhub_once(
     ctx: Context, data: PathData, label: str
-) -> tuple[dict[str, float], float, float]:
-    """Stage seconds of one whole path on a fresh hub, the broker's peak RSS (MiB), and the
-    seconds of a raw binary COPY of the same rows into the hub's PostgreSQL (the floor)."""
+) -> tuple[dict[str, float], dict[str, CpuSplit], float, float]:
+    """Stage seconds of one whole path on a fresh hub, the CPU each stage took (this process,
+    the broker, every PostgreSQL process of the machine), the broker's peak RSS (MiB), and
+    the seconds of a raw binary COPY of the same rows into the hub's PostgreSQL (the floor)."""
     s = ctx.sizes
     times: dict[str, float] = {}
+    cpu: dict[str, CpuSplit] = {}
     with BenchHub(label, ctx.root, ctx.admin_url, ctx.profile_dir) as hub:
         bank = hub.agency("rafidain", AgencyKind.bank)
         ministry = hub.agency("molsa", AgencyKind.welfare)
         key = MatchingKey.generate(hub.matching_key_version())
         with hub.broker() as broker:
             tokeniser = Tokeniser(key, "iq.ncn")
+            meter = CpuMeter(broker.pid)
             mark = time.perf_counter()
 
             def lap(stage: str) -> None:
                 nonlocal mark
                 now = time.perf_counter()
                 times[stage], mark = now - mark, now
+                cpu[stage] = meter.lap(times[stage])
 
             partner = hash_ids(tokeniser, data.partner_ids)
             lap("hash_partner")
@@ -94,7 +98,7 @@ def matchhub_once(
             raw_copy_and_index(hub.libpq, pgcopy_payload(tokens[:, :16], 1), indexes=False)[0]
             for tokens in (partner, roster)
         )
-    return times, broker.peak_mib or 0.0, copy
+    return times, cpu, broker.peak_mib or 0.0, copy
 
 
 def _psi() -> ModuleType | str:
@@ -151,6 +155,21 @@ def run(ctx: Context) -> Figure:
         )
         for stage in STAGES
     }
+    broker_cpu = {
+        stage: figure.add_series(
+            f"broker_cpu_{stage}",
+            f"  broker CPU during {stage.replace('_', ' ')}",
+            "s",
+            higher_is_better=False,
+        )
+        for stage in STAGES
+    }
+    client_cpu = figure.add_series(
+        "client_cpu",
+        "  this process's CPU (the connectors' hashing and pushing)",
+        "s",
+        higher_is_better=False,
+    )
     floor = figure.add_series(
         "floor",
         "floor: hashing the same IDs + raw binary COPY of the same rows",
@@ -159,10 +178,12 @@ def run(ctx: Context) -> Figure:
     )
     copies = figure.add_series("floor_copy", "  of which the COPY", "s", higher_is_better=False)
     for n in range(ctx.repeat):
-        times, peak, copy = matchhub_once(ctx, data, f"path{n}")
+        times, used, peak, copy = matchhub_once(ctx, data, f"path{n}")
         total.add(sum(times.values()))
         for stage, seconds in times.items():
             stages[stage].add(seconds)
+            broker_cpu[stage].add(used[stage].broker)
+        client_cpu.add(sum(split.client for split in used.values()))
         floor.add(times["hash_partner"] + times["hash_roster"] + copy)
         copies.add(copy)
         figure.broker_peak_rss_mib.append(peak)
