@@ -25,7 +25,12 @@ from matchhub.protocol.kinds import AgencyKind
 from matchhub.uploads import service as uploads
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.models import Snapshot, SnapshotState
-from matchhub.uploads.repository import SnapshotRepository, SnapshotRows, UploadRepository
+from matchhub.uploads.repository import (
+    RosterRows,
+    SnapshotRepository,
+    SnapshotRows,
+    UploadRepository,
+)
 from matchhub.uploads.schemas import CommitUpload, OpenUpload
 from tests.fixtures.database import ServiceDatabase
 
@@ -152,9 +157,10 @@ def test_rows_are_read_out_whole_whatever_the_pieces(
     tokens = [secrets.token_bytes(16) for _ in range(rows)]
     repo = UploadRepository(db_session)
     for snapshot_id in (9_000_001, 9_000_002):  # a roster and another around it
-        repo.insert_roster_rows([(snapshot_id, i, t, bytes(48)) for i, t in enumerate(tokens)])
+        repo.insert_roster_rows(RosterRows(snapshot_id, 0, b"".join(tokens), bytes(48 * rows)))
     repo.create_partition(9_000_003)
     repo.insert_rows(9_000_003, b"".join(tokens))
+    repo.attach_partition(9_000_003)  # as its commit does
     read = SnapshotRows(db_session)
     ordinals, stored = read.roster_tokens(9_000_001)
     found = [stored[i : i + 16] for i in range(0, len(stored), 16)]

@@ -4,6 +4,7 @@ reader of the hub depends on, is asked only through :class:`SnapshotRepository`.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -101,6 +102,24 @@ _CURRENT_LISTING = (
 )
 # What a snapshot's segment must say it holds (uploads/segments.py).
 _REFS = select(Snapshot.id, Snapshot.kind, Snapshot.rows, Snapshot.upload_id)
+
+
+@dataclass(frozen=True)
+class RosterRows:
+    """A roster chunk's rows: its snapshot, the ordinal of its first row (the others follow),
+    the stored tokens (16 bytes each) and the sealed ones (48 bytes each), in the same order."""
+
+    snapshot_id: int
+    first: int
+    stored: bytes
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.stored) % 16 or len(self.sealed) != 3 * len(self.stored):
+            raise ValueError("a stored token is 16 bytes and its sealed token 48")
+
+    def __len__(self) -> int:
+        return len(self.stored) // 16
 
 
 class SnapshotRepository:
@@ -342,25 +361,32 @@ class UploadRepository:
             [{"snapshot_id": snapshot_id, "token": t.tobytes()} for t in tokens],
         )
 
-    def insert_roster_rows(self, rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
-        """Bulk insert of (snapshot id, ordinal, stored token, sealed token)."""
-        if not rows:
+    def insert_roster_rows(self, rows: RosterRows) -> None:
+        """Bulk insert of a roster chunk's rows."""
+        if not len(rows):
             return
+        ordinals = np.arange(rows.first, rows.first + len(rows), dtype=np.int64)
+        tokens = np.frombuffer(rows.stored, dtype="V16")
+        sealed = np.frombuffer(rows.sealed, dtype="V48")
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            snapshot_ids, ordinals, tokens, sealed = zip(*rows, strict=True)
             columns: dict[str, npt.ArrayLike] = {
-                "snapshot_id": snapshot_ids,
+                "snapshot_id": rows.snapshot_id,
                 "ordinal": ordinals,
-                "token": _fixed(tokens, "V16"),
-                "sealed": _fixed(sealed, "V48"),
+                "token": tokens,
+                "sealed": sealed,
             }
             payload = _ROSTER_ROW.encode(columns, len(rows))
             self._copy("roster_rows (snapshot_id, ordinal, token, sealed)", payload)
             return
         connection.execute(
             insert(roster_rows),
-            [{"snapshot_id": s, "ordinal": o, "token": t, "sealed": x} for s, o, t, x in rows],
+            [
+                {"snapshot_id": rows.snapshot_id, "ordinal": o, "token": t, "sealed": x}
+                for o, t, x in zip(
+                    ordinals.tolist(), map(bytes, tokens), map(bytes, sealed), strict=True
+                )
+            ],
         )
 
     def _copy(self, target: str, payload: bytes) -> None:
@@ -424,14 +450,18 @@ class SnapshotRows:
 
     def provider_tokens(self, snapshot_id: int) -> bytes:
         if self.session.connection().dialect.name == "postgresql":
-            return self._aggregate(partition_name(snapshot_id), "token", snapshot_id)
+            return self._aggregate(
+                "snapshot_rows", "token", snapshot_id, pages_of=partition_name(snapshot_id)
+            )
         stmt = select(snapshot_rows.c.token).where(snapshot_rows.c.snapshot_id == snapshot_id)
         return b"".join(bytes(t) for t in self.session.scalars(stmt))
 
     def roster_tokens(self, snapshot_id: int) -> tuple[np.ndarray, bytes]:
         """The roster's ordinals and stored tokens (not its sealed tokens)."""
         if self.session.connection().dialect.name == "postgresql":
-            data = self._aggregate("roster_rows", "int4send(ordinal) || token", snapshot_id)
+            data = self._aggregate(
+                "roster_rows", "int4send(ordinal) || token", snapshot_id, pages_of="roster_rows"
+            )
             rows = np.frombuffer(data, dtype=_ROSTER_PAIR)
             return rows["ordinal"].astype(np.int32), rows["token"].tobytes()
         stmt = select(roster_rows.c.ordinal, roster_rows.c.token).where(
@@ -443,18 +473,21 @@ class SnapshotRows:
             b"".join(bytes(p[1]) for p in pairs),
         )
 
-    def _aggregate(self, table: str, row: str, snapshot_id: int) -> bytes:
+    def _aggregate(self, table: str, row: str, snapshot_id: int, *, pages_of: str) -> bytes:
         """``row`` (fixed width) of the snapshot's rows in ``table``, concatenated, in no
-        particular order, one range of pages at a time."""
+        particular order, one range of the pages of ``pages_of`` (the table that holds them:
+        a provider snapshot's partition) at a time. A partition already dropped (its snapshot
+        purged) has no pages and no rows: the answer is empty, as the segment's count check
+        then says."""
         raw = cast(psycopg.Connection[Any], self.session.connection().connection.driver_connection)
         pieces: list[bytes] = []
         with raw.cursor(binary=True) as cursor:
             cursor.execute(
-                "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
-                (table,),
+                "SELECT pg_relation_size(to_regclass(%s)) / current_setting('block_size')::int",
+                (pages_of,),
             )
             found = cursor.fetchone()
-            pages = int(found[0]) if found else 0
+            pages = int(found[0]) if found and found[0] is not None else 0
             for start in range(0, pages + 1, self.PIECE_PAGES):
                 # The last range is open: it takes pages added since they were counted.
                 last = start + self.PIECE_PAGES > pages
@@ -472,11 +505,3 @@ class SnapshotRows:
                 if value and value[0] is not None:
                     pieces.append(value[0])
         return b"".join(pieces)
-
-
-def _fixed(values: Sequence[bytes], kind: str) -> np.ndarray:
-    """Byte strings all of the width of ``kind`` (e.g. ``"V16"``), as one array."""
-    array = np.frombuffer(b"".join(values), dtype=kind)
-    if len(array) != len(values):
-        raise ValueError(f"every value must be {np.dtype(kind).itemsize} bytes")
-    return array
