@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
 from hypothesis import given, settings
@@ -57,6 +58,19 @@ def test_batched_sealing_equals_the_library_aes_siv(tokens: list[bytes]) -> None
     assert [sealed[i * 48 : i * 48 + 48] for i in range(len(tokens))] == [
         sealer.seal(t) for t in tokens
     ]
+    assert sealer.unseal_many(sealed) == b"".join(tokens)
+
+
+def test_batched_unsealing_refuses_what_this_key_did_not_seal() -> None:
+    sealer = Sealer(BROKER_KEY)
+    sealed = sealer.seal_many(os.urandom(32 * 5))
+    for at in (0, 15, 16, 47, 48 * 4 + 30):  # the IV, the ciphertext, of any one token
+        with pytest.raises(InvalidTag):
+            sealer.unseal_many(sealed[:at] + bytes([sealed[at] ^ 1]) + sealed[at + 1 :])
+    with pytest.raises(InvalidTag):
+        Sealer(bytes(32)).unseal_many(sealed)
+    with pytest.raises(ValueError, match="48 bytes"):
+        sealer.unseal_many(sealed[:-1])
 
 
 def test_batched_sealing_at_the_counters_edge_and_ragged_input() -> None:
