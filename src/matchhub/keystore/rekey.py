@@ -123,8 +123,8 @@ class Sealer:
     sent it. Provider rows are never sealed: nothing is ever answered from them but flags.
 
     Why :meth:`seal_many` evaluates AES-SIV itself: a roster chunk is tens of thousands of
-    tokens, and a library call each cost more than the rest of the chunk's work (0.55 s of
-    the broker's CPU for 50,000, against 0.04 s batched; docs/benchmarks.md). For a 32-byte
+    tokens, and a library call each cost 0.1 to 0.55 s for 50,000 on a loaded machine,
+    against 0.04 s batched (docs/benchmarks.md). For a 32-byte
     plaintext P and the one associated string A, RFC 5297 is
 
         V = S2V(K1, A, P) = CMAC(K1, P xorend D),  D = dbl(CMAC(K1, 0¹²⁸)) ⊕ CMAC(K1, A)

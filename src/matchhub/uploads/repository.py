@@ -480,6 +480,8 @@ class SnapshotRows:
         purged) has no pages and no rows: the answer is empty, as the segment's count check
         then says."""
         raw = cast(psycopg.Connection[Any], self.session.connection().connection.driver_connection)
+        # Both names come from this module, never from a request.
+        select_rows = f"SELECT string_agg({row}, ''::bytea) FROM {table} "  # noqa: S608
         pieces: list[bytes] = []
         with raw.cursor(binary=True) as cursor:
             cursor.execute(
@@ -492,8 +494,8 @@ class SnapshotRows:
                 # The last range is open: it takes pages added since they were counted.
                 last = start + self.PIECE_PAGES > pages
                 cursor.execute(
-                    f"SELECT string_agg({row}, ''::bytea) FROM {table} "  # noqa: S608 (names and expressions of this module)
-                    "WHERE snapshot_id = %s AND ctid >= %s::tid"
+                    select_rows
+                    + "WHERE snapshot_id = %s AND ctid >= %s::tid"
                     + ("" if last else " AND ctid < %s::tid"),
                     (
                         snapshot_id,
