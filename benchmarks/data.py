@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -65,13 +65,30 @@ def push_tokens(
     chunk_rows: int,
 ) -> PushResult:
     """Open, send every chunk with the push client, commit (``flags`` empty: a roster)."""
+    return push_chunks(
+        client,
+        key_version=key_version,
+        rows=len(tokens),
+        flags=flags,
+        chunks=lambda: chunks(tokens, bool(flags), chunk_rows),
+    )
+
+
+def push_chunks(
+    client: httpx.Client,
+    *,
+    key_version: str,
+    rows: int,
+    flags: Sequence[str],
+    chunks: Callable[[], Iterator[Chunk]],
+) -> PushResult:
+    """Open, send the compact chunks ``chunks`` makes with the push client (which makes each
+    while the one before is sent), commit."""
     pusher = PushClient(client)
     kind = "flags" if flags else "roster"
     started = time.perf_counter()
-    upload = pusher.open(kind, key_version, list(flags), len(tokens))
-    result = pusher.send(
-        upload["id"], lambda: chunks(tokens, bool(flags), chunk_rows), COMPACT, len(tokens)
-    )
+    upload = pusher.open(kind, key_version, list(flags), rows)
+    result = pusher.send(upload["id"], chunks, COMPACT, rows)
     if result.upload.get("state") != "committed":
         raise RuntimeError(f"the upload did not commit: {result.upload}")
     result.seconds = time.perf_counter() - started

@@ -208,6 +208,12 @@ class CpuMeter:
         client, broker, postgres = (b - a for a, b in zip(self._start, end, strict=True))
         return CpuSplit(client, broker, postgres, wall)
 
+    def lap(self, wall: float) -> CpuSplit:
+        """The CPU since the last lap (or the start), then a new lap begins."""
+        split = self.stop(wall)
+        self._start = self._read()
+        return split
+
 
 def cpu_ticks() -> tuple[int, int]:
     """(all, steal) jiffies of the machine so far: how much CPU a hypervisor took away."""

@@ -1,35 +1,39 @@
 """Figure 6: the whole path on the same identifiers. matchhub: a provider hashes its IDs and
 pushes them, the ministry hashes and pushes its roster, runs a match job and downloads the
-result; each repeat on a fresh hub. openmined-psi (ECDH-PSI, the ``bench`` extra): the ministry
-as client learns the intersection with the provider as server, both in this process (no
-network, which favours it).
+result; each repeat on a fresh hub. As the connector does, each chunk is hashed while the one
+before it is sent (agency/connector/push.py), so a push stage includes its hashing.
+openmined-psi (ECDH-PSI, the ``bench`` extra): the ministry as client learns the intersection
+with the provider as server, both in this process (no network, which favours it).
 
 Beside it, the path's own floor in the same run: hashing the same IDs (the connector's own
-hashing, as timed in the path) plus a raw binary COPY of the same rows, as 16-byte stored
-tokens, into a fresh table of the same PostgreSQL, no index. What matchhub adds above that
-floor is the push protocol, re-keying, the indexes, the snapshot's segment, the match and the
-results."""
+hashing, timed alone just before the path) plus a raw binary COPY of the same rows, as 16-byte
+stored tokens, into a fresh table of the same PostgreSQL, no index. What matchhub adds above
+that floor is the push protocol, re-keying, the indexes, the snapshot's segment, the match and
+the results."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from benchmarks.config import Context
-from benchmarks.data import PathData, push_tokens
+from benchmarks.data import PathData, compact_body, push_chunks
 from benchmarks.hub import BenchHub
 from benchmarks.ingest import pgcopy_payload, raw_copy_and_index
-from benchmarks.measure import Comparison, Figure
+from benchmarks.measure import Comparison, CpuMeter, CpuSplit, Figure
 from benchmarks.queries import run_job
 from matchhub.agency.connector.client import make_client
+from matchhub.agency.connector.push import Chunk
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey, Tokeniser
 
 FLAG = "bank.large_loan"
-STAGES = ("hash_partner", "push_partner", "hash_roster", "push_roster", "match", "results")
+STAGES = ("push_partner", "push_roster", "match", "results")
+HASHING = ("hash_partner", "hash_roster")  # alone, for the floor
 
 
 def hash_ids(tokeniser: Tokeniser, ids: list[str]) -> np.ndarray:
@@ -37,46 +41,59 @@ def hash_ids(tokeniser: Tokeniser, ids: list[str]) -> np.ndarray:
     return np.frombuffer(digest, dtype=np.uint8).reshape(len(ids), 32)
 
 
+def id_chunks(
+    tokeniser: Tokeniser, ids: list[str], flagged: bool, chunk_rows: int
+) -> Iterator[Chunk]:
+    """Compact chunks of the IDs' tokens, each hashed when it is asked for."""
+    for seq, start in enumerate(range(0, len(ids), chunk_rows)):
+        part = hash_ids(tokeniser, ids[start : start + chunk_rows])
+        yield Chunk(seq, compact_body(part, flagged), len(part))
+
+
 def matchhub_once(
     ctx: Context, data: PathData, label: str
-) -> tuple[dict[str, float], float, float]:
-    """Stage seconds of one whole path on a fresh hub, the broker's peak RSS (MiB), and the
-    seconds of a raw binary COPY of the same rows into the hub's PostgreSQL (the floor)."""
+) -> tuple[dict[str, float], dict[str, CpuSplit], float, float]:
+    """Stage seconds of one whole path on a fresh hub, the CPU each stage took (this process,
+    the broker, every PostgreSQL process of the machine), the broker's peak RSS (MiB), and
+    the seconds of a raw binary COPY of the same rows into the hub's PostgreSQL (the floor)."""
     s = ctx.sizes
     times: dict[str, float] = {}
+    cpu: dict[str, CpuSplit] = {}
     with BenchHub(label, ctx.root, ctx.admin_url, ctx.profile_dir) as hub:
         bank = hub.agency("rafidain", AgencyKind.bank)
         ministry = hub.agency("molsa", AgencyKind.welfare)
         key = MatchingKey.generate(hub.matching_key_version())
         with hub.broker() as broker:
             tokeniser = Tokeniser(key, "iq.ncn")
+            meter = CpuMeter(broker.pid)
             mark = time.perf_counter()
 
             def lap(stage: str) -> None:
                 nonlocal mark
                 now = time.perf_counter()
                 times[stage], mark = now - mark, now
+                cpu[stage] = meter.lap(times[stage])
 
             partner = hash_ids(tokeniser, data.partner_ids)
             lap("hash_partner")
-            with make_client(broker.url, bank) as client:
-                push_tokens(
-                    client,
-                    key_version=key.version,
-                    tokens=partner,
-                    flags=[FLAG],
-                    chunk_rows=s.chunk_rows,
-                )
-            lap("push_partner")
             roster = hash_ids(tokeniser, data.roster_ids)
             lap("hash_roster")
-            with make_client(broker.url, ministry) as client:
-                push_tokens(
+            with make_client(broker.url, bank) as client:
+                push_chunks(
                     client,
                     key_version=key.version,
-                    tokens=roster,
+                    rows=len(data.partner_ids),
+                    flags=[FLAG],
+                    chunks=lambda: id_chunks(tokeniser, data.partner_ids, True, s.chunk_rows),
+                )
+            lap("push_partner")
+            with make_client(broker.url, ministry) as client:
+                push_chunks(
+                    client,
+                    key_version=key.version,
+                    rows=len(data.roster_ids),
                     flags=[],
-                    chunk_rows=s.chunk_rows,
+                    chunks=lambda: id_chunks(tokeniser, data.roster_ids, False, s.chunk_rows),
                 )
                 lap("push_roster")
                 job = run_job(client, s.job_timeout, poll=0.05)
@@ -94,7 +111,7 @@ def matchhub_once(
             raw_copy_and_index(hub.libpq, pgcopy_payload(tokens[:, :16], 1), indexes=False)[0]
             for tokens in (partner, roster)
         )
-    return times, broker.peak_mib or 0.0, copy
+    return times, cpu, broker.peak_mib or 0.0, copy
 
 
 def _psi() -> ModuleType | str:
@@ -145,24 +162,56 @@ def run(ctx: Context) -> Figure:
     total = figure.add_series(
         "matchhub", "matchhub: hash + push + match + results", "s", higher_is_better=False
     )
+    labels = {
+        "push_partner": "hash and push partner (each chunk hashed while the one before is sent)",
+        "push_roster": "hash and push roster (the same)",
+    }
     stages = {
         stage: figure.add_series(
-            stage, f"  of which {stage.replace('_', ' ')}", "s", higher_is_better=False
+            stage,
+            f"  of which {labels.get(stage, stage.replace('_', ' '))}",
+            "s",
+            higher_is_better=False,
         )
         for stage in STAGES
     }
+    broker_cpu = {
+        stage: figure.add_series(
+            f"broker_cpu_{stage}",
+            f"  broker CPU during {stage.replace('_', ' ')}",
+            "s",
+            higher_is_better=False,
+        )
+        for stage in STAGES
+    }
+    client_cpu = figure.add_series(
+        "client_cpu",
+        "  this process's CPU during the path (the connectors' hashing and pushing)",
+        "s",
+        higher_is_better=False,
+    )
     floor = figure.add_series(
         "floor",
         "floor: hashing the same IDs + raw binary COPY of the same rows",
         "s",
         higher_is_better=False,
     )
+    hashing = {
+        stage: figure.add_series(
+            stage, f"  of which {stage.replace('_', ' ')} alone", "s", higher_is_better=False
+        )
+        for stage in HASHING
+    }
     copies = figure.add_series("floor_copy", "  of which the COPY", "s", higher_is_better=False)
     for n in range(ctx.repeat):
-        times, peak, copy = matchhub_once(ctx, data, f"path{n}")
-        total.add(sum(times.values()))
-        for stage, seconds in times.items():
-            stages[stage].add(seconds)
+        times, used, peak, copy = matchhub_once(ctx, data, f"path{n}")
+        total.add(sum(times[stage] for stage in STAGES))
+        for stage in STAGES:
+            stages[stage].add(times[stage])
+            broker_cpu[stage].add(used[stage].broker)
+        for stage in HASHING:
+            hashing[stage].add(times[stage])
+        client_cpu.add(sum(used[stage].client for stage in STAGES))
         floor.add(times["hash_partner"] + times["hash_roster"] + copy)
         copies.add(copy)
         figure.broker_peak_rss_mib.append(peak)

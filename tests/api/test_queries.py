@@ -277,11 +277,12 @@ def test_a_snapshot_replaced_and_purged_between_plan_and_load(
             # A host without the replaced snapshot's segment (a fresh worker's): the load
             # reads the database, where its rows are gone. (With the segment, the job reads
             # the immutable file of the snapshot its plan named: exact too.)
-            # (The folder may not be there yet: the view may not have loaded any segment.)
+            # (The folder may not be there yet: the view may not have loaded any segment. A
+            # build in the background may rename its temporary file meanwhile.)
             runner.segments.release(set(source_ids))
             if runner.segments.directory.is_dir():
                 for file in runner.segments.directory.iterdir():
-                    file.unlink()
+                    file.unlink(missing_ok=True)
             replaced.append(offset)
         load(runner, roster_id, source_ids, expected)
 

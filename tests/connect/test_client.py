@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -118,3 +119,33 @@ def test_an_open_carries_an_idempotency_key_that_its_retries_repeat() -> None:
     assert len(keys) == 2
     assert keys[0] == keys[1]
     assert len(keys[0]) == 32
+
+
+def test_the_next_chunk_is_made_while_one_is_sent_and_in_order() -> None:
+    """Chunk n+1 is made (hashed) while chunk n is on the wire, in another thread, one ahead
+    at most; they are sent in order, and an error making one stops the push there, uncommitted."""
+    made: list[int] = []
+    made_during_put: list[list[int]] = []
+
+    def chunks() -> Iterator[Chunk]:
+        for seq in range(3):
+            made.append(seq)
+            yield Chunk(seq, bytes([seq]), 1)
+        raise ValueError("row 4 of the extract")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            seq = int(request.url.path.rsplit("/", 1)[1])
+            deadline = time.monotonic() + 5
+            while len(made) < min(seq + 2, 3) and time.monotonic() < deadline:
+                time.sleep(0.001)  # the next chunk is being made meanwhile
+            made_during_put.append(list(made))
+            return httpx.Response(200, json={"next_seq": seq + 1})
+        return httpx.Response(200, json={"next_seq": 0})
+
+    client, _, seen = _client(handle)
+    with pytest.raises(ValueError, match="row 4"):
+        PushClient(client).send("u" * 32, chunks, "application/x-ndjson", 3)
+    assert made_during_put == [[0, 1], [0, 1, 2], [0, 1, 2]]
+    assert [r.content for r in seen if r.method == "PUT"] == [b"\x00", b"\x01", b"\x02"]
+    assert not [r for r in seen if r.method == "POST"]  # never committed

@@ -25,7 +25,12 @@ from matchhub.protocol.kinds import AgencyKind
 from matchhub.uploads import service as uploads
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.models import Snapshot, SnapshotState
-from matchhub.uploads.repository import SnapshotRepository
+from matchhub.uploads.repository import (
+    RosterRows,
+    SnapshotRepository,
+    SnapshotRows,
+    UploadRepository,
+)
 from matchhub.uploads.schemas import CommitUpload, OpenUpload
 from tests.fixtures.database import ServiceDatabase
 
@@ -139,3 +144,27 @@ def test_the_states_are_the_migrations() -> None:
     """The enum and migration 0009's CHECK constraint name the same states."""
     migration = import_module("matchhub.migrations.versions.0009_snapshot_state_check")
     assert tuple(SnapshotState) == migration.STATES
+
+
+@pytest.mark.parametrize("pages", [1, SnapshotRows.PIECE_PAGES])
+def test_rows_are_read_out_whole_whatever_the_pieces(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch, pages: int
+) -> None:
+    """A segment is built from the rows read out (on PostgreSQL a page range at a time): every
+    row of the snapshot comes back once, a roster's with its own ordinal, none of another's."""
+    monkeypatch.setattr(SnapshotRows, "PIECE_PAGES", pages)
+    rows = 3000  # dozens of pages of either table
+    tokens = [secrets.token_bytes(16) for _ in range(rows)]
+    repo = UploadRepository(db_session)
+    for snapshot_id in (9_000_001, 9_000_002):  # a roster and another around it
+        repo.insert_roster_rows(RosterRows(snapshot_id, 0, b"".join(tokens), bytes(48 * rows)))
+    repo.create_partition(9_000_003)
+    repo.insert_rows(9_000_003, b"".join(tokens))
+    repo.attach_partition(9_000_003)  # as its commit does
+    read = SnapshotRows(db_session)
+    ordinals, stored = read.roster_tokens(9_000_001)
+    found = [stored[i : i + 16] for i in range(0, len(stored), 16)]
+    pairs = zip(ordinals.tolist(), found, strict=True)
+    assert sorted(pairs) == list(enumerate(tokens))
+    provider = read.provider_tokens(9_000_003)
+    assert sorted(provider[i : i + 16] for i in range(0, len(provider), 16)) == sorted(tokens)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -95,20 +96,34 @@ def results_ready(job: MatchJob) -> None:
 
 
 def stream_results(
-    session: Session, job: MatchJob, sealer: Sealer
+    session: Session, job: MatchJob, sealer: Sealer, batch: int = 5000
 ) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """(wire token hex, flags) for each flagged roster member, in roster order."""
+    """(wire token hex, flags) for each flagged roster member, in roster order. The sealed
+    tokens are opened ``batch`` at a time (keystore/rekey.py ``Sealer.unseal_many``), and each
+    distinct set of sources is turned into its flags once."""
     sources = job.sources or []
-    for _ordinal, indexes, sealed in JobRepository(session).results(job):
-        flags: list[dict[str, str]] = []
-        seen: set[tuple[str, str, str]] = set()
-        for index in indexes.split(","):
-            source = sources[int(index)]
-            entry = (source["flag"], source["source"], source["as_of"])
-            if entry not in seen:
-                seen.add(entry)
-                flags.append({"code": entry[0], "source": entry[1], "as_of": entry[2]})
-        yield sealer.unseal(sealed).hex(), flags
+    flags_of: dict[str, list[dict[str, str]]] = {}
+    rows = JobRepository(session).results(job)
+    while block := list(islice(rows, batch)):
+        tokens = sealer.unseal_many(b"".join(sealed for _, _, sealed in block))
+        for n, (_ordinal, indexes, _sealed) in enumerate(block):
+            flags = flags_of.get(indexes)
+            if flags is None:
+                flags = flags_of[indexes] = _flags(sources, indexes)
+            yield tokens[32 * n : 32 * n + 32].hex(), flags
+
+
+def _flags(sources: list[dict[str, Any]], indexes: str) -> list[dict[str, str]]:
+    """The flags of a result's sources (indexes into the job's sources), each once."""
+    flags: list[dict[str, str]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for index in indexes.split(","):
+        source = sources[int(index)]
+        entry = (source["flag"], source["source"], source["as_of"])
+        if entry not in seen:
+            seen.add(entry)
+            flags.append({"code": entry[0], "source": entry[1], "as_of": entry[2]})
+    return flags
 
 
 # --- the run, called by the runner with a claimed job ----------------------------------------

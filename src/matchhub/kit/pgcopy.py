@@ -1,9 +1,10 @@
 """PostgreSQL's binary COPY format, written and read in one place.
 
-Stored tokens move in and out of PostgreSQL in bulk: an upload's rows are COPYed in, a match
-job's and the lookup view's snapshots COPYed out. The text formats would cost a parse per row;
-the binary one, for rows of fixed-width fields that are never NULL, is a fixed-size record a
-row, which numpy builds and reads without a Python loop:
+Stored tokens go into PostgreSQL in bulk: an upload's rows are COPYed in. (They come out as
+``string_agg`` values, uploads/repository.py ``SnapshotRows``: a COPY out is a message a row,
+read one at a time.) The text formats would cost a parse per row; the binary one, for rows of
+fixed-width fields that are never NULL, is a fixed-size record a row, which numpy builds and
+reads without a Python loop:
 
     header   "PGCOPY\\n\\xff\\r\\n\\0", flags (int32, 0), header extension length (int32, 0)
     a row    field count (int16), then per field its length (int32) and its bytes

@@ -5,10 +5,10 @@ A segment is named by the snapshot id and the database's history (kit/epoch.py: 
 identifier and timeline), and its header also names the snapshot's kind, row count and the
 random id of the upload that made it. A process trusts a file only after checking all of that
 against the database's own record of the snapshot, and the file's checksum and order; a
-missing, partial, corrupt or stale file is rebuilt from the database (binary COPY on
-PostgreSQL), never used. So a restored or failed-over database (another history, ids issued
-again) never meets a file of the old one, and neither does a SQLite file restored in place (its
-uploads' ids differ).
+missing, partial, corrupt or stale file is rebuilt from the database (uploads/repository.py
+``SnapshotRows``), never used. So a restored or failed-over database (another history, ids
+issued again) never meets a file of the old one, and neither does a SQLite file restored in
+place (its uploads' ids differ).
 
 What may be served is still decided by the database: the lookup view serves only the snapshots
 current at the generation it records, the match engine only those a job's plan names. A

@@ -34,7 +34,7 @@ from matchhub.protocol import wire
 from matchhub.protocol.kinds import PROVIDER_KINDS
 from matchhub.uploads.digests import RunningDigests
 from matchhub.uploads.models import Snapshot, SnapshotState, Upload, UploadChunk
-from matchhub.uploads.repository import SnapshotRepository, UploadRepository
+from matchhub.uploads.repository import RosterRows, SnapshotRepository, UploadRepository
 from matchhub.uploads.schemas import ChunkReceipt, CommitUpload, OpenUpload, UploadOut
 
 
@@ -218,21 +218,13 @@ def put_chunk(
     snapshots = repo.snapshots_of(upload_id)  # made in the order of upload.flags
     rekeyed = ctx.rekeyer.rekey_many(rows.tokens)
     counts: Counter[int] = Counter()
-    roster: list[tuple[int, int, bytes, bytes]] = []
+    roster: RosterRows | None = None
     per_snapshot: list[tuple[int, bytes]] = []
     if upload.kind == "roster":
-        roster_id, seal, first = snapshots[0].id, ctx.sealer.seal, upload.rows_received
-        tokens, width = rows.tokens, wire.WIRE_TOKEN_BYTES
-        roster = [
-            (
-                roster_id,
-                first + i,
-                rekeyed[16 * i : 16 * i + 16],
-                seal(tokens[width * i : width * (i + 1)]),
-            )
-            for i in range(len(rows))
-        ]
-        counts[roster_id] = len(roster)
+        roster = RosterRows(
+            snapshots[0].id, upload.rows_received, rekeyed, ctx.sealer.seal_many(rows.tokens)
+        )
+        counts[roster.snapshot_id] = len(rows)
     else:
         table = np.frombuffer(rekeyed, dtype="V16")
         for bit, snapshot in enumerate(snapshots):
@@ -249,7 +241,8 @@ def put_chunk(
         ) from None
     for snapshot_id, tokens in per_snapshot:
         repo.insert_rows(snapshot_id, tokens)
-    repo.insert_roster_rows(roster)
+    if roster is not None:
+        repo.insert_roster_rows(roster)
     for snapshot in snapshots:
         snapshot.rows += counts[snapshot.id]
     upload.rows_received += len(rows)

@@ -9,6 +9,12 @@ from there, whichever broker process answers; a chunk the broker says is out of 
 run of the upload moved it on) restarts from there, at most ``MAX_RESENDS`` times. The commit
 carries ``chunks_sha256`` (protocol/wire.py: the SHA-256 over each chunk's own SHA-256), which
 any broker process can check.
+
+Making a chunk (reading, normalising and hashing its rows) and sending one overlap: the next
+chunk is made in a thread while the one before it is on the wire and at the broker, so a
+connector with two cores hashes while the broker ingests, instead of each waiting for the
+other (docs/benchmarks.md, the whole path). Chunks are still made and sent one at a time and
+in order; at most one chunk is made ahead.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -151,7 +158,7 @@ class PushClient:
         digest, count = hashlib.sha256(), 0
         each: list[bytes] = []
         next_seq = int(self.status(upload_id)["next_seq"])
-        for chunk in chunks():
+        for chunk in made_ahead(chunks()):
             digest.update(chunk.body)
             each.append(hashlib.sha256(chunk.body).digest())
             count += 1
@@ -179,6 +186,17 @@ class PushClient:
             combined,
             time.monotonic() - started,
         )
+
+
+def made_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The chunks in order, each next one made in a worker thread while the caller sends the
+    one before. The worker alone advances ``chunks``, one step at a time; an error making a
+    chunk is raised here, where that chunk would have come."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="matchhub-chunks") as worker:
+        ahead = worker.submit(next, chunks, None)
+        while (chunk := ahead.result()) is not None:
+            ahead = worker.submit(next, chunks, None)
+            yield chunk
 
 
 def ndjson_chunks(
