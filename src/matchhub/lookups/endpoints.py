@@ -11,12 +11,12 @@ from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import MatchhubError, StaleGeneration, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import (
-    AuditNote,
     ReadOnly,
-    SessionDep,
-    SettingsDep,
     audit_fail_closed,
+    note_of,
     record_answer,
+    request_session,
+    settings_of,
 )
 from matchhub.kit.responses import errors
 from matchhub.lookups import service
@@ -33,16 +33,14 @@ router = APIRouter(prefix="/v1", tags=["lookups"])
     responses=errors(401, 403, 408, 413, 422, 429),
     dependencies=[ReadOnly],
 )
-async def lookup(
-    principal: LookupCaller,
-    body: LookupRequest,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    note: AuditNote,
-) -> LookupResponse:
+async def lookup(principal: LookupCaller, body: LookupRequest, request: Request) -> LookupResponse:
     """Flags of the given tokens, for roster members only, limited to the flags granted for
     the stated purpose; each with the asserting agency kind and the snapshot date."""
+    # The request's session, settings and audit note are taken here rather than as
+    # dependencies: an answer from the view needs no session, and each dependency costs the
+    # hot path its share of the event loop (docs/benchmarks.md).
+    settings = settings_of(request)
+    note = note_of(request)
     limiter = cast(RateLimiter, request.app.state.lookup_limiter)
     wait = limiter.acquire(principal.code)
     if wait:
@@ -74,15 +72,17 @@ async def lookup(
                     note.pop(key, None)
             else:
                 return fast
-        principal = await run_in_threadpool(
-            authenticate_request, request, session, settings, Scope.lookup
-        )
-    answer = await run_in_threadpool(service.lookup, session, principal, body, rekeyer, limit)
-    _note_answer(request, note, body, answer, None)
-    # Recorded here rather than after the route, so the answer can name its entry: the
-    # reference a case is opened from (cases/service.py).
-    with audit_fail_closed():
-        answer.reference = await record_answer(request)
+    async with request_session(request) as session:
+        if view is not None:
+            principal = await run_in_threadpool(
+                authenticate_request, request, session, settings, Scope.lookup
+            )
+        answer = await run_in_threadpool(service.lookup, session, principal, body, rekeyer, limit)
+        _note_answer(request, note, body, answer, None)
+        # Recorded here rather than after the route, so the answer can name its entry: the
+        # reference a case is opened from (cases/service.py).
+        with audit_fail_closed():
+            answer.reference = await record_answer(request)
     return answer
 
 

@@ -14,7 +14,7 @@ from matchhub.keystore.rekey import Rekeyer
 from matchhub.kit.errors import UnprocessableEntity
 from matchhub.lookups.inmemory import Answers, HubView
 from matchhub.lookups.repository import LookupRepository
-from matchhub.lookups.schemas import FlagAnswer, LookupRequest, LookupResponse, LookupResult
+from matchhub.lookups.schemas import LookupRequest, LookupResponse
 from matchhub.protocol.tokens import is_token, looks_like_raw_identifier
 
 
@@ -78,21 +78,20 @@ def _respond(request: LookupRequest, stored: dict[str, bytes], found: Answers) -
     flags_of: dict[bytes, set[tuple[str, str, date]]] = defaultdict(set)
     for member, code, kind, as_of in found.flags:
         flags_of[member].add((code, kind, as_of))
-    # Every value here is already of its field's type (the request was validated; the rest
-    # is ours), so the models are constructed without validating them again: on the hot path
-    # that was a fifth of the lookup's own work.
+    # One validation of plain data, in pydantic's core: constructing each result and flag
+    # model in Python (model_construct) cost twice as much on the hot path.
     results = []
     for token in request.tokens:
         key = stored[token]
         on = key in found.members
         flags = sorted(flags_of.get(key, ())) if on else []
         results.append(
-            LookupResult.model_construct(
-                token=token,
-                on_roster=on,
-                flags=[FlagAnswer.model_construct(code=c, source=k, as_of=a) for c, k, a in flags],
-            )
+            {
+                "token": token,
+                "on_roster": on,
+                "flags": [{"code": c, "source": k, "as_of": a} for c, k, a in flags],
+            }
         )
-    return LookupResponse.model_construct(
-        purpose=str(request.purpose), roster_version=found.roster_id, results=results
+    return LookupResponse.model_validate(
+        {"purpose": str(request.purpose), "roster_version": found.roster_id, "results": results}
     )
