@@ -79,8 +79,8 @@ class Answer:
 
     The route returns those bytes as they are: building the response models, and FastAPI
     validating and serialising them again, was about a tenth of a lookup's time on the event
-    loop (docs/benchmarks.md). The API tests check the bytes of every answer they get against
-    the model."""
+    loop (docs/benchmarks.md). tests/api/test_queries.py checks the bytes of each answer it
+    gets against the model."""
 
     purpose: str
     roster_version: int | None
