@@ -21,6 +21,7 @@ from matchhub.agency.connector.push import push
 from matchhub.catalogue import service as catalogue
 from matchhub.jobs.models import MatchJob
 from matchhub.jobs.runner import PLAN_ATTEMPTS, JobRunner
+from matchhub.lookups.schemas import LookupResponse
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import MatchingKey
 from tests.api.test_uploads import _purged
@@ -115,6 +116,10 @@ def _lookup(world: World, raws: list[str], purpose: str = PURPOSE) -> dict[str, 
             "/v1/lookups", json={"purpose": purpose, "tokens": [world.toks[i] for i in raws]}
         )
     assert response.status_code == 200, response.text
+    # The route sends bytes it serialised itself: exactly the documented model, nothing more.
+    assert response.headers["content-type"] == "application/json"
+    model = LookupResponse.model_validate_json(response.content)
+    assert model.model_dump(mode="json") == response.json()
     by_token = {r["token"]: r for r in response.json()["results"]}
     return {raw: by_token[world.toks[raw]] for raw in raws}
 

@@ -37,7 +37,13 @@ from matchhub.identity.repository import Credential
 from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import Forbidden, Unauthenticated, UnprocessableEntity
-from matchhub.kit.requests import SessionDep, SettingsDep, is_read_only
+from matchhub.kit.requests import (
+    SessionDep,
+    SettingsDep,
+    is_read_only,
+    read_session,
+    settings_of,
+)
 from matchhub.kit.settings import Settings
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.tokens import looks_like_raw_identifier
@@ -164,12 +170,10 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     refuses is looked up in the database before being refused, so a certificate registered a
     moment ago is not turned away by a view that predates it."""
 
-    async def dependency(
-        request: Request,
-        session: SessionDep,
-        settings: SettingsDep,
-        matchhub_end_user: EndUserHeader = None,
-    ) -> Principal:
+    async def dependency(request: Request, matchhub_end_user: EndUserHeader = None) -> Principal:
+        # No session or settings dependency: the view's caller needs neither, and each costs
+        # the hot route its share of the event loop (docs/benchmarks.md).
+        settings = settings_of(request)
         views = cast(CredentialViews, request.app.state.lookup_views)
         view = views.current() if is_read_only(request) else None
         if view is not None:
@@ -182,12 +186,19 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             else:
                 setattr(request.state, VIEW_ATTRIBUTE, view)
                 return _admit(request, principal, scope)
-        return await run_in_threadpool(authenticate_request, request, session, settings, scope)
+        return await run_in_threadpool(_authenticate_reading, request, settings, scope)
 
     setattr(dependency, SCOPE_ATTRIBUTE, scope)
     setattr(dependency, VIEWED_ATTRIBUTE, True)
     dependency.__name__ = f"require_viewed_{scope.name}"
     return dependency
+
+
+def _authenticate_reading(request: Request, settings: Settings, scope: Scope) -> Principal:
+    """:func:`authenticate_request` in a read-only session of its own: the route marked
+    read-only would have read through the same engine in its own."""
+    with read_session(request) as session:
+        return authenticate_request(request, session, settings, scope)
 
 
 def authenticates_from_view(dependant: Dependant) -> bool:

@@ -10,7 +10,7 @@ one place that decides when a request commits and how its audit entry is written
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request
@@ -26,6 +26,11 @@ AUDIT_NOTE = "audit_note"
 class UnitOfWork(Protocol):
     def session(self, request: Request) -> AbstractAsyncContextManager[Session]:
         """The request's one transaction, committed with its audit record at the end."""
+
+    def reader(self) -> AbstractContextManager[Session]:
+        """A read-only session of its own, outside the request's transaction and its audit
+        record: for the registry read of a caller the lookups' view could not vouch for,
+        before the route runs (identity/auth.py ``require_viewed``)."""
 
     async def record_answer(self, request: Request) -> int | None:
         """Commit the request's audit entry now and return its sequence number (``None`` when
@@ -43,8 +48,24 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
-async def get_settings(request: Request) -> Settings:
+def request_session(request: Request) -> AbstractAsyncContextManager[Session]:
+    """What :data:`SessionDep` gives, for a route that needs the request's transaction only
+    on one of its paths (a lookup answered from the database rather than from the view): the
+    dependency costs every request its share of the event loop's time, used or not."""
+    return _unit_of_work(request).session(request)
+
+
+def read_session(request: Request) -> AbstractContextManager[Session]:
+    """A read-only session outside the request's transaction (:meth:`UnitOfWork.reader`)."""
+    return _unit_of_work(request).reader()
+
+
+def settings_of(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
+
+
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
 
 
 async def get_clock(request: Request) -> Clock:
@@ -58,10 +79,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
-async def audit_note(request: Request) -> dict[str, Any]:
+def note_of(request: Request) -> dict[str, Any]:
     """What a route adds to its audit entry (purpose, counts, ids, subject digests)."""
     state = request.scope.setdefault("state", {})
     return cast(dict[str, Any], state.setdefault(AUDIT_NOTE, {}))
+
+
+async def audit_note(request: Request) -> dict[str, Any]:
+    return note_of(request)
 
 
 AuditNote = Annotated[dict[str, Any], Depends(audit_note)]

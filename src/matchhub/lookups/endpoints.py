@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit.service import AuditKeys
@@ -11,12 +11,12 @@ from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import MatchhubError, StaleGeneration, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
 from matchhub.kit.requests import (
-    AuditNote,
     ReadOnly,
-    SessionDep,
-    SettingsDep,
     audit_fail_closed,
+    note_of,
     record_answer,
+    request_session,
+    settings_of,
 )
 from matchhub.kit.responses import errors
 from matchhub.lookups import service
@@ -33,16 +33,14 @@ router = APIRouter(prefix="/v1", tags=["lookups"])
     responses=errors(401, 403, 408, 413, 422, 429),
     dependencies=[ReadOnly],
 )
-async def lookup(
-    principal: LookupCaller,
-    body: LookupRequest,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    note: AuditNote,
-) -> LookupResponse:
+async def lookup(principal: LookupCaller, body: LookupRequest, request: Request) -> Response:
     """Flags of the given tokens, for roster members only, limited to the flags granted for
     the stated purpose; each with the asserting agency kind and the snapshot date."""
+    # The request's session, settings and audit note are taken here rather than as
+    # dependencies: an answer from the view needs no session, and each dependency costs the
+    # hot path its share of the event loop (docs/benchmarks.md).
+    settings = settings_of(request)
+    note = note_of(request)
     limiter = cast(RateLimiter, request.app.state.lookup_limiter)
     wait = limiter.acquire(principal.code)
     if wait:
@@ -58,7 +56,7 @@ async def lookup(
         # its audit entry has committed with the view's generation still the database's. A
         # refusal, or a view the hub has moved past, is answered again from the database.
         try:
-            fast: LookupResponse | None = service.lookup_in_view(
+            fast: service.Answer | None = service.lookup_in_view(
                 view, principal, body, rekeyer, limit
             )
         except MatchhubError:
@@ -67,23 +65,31 @@ async def lookup(
             _note_answer(request, note, body, fast, view.generation)
             try:
                 with audit_fail_closed():
-                    fast.reference = await record_answer(request)
+                    reference = await record_answer(request)
             except StaleGeneration:
                 # Not sent, so not recorded: the entry will say what the database answered.
                 for key in ANSWER_NOTE:
                     note.pop(key, None)
             else:
-                return fast
-        principal = await run_in_threadpool(
-            authenticate_request, request, session, settings, Scope.lookup
-        )
-    answer = await run_in_threadpool(service.lookup, session, principal, body, rekeyer, limit)
-    _note_answer(request, note, body, answer, None)
-    # Recorded here rather than after the route, so the answer can name its entry: the
-    # reference a case is opened from (cases/service.py).
-    with audit_fail_closed():
-        answer.reference = await record_answer(request)
-    return answer
+                return _sent(fast, reference)
+    async with request_session(request) as session:
+        if view is not None:
+            principal = await run_in_threadpool(
+                authenticate_request, request, session, settings, Scope.lookup
+            )
+        answer = await run_in_threadpool(service.lookup, session, principal, body, rekeyer, limit)
+        _note_answer(request, note, body, answer, None)
+        # Recorded here rather than after the route, so the answer can name its entry: the
+        # reference a case is opened from (cases/service.py).
+        with audit_fail_closed():
+            reference = await record_answer(request)
+    return _sent(answer, reference)
+
+
+def _sent(answer: service.Answer, reference: int | None) -> Response:
+    """The answer as the route's response: :class:`LookupResponse`'s JSON (the model is what
+    the API document shows), serialised once."""
+    return Response(answer.json(reference), media_type="application/json")
 
 
 ANSWER_NOTE = (
@@ -100,7 +106,7 @@ def _note_answer(
     request: Request,
     note: dict[str, object],
     body: LookupRequest,
-    answer: LookupResponse,
+    answer: service.Answer,
     generation: int | None,
 ) -> None:
     # Who was looked up, as keyed digests: the subject access trail, never the tokens.
@@ -109,9 +115,11 @@ def _note_answer(
         subjects=[keys.subject(token) for token in body.tokens],
         # Each flag answered, as a keyed digest of (token, flag): what a case opened from
         # this lookup is checked against, and nothing an auditor can read a person's flags from.
-        flagged=sorted({keys.answer(r.token, f.code) for r in answer.results for f in r.flags}),
-        on_roster=sum(r.on_roster for r in answer.results),
-        flags_out=sum(len(r.flags) for r in answer.results),
+        flagged=sorted(
+            {keys.answer(r["token"], f["code"]) for r in answer.results for f in r["flags"]}
+        ),
+        on_roster=sum(r["on_roster"] for r in answer.results),
+        flags_out=sum(len(r["flags"]) for r in answer.results),
         roster_version=answer.roster_version,
         view_generation=generation,
     )

@@ -3,8 +3,11 @@ whatever the providers hold: the broker is not an oracle for the whole populatio
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +17,7 @@ from matchhub.keystore.rekey import Rekeyer
 from matchhub.kit.errors import UnprocessableEntity
 from matchhub.lookups.inmemory import Answers, HubView
 from matchhub.lookups.repository import LookupRepository
-from matchhub.lookups.schemas import FlagAnswer, LookupRequest, LookupResponse, LookupResult
+from matchhub.lookups.schemas import LookupRequest
 from matchhub.protocol.tokens import is_token, looks_like_raw_identifier
 
 
@@ -41,7 +44,7 @@ def check_tokens(tokens: list[str], limit: int) -> None:
 
 def lookup(
     session: Session, principal: Principal, request: LookupRequest, rekeyer: Rekeyer, limit: int
-) -> LookupResponse:
+) -> Answer:
     """The answer from the database."""
     granted = catalogue.granted_flags(session, principal, request.purpose, None)
     check_tokens(request.tokens, limit)
@@ -52,7 +55,7 @@ def lookup(
 
 def lookup_in_view(
     view: HubView, principal: Principal, request: LookupRequest, rekeyer: Rekeyer, limit: int
-) -> LookupResponse:
+) -> Answer:
     """The same answer from the in-memory view (lookups/inmemory.py), by the same rules."""
     granted = catalogue.granted_flags_with(
         view.granted_codes, view.has_purpose, principal, request.purpose, None
@@ -69,7 +72,31 @@ def _stored(tokens: list[str], rekeyer: Rekeyer) -> dict[str, bytes]:
     return {token: keyed[16 * i : 16 * i + 16] for i, token in enumerate(tokens)}
 
 
-def _respond(request: LookupRequest, stored: dict[str, bytes], found: Answers) -> LookupResponse:
+@dataclass(frozen=True)
+class Answer:
+    """A lookup's answer as plain data, in the shape of
+    :class:`~matchhub.lookups.schemas.LookupResponse`, serialised once by :meth:`json`.
+
+    The route returns those bytes as they are: building the response models, and FastAPI
+    validating and serialising them again, was about a tenth of a lookup's time on the event
+    loop (docs/benchmarks.md). tests/api/test_queries.py checks the bytes of each answer it
+    gets against the model."""
+
+    purpose: str
+    roster_version: int | None
+    results: list[dict[str, Any]]  # {"token", "on_roster", "flags": [{"code", "source", "as_of"}]}
+
+    def json(self, reference: int | None) -> bytes:
+        body = {
+            "purpose": self.purpose,
+            "roster_version": self.roster_version,
+            "results": self.results,
+            "reference": reference,
+        }
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _respond(request: LookupRequest, stored: dict[str, bytes], found: Answers) -> Answer:
     if request.key_version is not None and found.key_version != request.key_version:
         raise UnprocessableEntity(
             "key_version is not the key version of your current roster",
@@ -78,21 +105,16 @@ def _respond(request: LookupRequest, stored: dict[str, bytes], found: Answers) -
     flags_of: dict[bytes, set[tuple[str, str, date]]] = defaultdict(set)
     for member, code, kind, as_of in found.flags:
         flags_of[member].add((code, kind, as_of))
-    # Every value here is already of its field's type (the request was validated; the rest
-    # is ours), so the models are constructed without validating them again: on the hot path
-    # that was a fifth of the lookup's own work.
     results = []
     for token in request.tokens:
         key = stored[token]
         on = key in found.members
         flags = sorted(flags_of.get(key, ())) if on else []
         results.append(
-            LookupResult.model_construct(
-                token=token,
-                on_roster=on,
-                flags=[FlagAnswer.model_construct(code=c, source=k, as_of=a) for c, k, a in flags],
-            )
+            {
+                "token": token,
+                "on_roster": on,
+                "flags": [{"code": c, "source": k, "as_of": a.isoformat()} for c, k, a in flags],
+            }
         )
-    return LookupResponse.model_construct(
-        purpose=str(request.purpose), roster_version=found.roster_id, results=results
-    )
+    return Answer(str(request.purpose), found.roster_id, results)

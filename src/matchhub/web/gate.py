@@ -164,7 +164,9 @@ async def _read_body(scope: Scope, receive: Any, route: Any, settings: Settings)
         try:
             if wait <= 0:
                 raise TimeoutError
-            message = await asyncio.wait_for(receive(), wait)
+            # asyncio.timeout, not wait_for: that made a task of every part of every body.
+            async with asyncio.timeout(wait):
+                message = await receive()
         except TimeoutError:
             raise RequestTimeout(
                 "the request body did not arrive in time", code="body_timeout"

@@ -70,6 +70,9 @@ class RequestUnitOfWork:
         with CancelScope(shield=True):
             await run_in_threadpool(_commit_audited, session, request)
 
+    def reader(self) -> Session:
+        return self._reader_factory()
+
     async def record_answer(self, request: Request) -> int | None:
         return await record_answer(request)
 

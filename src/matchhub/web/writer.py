@@ -82,7 +82,11 @@ class AuditWriter:
             raise AuditWriterStopped("the audit writer has stopped")
         waiting = _Waiting(entry)
         self._queue.put(waiting)
-        return await asyncio.wait_for(asyncio.wrap_future(waiting.done), timeout)
+        # asyncio.timeout rather than wait_for, which (Python 3.11) wraps the wait in a task of
+        # its own for every entry. Either way a timeout or a cancellation cancels ``done``, so
+        # a batch not yet started leaves the entry out.
+        async with asyncio.timeout(timeout):
+            return await asyncio.wrap_future(waiting.done)
 
     def _run(self) -> None:
         try:
