@@ -215,7 +215,12 @@ def run_bulk(ctx: Context) -> Figure:
         baseline.add(seconds)
     figure.comparisons += [
         Comparison(
-            "warm job / DuckDB join", figure.ratio("matchhub", "baseline"), "<= 2", 2.0, False
+            # Issue 18's target (issue 14's was <= 2).
+            "warm job / DuckDB join",
+            figure.ratio("matchhub", "baseline"),
+            "<= 1.5",
+            1.5,
+            False,
         ),
         Comparison("cold job / DuckDB join", figure.ratio("cold", "baseline")),
     ]
@@ -306,7 +311,8 @@ def run_lookups(ctx: Context) -> Figure:
             )
     figure.broker_peak_rss_mib.append(broker.peak_mib or 0.0)
     figure.comparisons.append(
-        Comparison("lookups / trivial (req/s)", figure.ratio("matchhub", "baseline"), ">= 0.5", 0.5)
+        # Issue 18's target, so that it holds with this machine's noise (issue 14's was 0.5).
+        Comparison("lookups / trivial (req/s)", figure.ratio("matchhub", "baseline"), ">= 0.6", 0.6)
     )
     figure.extra["runs"] = runs
     figure.notes.append(
