@@ -14,12 +14,17 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 import xxhash
+from sqlalchemy import make_url
+from sqlalchemy.orm import Session
 
 from matchhub.kit import segments as fmt
+from matchhub.kit.db import make_engine
 from matchhub.kit.epoch import Epoch
 from matchhub.kit.segments import SegmentInvalid, halves, open_segment
 from matchhub.protocol.kinds import AgencyKind
@@ -390,3 +395,48 @@ def test_no_file_but_a_regular_one_is_read_as_a_segment_and_a_building_ones_lock
         with hub.session() as session:
             store.sweep(session)
         assert lock.exists()
+
+
+def test_rows_read_through_the_autocommit_engine_hold_the_table_between_ranges(
+    api: InProcessApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup view builds segments through the read-only engine, which autocommits each
+    statement. Its page ranges must still be read in one transaction: otherwise a CLUSTER or
+    VACUUM FULL between two ranges moves rows from one not yet read into one already read, and
+    the count matches with the wrong rows (found in review)."""
+    hub = api.hub
+    url = hub.settings.database_url or ""
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL reads rows by page range; SQLite in one select")
+    _world(api)
+    roster = next(r for r in _refs(hub, SegmentStore(tmp_path)).values() if r.kind == "roster")
+    monkeypatch.setattr(SnapshotRows, "PIECE_PAGES", 1)
+    rewrites: list[bool] = []
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    execute = psycopg.Cursor.execute
+
+    def after_first_range(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        if "string_agg" in str(query) and not rewrites:
+            rewrites.append(False)
+        elif "string_agg" in str(query):
+            # What a rewrite needs between two ranges: the table to itself, at once.
+            with psycopg.connect(libpq) as other:
+                try:
+                    other.execute("SET lock_timeout = '100ms'")
+                    other.execute("LOCK TABLE roster_rows IN ACCESS EXCLUSIVE MODE")
+                    rewrites.append(True)
+                except psycopg.errors.LockNotAvailable:
+                    rewrites.append(False)
+        return execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", after_first_range)
+    engine = make_engine(url, read_only=True)
+    try:
+        with Session(engine) as session:
+            ordinals, stored = SnapshotRows(session).roster_tokens(roster.id)
+    finally:
+        engine.dispose()
+    assert len(rewrites) >= 2, "the roster was not read in several ranges"
+    assert not any(rewrites), "a rewrite could take the table between two ranges"
+    assert len(ordinals) == roster.rows
+    assert sorted(stored[i : i + 16] for i in range(0, len(stored), 16)) == _truth(hub, roster)

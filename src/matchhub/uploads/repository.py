@@ -439,9 +439,10 @@ class SnapshotRows:
     Python, about 0.7 s of this process's CPU (holding the GIL) for 1M rows against 0.01 s for
     the same rows aggregated (docs/benchmarks.md). A range of ``PIECE_PAGES`` pages holds at
     most 291 rows a page (PostgreSQL's MaxHeapTuplesPerPage), so a value stays far below the
-    1 GB a ``bytea`` may hold. The ranges are read in this session's one transaction, whose
-    lock on the table keeps a rewrite (VACUUM FULL, CLUSTER) from moving rows between them, and
-    the segment's writer checks the count against the snapshot's own (kit/segments.py)."""
+    1 GB a ``bytea`` may hold. The ranges are read in one transaction (a block of its own on an
+    autocommit connection), whose lock on the table keeps a rewrite (VACUUM FULL, CLUSTER) from
+    moving rows between them, and the segment's writer checks the count against the snapshot's
+    own (kit/segments.py)."""
 
     PIECE_PAGES = 16_384  # at most 4.8M rows: 76 MB of a provider's tokens, 95 MB of a roster's
 
@@ -483,7 +484,11 @@ class SnapshotRows:
         # Both names come from this module, never from a request.
         select_rows = f"SELECT string_agg({row}, ''::bytea) FROM {table} "  # noqa: S608
         pieces: list[bytes] = []
-        with raw.cursor(binary=True) as cursor:
+        # One transaction for every range, also on an autocommit connection (the lookup
+        # view's read-only engine): the lock its first read takes on the table is held until
+        # the last, so a rewrite (VACUUM FULL, CLUSTER) cannot move rows from a range not yet
+        # read into one already read, which would give the right count of the wrong rows.
+        with raw.transaction(), raw.cursor(binary=True) as cursor:
             cursor.execute(
                 "SELECT pg_relation_size(to_regclass(%s)) / current_setting('block_size')::int",
                 (pages_of,),
