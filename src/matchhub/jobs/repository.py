@@ -117,6 +117,8 @@ class JobRepository:
             ).one()
             ordinals = np.frombuffer(row.ordinals, dtype="<i4").tolist()
             lists = row.sources.split("\n") if ordinals else []
+            if len(lists) != len(ordinals):  # pragma: no cover (written together, one a result)
+                raise ValueError("a result chunk's sources and ordinals differ in number")
             for start in range(0, len(ordinals), batch):
                 wanted = ordinals[start : start + batch]
                 # A chunk's ordinals ascend and are distinct, so the tokens in ordinal order
