@@ -20,6 +20,7 @@ from matchhub.agency.connector.client import AgencyCredentials
 from matchhub.agency.connector.push import push
 from matchhub.catalogue import service as catalogue
 from matchhub.jobs.models import MatchJob
+from matchhub.jobs.repository import JobRepository
 from matchhub.jobs.runner import PLAN_ATTEMPTS, JobRunner
 from matchhub.lookups.schemas import LookupResponse
 from matchhub.protocol.kinds import AgencyKind
@@ -219,6 +220,10 @@ def test_a_match_job_equals_the_lookups_of_every_roster_token(api: InProcessApi)
         as_csv = client.get(f"/v1/match-jobs/{job['id']}/results", headers={"accept": "text/csv"})
     assert ndjson.headers["content-type"].startswith("application/x-ndjson")
     results = {line["token"]: line for line in _ndjson(ndjson)}
+    # Lines are assembled from fragments: still exactly the compact JSON of each line.
+    assert ndjson.text == "".join(
+        json.dumps(line, separators=(",", ":")) + "\n" for line in _ndjson(ndjson)
+    )
     lookups = _lookup(world, world.roster)
     expected = {
         world.toks[raw]: lookups[raw]["flags"] for raw in world.roster if lookups[raw]["flags"]
@@ -258,6 +263,16 @@ def test_a_match_job_equals_the_lookups_of_every_roster_token(api: InProcessApi)
     with world.client("molsa") as client:
         again = client.get(f"/v1/match-jobs/{job['id']}").json()["summary"]
     assert again == summary
+    # Read in batches of any size, the results are the same, in the same order.
+    with world.broker.hub.session() as session:
+        stored = session.get(MatchJob, job["id"])
+        assert stored is not None
+        whole, small = (list(JobRepository(session).results(stored, b)) for b in (5000, 4))
+    assert len(small) > len(whole)
+    assert [s for sources, _ in small for s in sources] == [
+        s for sources, _ in whole for s in sources
+    ]
+    assert b"".join(sealed for _, sealed in small) == b"".join(sealed for _, sealed in whole)
 
 
 @pytest.mark.parametrize("replacements", [1, PLAN_ATTEMPTS])

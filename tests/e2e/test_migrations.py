@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from matchhub.kit.db import make_engine
-from matchhub.kit.migrate import downgrade, render_item, upgrade
+from matchhub.kit.migrate import downgrade, include_object, render_item, upgrade
 from matchhub.migrations.metadata import Base
 from matchhub.protocol import merkle
 
@@ -27,10 +27,30 @@ def test_models_and_migrations_agree(database_url: str | None, tmp_path: Path) -
         upgrade(engine)
         with engine.connect() as connection:
             context = MigrationContext.configure(
-                connection, opts={"compare_type": True, "render_item": render_item}
+                connection,
+                opts={
+                    "compare_type": True,
+                    "render_item": render_item,
+                    "include_object": include_object(connection.dialect.name),
+                },
             )
             diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
+    finally:
+        engine.dispose()
+
+
+def test_snapshot_rows_are_indexed_by_snapshot_on_sqlite_only(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    # PostgreSQL finds a snapshot's rows by its partition; building an index there only
+    # lengthened the commit (0018).
+    engine = make_engine(_url(database_url, tmp_path))
+    try:
+        upgrade(engine)
+        names = {ix["name"] for ix in inspect(engine).get_indexes("snapshot_rows")}
+        assert "ix_snapshot_rows_token" in names
+        assert ("ix_snapshot_rows_snapshot" in names) == (engine.dialect.name == "sqlite")
     finally:
         engine.dispose()
 

@@ -109,24 +109,39 @@ def get_results(
     def lines() -> Iterator[bytes]:
         # The request's session is closed when the route returns; the stream has its own.
         # Starlette pulls each item of a sync iterator through the thread pool, so lines go out
-        # in blocks of about 64 KiB, not one hop a line.
-        block = io.StringIO()
-        writer = csv.writer(block)
+        # in blocks of about 64 KiB, not one hop a line. Each distinct set of flags is rendered
+        # once (its JSON, or its CSV rows after the token) and a line assembled from fragments.
+        block: list[str] = ["token,flag,source,as_of\r\n"] if as_csv else []
+        size = 0
+        head, render = ("", _csv_tails) if as_csv else ('{"token":"', _ndjson_tails)
         with factory() as stream_session:
-            if as_csv:
-                block.write("token,flag,source,as_of\r\n")
-            for token, flags in service.stream_results(stream_session, job, sealer):
-                if as_csv:
-                    for flag in flags:
-                        writer.writerow([token, flag["code"], flag["source"], flag["as_of"]])
-                else:
-                    block.write(json.dumps({"token": token, "flags": flags}, separators=(",", ":")))
-                    block.write("\n")
-                if block.tell() >= BLOCK_BYTES:
-                    yield block.getvalue().encode()
-                    block.seek(0)
-                    block.truncate()
-        if block.tell():
-            yield block.getvalue().encode()
+            for token, tails in service.stream_results(stream_session, job, sealer, render):
+                for tail in tails:
+                    line = head + token + tail
+                    block.append(line)
+                    size += len(line)
+                if size >= BLOCK_BYTES:
+                    yield "".join(block).encode()
+                    block.clear()
+                    size = 0
+        if block:
+            yield "".join(block).encode()
 
     return StreamingResponse(lines(), media_type=CSV if as_csv else NDJSON)
+
+
+# A result's lines after its token, made once per distinct set of flags: the NDJSON line's
+# rest, or one CSV row's rest per flag (the token, hex, never needs quoting).
+
+
+def _ndjson_tails(flags: list[dict[str, str]]) -> list[str]:
+    return ['","flags":' + json.dumps(flags, separators=(",", ":")) + "}\n"]
+
+
+def _csv_tails(flags: list[dict[str, str]]) -> list[str]:
+    tails = []
+    for flag in flags:
+        row = io.StringIO()
+        csv.writer(row).writerow(["", flag["code"], flag["source"], flag["as_of"]])
+        tails.append(row.getvalue())
+    return tails

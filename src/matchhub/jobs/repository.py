@@ -100,9 +100,10 @@ class JobRepository:
             delete(match_result_chunks).where(match_result_chunks.c.job_id == job_id)
         )
 
-    def results(self, job: MatchJob, batch: int = 1000) -> Iterator[tuple[int, str, bytes]]:
-        """(ordinal, sources, sealed token) in roster order: a chunk at a time, and the sealed
-        tokens ``batch`` ordinals at a time, so memory follows the batch, not the roster."""
+    def results(self, job: MatchJob, batch: int = 5000) -> Iterator[tuple[list[str], bytes]]:
+        """The results in roster order, ``batch`` at a time: each result's sources (indexes into
+        the job's sources, comma-separated) and the batch's sealed tokens concatenated, in the
+        same order. A chunk is read at a time, so memory follows the chunk, not the roster."""
         chunks = (
             select(match_result_chunks.c.chunk)
             .where(match_result_chunks.c.job_id == job.id)
@@ -116,19 +117,25 @@ class JobRepository:
             ).one()
             ordinals = np.frombuffer(row.ordinals, dtype="<i4").tolist()
             lists = row.sources.split("\n") if ordinals else []
+            if len(lists) != len(ordinals):  # pragma: no cover (written together, one a result)
+                raise ValueError("a result chunk's sources and ordinals differ in number")
             for start in range(0, len(ordinals), batch):
                 wanted = ordinals[start : start + batch]
-                sealed = {
-                    int(o): bytes(t)
-                    for o, t in self.session.execute(
-                        select(roster_rows.c.ordinal, roster_rows.c.sealed).where(
+                # A chunk's ordinals ascend and are distinct, so the tokens in ordinal order
+                # line up with them one for one.
+                sealed = list(
+                    self.session.scalars(
+                        select(roster_rows.c.sealed)
+                        .where(
                             roster_rows.c.snapshot_id == job.roster_snapshot_id,
                             roster_rows.c.ordinal.in_(wanted),
                         )
+                        .order_by(roster_rows.c.ordinal)
                     )
-                }
-                for ordinal, sources in zip(wanted, lists[start : start + batch], strict=True):
-                    yield ordinal, sources, sealed[ordinal]
+                )
+                if len(sealed) != len(wanted):  # pragma: no cover (a foreign key keeps them)
+                    raise LookupError("a result's roster row is missing")
+                yield lists[start : start + batch], b"".join(sealed)
 
     def with_results_on_rosters(self, roster_ids: Sequence[int]) -> Sequence[MatchJob]:
         stmt = select(MatchJob).where(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +21,8 @@ from matchhub.kit.errors import Conflict, Gone, NotFound, TooManyRequests
 from matchhub.kit.models import utcnow
 from matchhub.matching.engine import MatchOutcome
 from matchhub.uploads.repository import SnapshotRepository
+
+T = TypeVar("T")
 
 
 def submit(
@@ -96,21 +97,24 @@ def results_ready(job: MatchJob) -> None:
 
 
 def stream_results(
-    session: Session, job: MatchJob, sealer: Sealer, batch: int = 5000
-) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """(wire token hex, flags) for each flagged roster member, in roster order. The sealed
-    tokens are opened ``batch`` at a time (keystore/rekey.py ``Sealer.unseal_many``), and each
-    distinct set of sources is turned into its flags once."""
+    session: Session,
+    job: MatchJob,
+    sealer: Sealer,
+    render: Callable[[list[dict[str, str]]], T],
+) -> Iterator[tuple[str, T]]:
+    """(wire token hex, rendered flags) for each flagged roster member, in roster order. The
+    sealed tokens are opened a batch at a time (keystore/rekey.py ``Sealer.unseal_many``), and
+    each distinct set of sources is turned into its flags and rendered (``render``: the
+    caller's wire form of them) once."""
     sources = job.sources or []
-    flags_of: dict[str, list[dict[str, str]]] = {}
-    rows = JobRepository(session).results(job)
-    while block := list(islice(rows, batch)):
-        tokens = sealer.unseal_many(b"".join(sealed for _, _, sealed in block))
-        for n, (_ordinal, indexes, _sealed) in enumerate(block):
-            flags = flags_of.get(indexes)
+    rendered: dict[str, T] = {}
+    for indexes, sealed in JobRepository(session).results(job):
+        tokens = sealer.unseal_many(sealed).hex()
+        for n, key in enumerate(indexes):
+            flags = rendered.get(key)
             if flags is None:
-                flags = flags_of[indexes] = _flags(sources, indexes)
-            yield tokens[32 * n : 32 * n + 32].hex(), flags
+                flags = rendered[key] = render(_flags(sources, key))
+            yield tokens[64 * n : 64 * n + 64], flags
 
 
 def _flags(sources: list[dict[str, Any]], indexes: str) -> list[dict[str, str]]:

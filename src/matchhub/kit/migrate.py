@@ -3,6 +3,8 @@ through here, so every database the broker touches has the schema the migrations
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from alembic import command
@@ -19,6 +21,27 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+_PARTITION = re.compile(r"^snapshot_rows_\d+$")
+
+
+def include_object(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """What comparing the models with a database of ``dialect`` looks at: not one partition a
+    snapshot (PostgreSQL; data, not schema: the models know the parent), nor an index the
+    models make on other backends only (``Index.ddl_if(dialect=...)``)."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and name and _PARTITION.match(name):
+            return False
+        # SQLAlchemy keeps an index's ddl_if condition here; Alembic's comparison ignores it.
+        only = getattr(obj, "_ddl_if", None)
+        if type_ == "index" and not reflected and only is not None and only.dialect:
+            dialects = (only.dialect,) if isinstance(only.dialect, str) else only.dialect
+            return dialect in dialects
+        return True
+
+    return include
 
 
 def alembic_config(engine: Engine) -> Config:
