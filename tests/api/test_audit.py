@@ -302,3 +302,26 @@ def test_audit_failure_fails_closed(api: InProcessApi) -> None:
     # The writer outlives a failed batch.
     with api.client(bank) as client:
         assert client.get("/v1/whoami").status_code == 200
+
+
+def test_the_writer_reconnects_when_its_connection_died(api: InProcessApi) -> None:
+    # The writer keeps one connection between batches and pings it no more: a batch that finds
+    # it dead before committing is tried again on a new one, so no caller sees the loss.
+    hub = api.hub
+    if not hub.settings.database_url:
+        pytest.skip("SQLite has no connection to lose")
+    hub.add_agency("rafidain", AgencyKind.bank)
+    before = _size(hub)
+    with api.client("rafidain", attempts=1) as client:
+        assert client.get("/v1/whoami").status_code == 200
+        with hub.session() as session:
+            killed = session.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        for _ in range(3):
+            assert client.get("/v1/whoami").status_code == 200
+    assert _size(hub) == before + 4

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from matchhub.catalogue import service as catalogue
+from matchhub.identity import service as identity
 from matchhub.identity.models import Agency
 from matchhub.kit.db import make_engine
 from matchhub.lookups.models import ViewGeneration
@@ -75,6 +76,27 @@ def test_answers_from_the_view_are_the_databases(api: InProcessApi) -> None:
     _assert_truth(world, _answered_from_view(world, world.ids))
     # Only the state: sizes and generations would tell any caller about other agencies.
     assert _view_status(world) == {"state": "current"}
+
+
+def test_a_lookup_from_the_view_authenticates_its_caller_once(
+    api: InProcessApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gate finds the caller in the view; the route takes that principal rather than
+    # authenticate the same certificate in the same view again.
+    world = _with_monitor(_world(api))
+    _answered_from_view(world, world.ids[:3])
+    calls: list[str] = []
+    real = identity.authenticate_with
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        principal = real(*args, **kwargs)
+        calls.append(principal.code)
+        return principal
+
+    monkeypatch.setattr(identity, "authenticate_with", counted)
+    _assert_truth(world, _answered_from_view(world, world.ids))
+    assert calls[0] == "molsa"
+    assert calls.count("molsa") == 1
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ from matchhub.protocol.tokens import looks_like_raw_identifier
 SCOPE_ATTRIBUTE = "__matchhub_scope__"
 VIEWED_ATTRIBUTE = "__matchhub_viewed__"  # marks require_viewed's dependencies
 VIEW_ATTRIBUTE = "lookup_view"  # request.state: the view the caller was authenticated from
+GATE_VIEW = "gate_view"  # request.state: the view the gate found its ``principal`` in (web/gate.py)
 
 END_USER_HEADER = "matchhub-end-user"
 END_USER_KINDS = frozenset({AgencyKind.welfare, AgencyKind.auditor})
@@ -177,6 +178,11 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         views = cast(CredentialViews, request.app.state.lookup_views)
         view = views.current() if is_read_only(request) else None
         if view is not None:
+            if getattr(request.state, GATE_VIEW, None) is view:
+                # The gate authenticated this request's certificate in this same view already
+                # (a request with a body): the same call would give the same principal.
+                setattr(request.state, VIEW_ATTRIBUTE, view)
+                return _admit(request, cast(Principal, request.state.principal), scope)
             try:
                 principal = service.authenticate_with(
                     view.credential, client_certificate(request, settings), settings.hub_name

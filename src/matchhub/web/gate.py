@@ -18,8 +18,9 @@ For a request with a body on a ``/v1`` route the gate, on the event loop and hol
 
 A refusal closes the connection (``Connection: close``), so an unread body is never read to
 find the next request. The route still authenticates the caller itself (identity/auth.py): the
-gate only decides whether a body is worth reading. Its refusals are recorded in the audit log
-like any other, by the recorder around it (web/recorder.py).
+gate only decides whether a body is worth reading; a route authenticating from the lookups' view
+takes the gate's principal when the view it would read is the one the gate read. Its refusals
+are recorded in the audit log like any other, by the recorder around it (web/recorder.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Match
 
 from matchhub.identity import service as identity
-from matchhub.identity.auth import CredentialViews, route_scope
+from matchhub.identity.auth import GATE_VIEW, CredentialView, CredentialViews, route_scope
 from matchhub.identity.peer import client_certificate
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import (
@@ -117,10 +118,14 @@ class GateMiddleware:
         settings = cast(Settings, scope["app"].state.settings)
         principal: Principal | None = None
         try:
-            principal = await self._identify(scope, settings)
+            principal, view = await self._identify(scope, settings)
             # Known from here on: a body the route then cannot read (not JSON, not UTF-8) is
             # refused, and recorded, as this caller's (the route's own check replaces it).
-            scope.setdefault("state", {})["principal"] = principal
+            state = scope.setdefault("state", {})
+            state["principal"] = principal
+            # The view it was found in, if any: require_viewed takes this principal rather than
+            # authenticate the same certificate in the same view again (identity/auth.py).
+            state[GATE_VIEW] = view
             needed = route_scope(route.dependant)
             if needed is not None and needed not in principal.scopes:
                 raise Forbidden(
@@ -136,18 +141,26 @@ class GateMiddleware:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _identify(self, scope: Scope, settings: Settings) -> Principal:
+    async def _identify(
+        self, scope: Scope, settings: Settings
+    ) -> tuple[Principal, CredentialView | None]:
+        """The caller, and the view it was found in (None: found in the database)."""
         certificate = client_certificate(HTTPConnection(scope), settings)
         views = cast(CredentialViews, scope["app"].state.lookup_views)
         view = views.current()
         if view is not None:
             try:
-                return identity.authenticate_with(view.credential, certificate, settings.hub_name)
+                principal = identity.authenticate_with(
+                    view.credential, certificate, settings.hub_name
+                )
             except Unauthenticated:
                 views.check_soon()  # the view may predate the certificate: ask the database
+            else:
+                return principal, view
         factory = cast(sessionmaker[Session], scope["app"].state.read_sessionmaker)
         async with self._identifying:
-            return await run_in_threadpool(_from_database, factory, certificate, settings.hub_name)
+            found = await run_in_threadpool(_from_database, factory, certificate, settings.hub_name)
+        return found, None
 
 
 async def _read_body(scope: Scope, receive: Any, route: Any, settings: Settings) -> bytes:

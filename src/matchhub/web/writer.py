@@ -22,10 +22,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service
-from matchhub.kit.db import session_scope
+from matchhub.kit.db import commit, rollback
 from matchhub.kit.errors import StaleGeneration
 
 log = structlog.get_logger("matchhub.audit")
@@ -62,6 +64,8 @@ class AuditWriter:
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._stopped = False
+        # The writer's own connection, kept from batch to batch (see _transaction).
+        self._connection: Connection | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -92,6 +96,8 @@ class AuditWriter:
         try:
             self._loop()
         finally:
+            if self._connection is not None:
+                self._connection.close()
             while True:  # whatever slipped in behind the stop is refused, not left waiting
                 try:
                     late = self._queue.get_nowait()
@@ -124,9 +130,42 @@ class AuditWriter:
         batch = [w for w in batch if w.done.set_running_or_notify_cancel()]
         if not batch:
             return
-        stale: list[_Waiting] = []
         try:
-            with session_scope(self._factory) as session:
+            try:
+                fresh, seqs, stale = self._transaction(batch)
+            except _ConnectionLost:
+                # The kept connection had died (the database restarted, an idle connection was
+                # cut) before the commit was sent, so nothing of the batch committed: it is
+                # tried once more on a new connection, as the pool's ping before each checkout
+                # used to spare it the failure.
+                log.warning("audit writer reconnecting", entries=len(batch))
+                fresh, seqs, stale = self._transaction(batch)
+        except Exception as exc:  # every waiter answers 503; the thread lives on
+            log.exception("audit batch failed", entries=len(batch))
+            for waiting in batch:
+                waiting.done.set_exception(exc)
+            return
+        for waiting in stale:
+            waiting.done.set_exception(StaleGeneration())
+        for waiting, seq in zip(fresh, seqs, strict=True):
+            waiting.done.set_result(seq)
+
+    def _transaction(
+        self, batch: list[_Waiting]
+    ) -> tuple[list[_Waiting], list[int], list[_Waiting]]:
+        """One batch in one transaction on the writer's own connection: the waiters appended
+        and their sequence numbers, and those whose view generation is no longer the database's.
+
+        The connection is kept between batches rather than taken from the pool each time, which
+        pinged it first (``pool_pre_ping``, a round trip a batch) and reset it on return."""
+        if self._connection is None or self._connection.invalidated or self._connection.closed:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self._factory.kw["bind"].connect()
+        session = self._factory(bind=self._connection)
+        try:
+            try:
+                stale: list[_Waiting] = []
                 if any(w.entry.generation is not None for w in batch):
                     # Read in the batch's own transaction, holding it until the commit: an
                     # answer goes out only if no change it depends on has committed since its
@@ -137,12 +176,23 @@ class AuditWriter:
                     if stale and now is not None and self._on_stale is not None:
                         self._on_stale(now)
                 seqs = service.append_many(session, self._keys, [w.entry for w in batch])
-        except Exception as exc:  # every waiter answers 503; the thread lives on
-            log.exception("audit batch failed", entries=len(batch) + len(stale))
-            for waiting in batch + stale:
-                waiting.done.set_exception(exc)
-            return
-        for waiting in stale:
-            waiting.done.set_exception(StaleGeneration())
-        for waiting, seq in zip(batch, seqs, strict=True):
-            waiting.done.set_result(seq)
+            except DBAPIError as exc:
+                rollback(session)
+                if exc.connection_invalidated:
+                    raise _ConnectionLost() from exc
+                raise
+            except BaseException:
+                rollback(session)
+                raise
+            commit(session)  # a failure here is never retried: the commit may have landed
+        except BaseException:
+            if session.in_transaction():
+                rollback(session)
+            raise
+        finally:
+            session.close()
+        return batch, seqs, stale
+
+
+class _ConnectionLost(Exception):
+    """The writer's connection died before a batch's commit was sent."""
