@@ -238,3 +238,31 @@ def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, wri
         _refused(chunk, "put", "/v1/uploads/{upload_id}/chunks/{seq}", 422, "invalid_request")
         assert client.get(f"/v1/uploads/{upload}").json()["chunks_received"] == 0
     assert _audit(api, limit="1").status_code == 200  # the plain form is still read
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_422_and_is_audited(api: InProcessApi) -> None:
+    """`"\\ud800"` parses as JSON but is no text: it was a 500 that the audit log missed, and
+    the writer's batch it was in failed other callers' requests with it (found in review)."""
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    json_body = {"content-type": "application/json"}
+    with api.client("molsa") as client:
+        for path, body in (
+            ("/v1/lookups", b'{"purpose":"\\ud800","tokens":["' + b"a" * 64 + b'"]}'),
+            ("/v1/match-jobs", b'{"purpose":"x\\udfff"}'),
+        ):
+            _refused(
+                client.post(path, content=body, headers=json_body),
+                "post",
+                path,
+                422,
+                "invalid_request",
+            )
+        # A pair is text: not refused for it.
+        paired = client.post(
+            "/v1/match-jobs", content=b'{"purpose":"\\ud83d\\ude00"}', headers=json_body
+        )
+        assert paired.status_code < 500
+        assert "surrogate" not in paired.text
+        assert client.get("/v1/whoami").status_code == 200
+    refusals = _audit(api, error="invalid_request", limit=10).json()["entries"]
+    assert sorted(e["entry"]["route"] for e in refusals) == ["/v1/lookups", "/v1/match-jobs"]

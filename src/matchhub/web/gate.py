@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -47,6 +48,7 @@ from matchhub.kit.errors import (
     PayloadTooLarge,
     RequestTimeout,
     Unauthenticated,
+    UnprocessableEntity,
 )
 from matchhub.kit.requests import marked_chunk_sized
 from matchhub.kit.settings import Settings
@@ -134,6 +136,7 @@ class GateMiddleware:
                     code="scope_denied",
                 )
             body = await _read_body(scope, receive, route, settings)
+            _refuse_lone_surrogates(body)
         except MatchhubError as refusal:
             await _refuse(scope, send, refusal, route, principal)
             return
@@ -191,6 +194,33 @@ async def _read_body(scope: Scope, receive: Any, route: Any, settings: Settings)
             raise too_large
         if not message.get("more_body", False):
             return bytes(body)
+
+
+# A JSON escape of a UTF-16 surrogate: rare in a real body, so the full check runs on few.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(body: bytes) -> None:
+    """A JSON (or NDJSON) body whose escapes leave a lone surrogate (``"\\ud800"``) is no
+    text: refused here with a 422. Past this point it would reach the audit entry, whose
+    canonical UTF-8 it cannot be, and fail the writer's whole batch, other callers' too."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return
+    for document in (body, *body.splitlines()):
+        try:
+            parsed = json.loads(document)
+        except ValueError:  # not JSON (as a whole, or this line): the route says so
+            continue
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnprocessableEntity(
+                "the body holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), "
+                "which is not text",
+                code="invalid_request",
+            ) from None
+        if document is body:
+            return
 
 
 def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Message]]:
