@@ -215,6 +215,11 @@ def test_a_key_that_is_not_one_is_blamed_not_the_log_and_nothing_waits_on_a_fifo
         assert "the key is unusable, so the log was not checked" in ran.stderr, name
         assert "does NOT verify" not in ran.stderr
         assert "Traceback" not in ran.stderr
+    key = str(hub.paths.audit_public_key)
+    for missing in (tmp_path / "nowhere", hub.paths.audit_public_key):  # none, or a file
+        ran = _cli(operator_cli, hub, "audit", "verify", "--export", str(missing), "--key", key)
+        assert ran.returncode == 2, ran.stderr
+        assert "is not an export, so nothing was checked" in ran.stderr
     (export / "entries.jsonl").unlink()
     os.mkfifo(export / "entries.jsonl")
     key = str(hub.paths.audit_public_key)

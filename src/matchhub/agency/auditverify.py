@@ -47,6 +47,11 @@ def verify(
 ) -> None:
     """Offline: recompute every leaf and root, check every signature and, against a saved
     checkpoint, that nothing was rolled back or rewritten. Needs no database."""
+    if not export.is_dir():
+        raise NotChecked(
+            f"{export} is not an export, so nothing was checked: write one on the broker host "
+            "with `matchhub audit export --out DIR`"
+        )
     try:
         verifier = read_key(key)
     except UnusableKey as exc:
@@ -55,12 +60,18 @@ def verify(
     if checkpoint is not None:
         try:
             saved = read_regular(checkpoint, KEY_LIMIT).decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise NotChecked(f"{checkpoint.name} is not a saved checkpoint ({exc})") from None
     try:
         report = verify_export(export, verifier, saved)
     except VerificationError as exc:
         raise NotVerified(f"the audit log does NOT verify: {exc}") from None
+    except OSError as exc:  # a file `audit export` writes is missing or unreadable
+        name = Path(exc.filename).name if exc.filename else "a file"
+        raise NotVerified(
+            f"the audit log does NOT verify: the export's {name} cannot be read "
+            f"({exc.strerror or exc}); `audit export` writes it, so it was removed or replaced"
+        ) from None
     out.print(
         f"[green]verified[/] {report.entries} entries, {report.checkpoints} signed "
         f"checkpoints, root {report.root.hex()}"

@@ -11,7 +11,7 @@ import re
 
 from pydantic import BeforeValidator
 
-_PLAIN = re.compile(r"-?(0|[1-9][0-9]{0,18})", re.ASCII)
+_PLAIN = re.compile(r"0|-?[1-9][0-9]{0,18}", re.ASCII)  # no "-0" either
 
 
 def _plain(value: object) -> object:
