@@ -217,7 +217,9 @@ def test_options_on_an_upload_allows_get_and_delete(api: InProcessApi) -> None:
 @pytest.mark.parametrize("written", ["1.0", "00001", " 1", "+1", "1_0", "1e1", "-0"])
 def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, written: str) -> None:
     """pydantic alone read each of these as a number; a chunk sent as "00001" was chunk 1."""
-    _refused(_audit(api, limit=written), "get", "/v1/audit/entries", 422, "invalid_request")
+    refused = _audit(api, limit=written)
+    _refused(refused, "get", "/v1/audit/entries", 422, "invalid_request")
+    assert refused.json()["error"]["message"] == "the query parameters do not match the schema"
     api.hub.add_agency("molsa", AgencyKind.welfare)
     with api.client("molsa") as client:
         _refused(

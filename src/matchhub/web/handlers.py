@@ -67,6 +67,14 @@ def _safe_location(loc: Any) -> str:
     return ".".join(str(part) for part in loc)
 
 
+_PARTS = {
+    "body": "the request body",
+    "path": "the path's parameters",
+    "query": "the query parameters",
+    "header": "the headers",
+}
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
     # Echo where and what, never the offending value: it might be an identifier.
@@ -75,7 +83,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()[:20]
     ]
     request.state.error_code = "invalid_request"
-    body = MatchhubError("the request body does not match the schema", code="invalid_request")
+    # Where: the body, or a path, query or header parameter (a chunk's seq, a limit).
+    parts = sorted({str(e.get("loc", ("body",))[0]) for e in exc.errors()[:20]} or {"body"})
+    where = " and ".join(_PARTS.get(part, part) for part in parts)
+    verb = "does" if parts == ["body"] else "do"
+    body = MatchhubError(f"{where} {verb} not match the schema", code="invalid_request")
     payload = body.body()
     payload["error"]["details"] = {"problems": problems}
     return error_response(422, payload)
