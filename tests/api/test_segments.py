@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -415,10 +416,14 @@ def test_rows_read_through_the_autocommit_engine_hold_the_table_between_ranges(
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     execute = psycopg.Cursor.execute
 
+    me = threading.get_ident()  # the app's own background builds read through cursors too
+
     def after_first_range(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
-        if "string_agg" in str(query) and not rewrites:
+        if threading.get_ident() != me or "string_agg" not in str(query):
+            pass
+        elif not rewrites:
             rewrites.append(False)
-        elif "string_agg" in str(query):
+        else:
             # What a rewrite needs between two ranges: the table to itself, at once.
             with psycopg.connect(libpq) as other:
                 try:
