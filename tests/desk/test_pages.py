@@ -227,11 +227,15 @@ def test_a_cookie_from_another_desk_or_an_expired_session_is_refused(
         value = client.cookies.get(desk.config.cookie_name)
         assert value
         assert client.get("/").status_code == 200
+        client.post("/language", data={"language": "en", "csrf": csrf(client.get("/"))})
+        assert "There is no page at this address" in client.get("/nowhere").text
         # The same session, idle for longer than the setting: over, and said so.
         with desk.db.transaction() as session:
             row = session.scalars(select(StaffSession)).first()
             assert row is not None
             row.last_seen = row.last_seen - timedelta(minutes=desk.config.settings.idle_minutes + 1)
+        # Even an error page no longer takes its language from it.
+        assert "لا توجد صفحة بهذا العنوان" in client.get("/nowhere").text
         assert client.get("/").headers["location"] == "/login?m=expired"
         assert client.get("/").headers["location"] == "/login"  # and it stays over
         assert signed.status_code == 303

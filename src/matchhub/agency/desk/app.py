@@ -114,7 +114,7 @@ async def _error_page(request: Request, status: int, key: str, lang: str | None 
 
 def _language(desk: Desk, cookie: str | None) -> str | None:
     with desk.db.transaction() as session:
-        return sessions.language(session, cookie)
+        return sessions.language(session, cookie, desk.config.settings)
 
 
 async def login(request: Request) -> Response:

@@ -59,9 +59,7 @@ def current(
     if row is None or row.ended_at is not None:
         return None, "unknown"
     user = session.get(User, row.user_id)
-    idle = now - row.last_seen > timedelta(minutes=settings.idle_minutes)
-    old = now - row.created_at > timedelta(hours=settings.session_hours)
-    if user is None or user.disabled or idle or old:
+    if user is None or user.disabled or _lapsed(row, settings, now):
         row.ended_at = now
         session.flush()
         return None, "expired"
@@ -70,14 +68,26 @@ def current(
     return Current(Staff.of(user), row.csrf, row.id), None
 
 
-def language(session: Session, cookie: str | None) -> str | None:
-    """The language of the member of staff whose session ``cookie`` names, for a page shown
-    before (or instead of) the request's own reading: looked at, not touched."""
+def language(
+    session: Session, cookie: str | None, settings: Settings, now: datetime | None = None
+) -> str | None:
+    """The language of the member of staff whose live session ``cookie`` names, for a page
+    shown before (or instead of) the request's own reading: looked at, not touched. An ended,
+    idle or too old session names no one, as :func:`current` would say."""
     if not cookie or len(cookie) > 200:
         return None
+    now = now or utcnow()
     row = session.get(StaffSession, _digest(cookie))
-    user = session.get(User, row.user_id) if row is not None and row.ended_at is None else None
+    if row is None or row.ended_at is not None or _lapsed(row, settings, now):
+        return None
+    user = session.get(User, row.user_id)
     return user.language if user is not None and not user.disabled else None
+
+
+def _lapsed(row: StaffSession, settings: Settings, now: datetime) -> bool:
+    """Idle too long, or open too long."""
+    idle = now - row.last_seen > timedelta(minutes=settings.idle_minutes)
+    return idle or now - row.created_at > timedelta(hours=settings.session_hours)
 
 
 def csrf_ok(expected: str, given: object) -> bool:
