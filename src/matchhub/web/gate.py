@@ -206,21 +206,27 @@ def _refuse_lone_surrogates(body: bytes) -> None:
     canonical UTF-8 it cannot be, and fail the writer's whole batch, other callers' too."""
     if not _SURROGATE_ESCAPE.search(body):
         return
-    for document in (body, *body.splitlines()):
-        try:
-            parsed = json.loads(document)
-        except ValueError:  # not JSON (as a whole, or this line): the route says so
-            continue
-        try:
-            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise UnprocessableEntity(
-                "the body holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), "
-                "which is not text",
-                code="invalid_request",
-            ) from None
-        if document is body:
-            return
+    whole = _lone_surrogate(body)
+    if whole or (whole is None and any(_lone_surrogate(line) for line in body.splitlines())):
+        raise UnprocessableEntity(
+            "the body holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), "
+            "which is not text",
+            code="invalid_request",
+        )
+
+
+def _lone_surrogate(document: bytes) -> bool | None:
+    """Whether the JSON ``document`` decodes to a lone surrogate; None if it is not JSON (the
+    route says so)."""
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        return None
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Message]]:
