@@ -12,6 +12,7 @@ from matchhub.identity.scopes import Scope
 from matchhub.kit.requests import ReadOnly, read_only
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
+from matchhub.web.gate import _route, _Routes
 from matchhub.web.health import UNSCOPED_ROUTES
 
 
@@ -128,3 +129,17 @@ def test_every_route_with_a_body_documents_the_gates_refusals() -> None:
         if status not in operation["responses"]
     ]
     assert undocumented == []
+
+
+def test_the_gate_finds_the_route_the_router_would_pick_also_when_it_remembers() -> None:
+    routes = _routes()
+    table = _Routes(routes)
+    for route in routes:
+        for method in route.methods or []:
+            path = route.path.replace("{", "").replace("}", "")  # a parameter's own name
+            scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+            for _ in range(2):  # found, then remembered (or not, for a path with parameters)
+                assert table.find(scope) is _route(routes, scope)
+    remembered = {path for (_, path, _) in table._fixed}
+    assert "/v1/lookups" in remembered
+    assert not any("_id" in path for path in remembered)
