@@ -143,3 +143,19 @@ def test_the_gate_finds_the_route_the_router_would_pick_also_when_it_remembers()
     remembered = {path for (_, path, _) in table._fixed}
     assert "/v1/lookups" in remembered
     assert not any("_id" in path for path in remembered)
+
+
+def test_every_scoped_route_documents_the_end_user_header() -> None:
+    # require() declares it as a parameter; require_viewed() reads it without, and its routes
+    # show it through openapi_extra (END_USER_PARAMETER).
+    document = create_app(Settings(home=Path("/nonexistent"))).openapi()
+    missing = []
+    for route in _routes():
+        if _scope(route) is None or not route.path.startswith("/v1/"):
+            continue
+        for method in route.methods or []:
+            operation = document["paths"][route.path][method.lower()]
+            names = [p["name"] for p in operation.get("parameters", [])]
+            if names.count("Matchhub-End-User") != 1:
+                missing.append(f"{method} {route.path}")
+    assert missing == []
