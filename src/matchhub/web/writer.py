@@ -13,8 +13,8 @@ the event loop, not in a thread: a waiting request holds no worker thread.
 
 A waiter is a plain asyncio future, settled from the writer's thread with one
 ``call_soon_threadsafe`` a batch: a ``concurrent.futures.Future`` each (its own condition
-variable) and ``asyncio.wrap_future`` (a callback and a wake-up of the loop each) were about a
-tenth of a lookup's time on the event loop (docs/benchmarks.md). Whether an entry is in a batch
+variable) and ``asyncio.wrap_future`` (a callback and a wake-up of the loop each) were about
+8 % of the event loop's samples under py-spy (docs/benchmarks.md). Whether an entry is in a batch
 or was given up by its request first is decided under one lock, so an entry is either appended
 and its waiter told, or left out.
 """
