@@ -1,18 +1,22 @@
 """The collective match: a roster's stored tokens joined with every current provider
-snapshot's, in an in-process DuckDB.
+snapshot's, as a merge of sorted columns.
 
-Why DuckDB: the collective match is one hash join of a roster (millions of tokens) against every
-provider's current snapshots (tens of millions). PostgreSQL's hash join of the same tokens was
-tens of times slower than DuckDB's vectorised in-memory join (docs/benchmarks.md has the
-figures). A token is joined as its two 64-bit halves, which hash and compare as machine words.
+Why a merge: the collective match is one join of a roster (millions of tokens) against every
+provider's current snapshots (tens of millions), and every snapshot is held as a segment sorted
+by token (kit/segments.py). Two sorted columns meet in one linear pass: the two are laid end to
+end and sorted stably, which finds them already in two runs and merges them, and a token held
+by both sides then stands next to itself. No hash table is built, nothing is copied but the
+slice being merged, and the pass is shared by the host's cores a slice of token space at a
+time. PostgreSQL's hash join of the same tokens was tens of times slower; DuckDB's in-memory
+hash join, the engine before this one, took about twice the time and far more memory
+(docs/benchmarks.md has the figures). A token is compared as its two 64-bit halves: the high
+half alone finds the candidates (tokens are uniform, so it almost never repeats), the low half
+confirms them; where a high half does repeat, a search that walks its run takes over.
 
-The engine copies nothing: it holds each snapshot as numpy arrays, normally the read-only maps
-of its segment file (kit/segments.py), which DuckDB scans in place. Every process on the host
-that maps a segment shares its pages, and a process that starts with segments on disk is ready
-without reading the database. Only the join's hash table, built on the roster side, is the
-process's own, and only while a match runs: each match has a DuckDB of its own, closed at the
-end, because a DuckDB kept open holds on to the memory of its last join (170 MiB after a join
-of a 7M-row roster, measured), which an idle worker would otherwise carry from job to job.
+The engine copies nothing it holds: each snapshot is numpy arrays, normally the read-only maps
+of its segment file, which every process on the host shares; a process that starts with
+segments on disk is ready without reading the database. A snapshot loaded from elsewhere that
+is not sorted is sorted once, into a copy of its own.
 
 Snapshots are dropped when no longer current; a job names exactly the snapshot ids it runs on,
 so a snapshot replaced mid-way cannot leak into a job that started before.
@@ -20,11 +24,12 @@ so a snapshot replaced mid-way cannot leak into a job that started before.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import duckdb
 import numpy as np
 
 from matchhub.kit.segments import halves, sort_order
@@ -60,20 +65,42 @@ class MatchOutcome:
 
 @dataclass(frozen=True)
 class _Columns:
+    """A snapshot's tokens sorted by (high, low), as they are in a segment."""
+
     hi: np.ndarray
     lo: np.ndarray
     ordinals: np.ndarray | None = None  # a roster's, one per distinct token
+    plain: bool = True  # no high half twice: the merge by high half alone is exact
+
+
+def _sorted(hi: np.ndarray, lo: np.ndarray) -> bool:
+    later, earlier = slice(1, None), slice(None, -1)
+    return bool(
+        np.all(
+            (hi[later] > hi[earlier]) | ((hi[later] == hi[earlier]) & (lo[later] >= lo[earlier]))
+        )
+    )
+
+
+def _plain(hi: np.ndarray) -> bool:
+    return not bool(np.any(hi[1:] == hi[:-1]))
+
+
+def _provider(hi: np.ndarray, lo: np.ndarray) -> _Columns:
+    """A segment's maps are used as they are; unsorted input is sorted into a copy."""
+    if not _sorted(hi, lo):
+        order = sort_order(hi, lo)
+        hi, lo = hi[order], lo[order]
+    return _Columns(hi, lo, plain=_plain(hi))
 
 
 def _distinct_roster(hi: np.ndarray, lo: np.ndarray, ordinals: np.ndarray) -> _Columns:
-    """A token on the roster twice counts once, at its first ordinal. Segments come sorted by
+    """A token on the roster twice counts once, at its lowest ordinal. Segments come sorted by
     (token, ordinal) and almost never hold a token twice: then their maps are used as they
     are; otherwise (or unsorted input) a private copy of the distinct ones is made."""
     ordinals = np.asarray(ordinals)
-    n = len(hi)
-    if n > 1:
-        ascending = bool(np.all(hi[1:] >= hi[:-1]))
-        if not ascending:
+    if len(hi) > 1:
+        if not _sorted(hi, lo):
             order = sort_order(hi, lo, ordinals)
             hi, lo, ordinals = hi[order], lo[order], ordinals[order]
         repeated = (hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])
@@ -82,14 +109,12 @@ def _distinct_roster(hi: np.ndarray, lo: np.ndarray, ordinals: np.ndarray) -> _C
             hi, lo, ordinals = hi[order], lo[order], ordinals[order]
             first = np.concatenate(([True], ~((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1]))))
             hi, lo, ordinals = hi[first], lo[first], ordinals[first]
-    return _Columns(hi, lo, ordinals)
+    return _Columns(hi, lo, ordinals, plain=_plain(hi))
 
 
 class MatchEngine:
     def __init__(self, threads: int | None = None) -> None:
-        self._config: dict[str, str | bool | int | float | list[str]] = (
-            {"threads": int(threads)} if threads else {}
-        )
+        self._threads = max(1, int(threads or os.cpu_count() or 1))
         self._held: dict[int, _Columns] = {}
         self._lock = threading.Lock()
 
@@ -103,7 +128,11 @@ class MatchEngine:
         if len(hi) != len(lo):
             raise ValueError("one low half per high half")
         with self._lock:
-            self._held.setdefault(snapshot_id, _Columns(hi, lo))
+            if snapshot_id in self._held:
+                return
+        columns = _provider(hi, lo)
+        with self._lock:
+            self._held.setdefault(snapshot_id, columns)
 
     def load_roster(
         self, snapshot_id: int, ordinals: Sequence[int] | np.ndarray, hi: np.ndarray, lo: np.ndarray
@@ -134,7 +163,7 @@ class MatchEngine:
         """Every roster token found in any of ``sources``, with the indexes of the sources that
         hold it, and the counts per flag and per source kind.
 
-        One join and one aggregate in the engine: each flagged ordinal gets a bitmask of the
+        One merge of the roster with each source: each roster token gets a bitmask of the
         sources holding it (64 sources a word, as many words as needed). The counts and the
         "0,3" lists come from the distinct masks (a handful, however many beneficiaries share
         each), so nothing in Python runs once per row."""
@@ -144,44 +173,27 @@ class MatchEngine:
         if missing:
             raise KeyError(f"snapshots not loaded: {sorted(missing)}")
         roster = loaded[roster_id]
+        if roster.ordinals is None:
+            raise ValueError(f"snapshot {roster_id} was loaded as a provider's, not a roster")
         words = max(1, -(-len(sources) // 64))
+        # Source i is bit i % 64 of word i // 64 of each roster token's mask. The merges run
+        # a source's slice of token space at a time, spread over the host's cores (numpy
+        # releases the interpreter for them); the masks are set here, one source at a time.
+        tasks = [
+            (i, part)
+            for i, source in enumerate(sources)
+            for part in _slices(roster, loaded[source.snapshot_id])
+        ]
+        masks = np.zeros((len(roster.hi), words), dtype=np.uint64)
 
-        # Source i is bit i % 64 of word i // 64, a constant column of its rows (constants
-        # cost the scan nothing); the only text put in the query is names and integers.
-        def bits(i: int) -> str:
-            return ", ".join(
-                f"{(1 << (i % 64)) if i // 64 == w else 0}::UBIGINT AS b{w}" for w in range(words)
-            )
+        def found(task: tuple[int, _Slice]) -> np.ndarray:
+            return _found(roster, loaded[sources[task[0]].snapshot_id], task[1])
 
-        masks = ", ".join(f"bit_or(p.b{w}) AS m{w}" for w in range(words))
-        union = " UNION ALL ".join(
-            f"SELECT hi, lo, {bits(i)} FROM p{i}"  # noqa: S608 (see above)
-            for i in range(len(sources))
-        ) or (
-            "SELECT 0::UBIGINT AS hi, 0::UBIGINT AS lo, "
-            + ", ".join(f"0::UBIGINT AS b{w}" for w in range(words))
-            + " WHERE false"
-        )
-        query = f"""
-            SELECT r.ordinal, {masks}
-            FROM roster r
-            JOIN ({union}) p ON p.hi = r.hi AND p.lo = r.lo
-            GROUP BY r.ordinal
-        """  # noqa: S608 (see above)
-        db = duckdb.connect(":memory:", config=self._config)
-        try:
-            # Registered arrays are scanned where they are: a segment's pages, not a copy.
-            db.register("roster", {"ordinal": roster.ordinals, "hi": roster.hi, "lo": roster.lo})
-            for i, source in enumerate(sources):
-                columns = loaded[source.snapshot_id]
-                db.register(f"p{i}", {"hi": columns.hi, "lo": columns.lo})
-            result = db.execute(query).fetchnumpy()
-        finally:
-            db.close()
-        ordinals, mask = _in_roster_order(
-            np.asarray(result["ordinal"], dtype=np.int32),
-            np.stack([np.asarray(result[f"m{w}"], dtype=np.uint64) for w in range(words)], 1),
-        )
+        with ThreadPoolExecutor(min(self._threads, max(1, len(tasks)))) as pool:
+            for (i, _), rows in zip(tasks, pool.map(found, tasks), strict=True):
+                masks[rows, i // 64] |= np.uint64(1 << (i % 64))
+        flagged = np.flatnonzero(masks.any(axis=1))
+        ordinals, mask = _in_roster_order(roster.ordinals[flagged], masks[flagged])
         distinct, which, counts = _distinct_masks(mask)
         labels: list[str] = []
         per_flag: dict[str, int] = {}
@@ -202,6 +214,63 @@ class MatchEngine:
             per_flag=dict(sorted(per_flag.items())),
             per_source=dict(sorted(per_source.items())),
         )
+
+
+SLICE_TOKENS = 1 << 20
+"""Tokens merged at a time (both sides): 8 MiB of high halves, a cache's worth, not a copy of
+a whole snapshot per core."""
+
+_Slice = tuple[int, int, int, int]  # roster rows [a, b) and provider rows [c, d)
+
+
+def _slices(roster: _Columns, provider: _Columns) -> list[_Slice]:
+    """The two sides cut at the same points of token space, so that each slice of the roster
+    meets only the slice of the provider that can hold its tokens. A high half's run is never
+    cut (it sits at one point of the space); tokens are uniform, so slices come out even."""
+    parts = max(1, (len(roster.hi) + len(provider.hi)) // SLICE_TOKENS)
+    edges = np.arange(1, parts, dtype=np.uint64) * np.uint64(((1 << 64) - 1) // parts)
+    r = [0, *np.searchsorted(roster.hi, edges).tolist(), len(roster.hi)]
+    p = [0, *np.searchsorted(provider.hi, edges).tolist(), len(provider.hi)]
+    return [(r[k], r[k + 1], p[k], p[k + 1]) for k in range(parts)]
+
+
+def _found(roster: _Columns, provider: _Columns, part: _Slice) -> np.ndarray:
+    """The roster rows of ``part`` whose token the provider holds."""
+    a, b, c, d = part
+    if a == b or c == d:
+        return np.empty(0, dtype=np.intp)
+    args = (roster.hi[a:b], roster.lo[a:b], provider.hi[c:d], provider.lo[c:d])
+    rows = _merged(*args) if roster.plain and provider.plain else _searched(*args)
+    return rows + a
+
+
+def _merged(rhi: np.ndarray, rlo: np.ndarray, phi: np.ndarray, plo: np.ndarray) -> np.ndarray:
+    """Neither side holds a high half twice: laid end to end and sorted stably (two sorted
+    runs, merged in one pass), a high half both hold is the only kind that appears twice in a
+    row; its low halves decide."""
+    both = np.concatenate((rhi, phi))
+    both.sort(kind="stable")
+    shared = both[1:][both[1:] == both[:-1]]
+    rows = np.searchsorted(rhi, shared)
+    found: np.ndarray = rows[rlo[rows] == plo[np.searchsorted(phi, shared)]]
+    return found
+
+
+def _searched(rhi: np.ndarray, rlo: np.ndarray, phi: np.ndarray, plo: np.ndarray) -> np.ndarray:
+    """The same where a high half repeats on a side: each roster token is looked for along
+    the provider's run of its high half, a step at a time (a run is one or two tokens)."""
+    at = np.searchsorted(phi, rhi)  # the first provider token with this high half or above
+    rows = np.arange(len(rhi))
+    found = []
+    while len(rows):
+        inside = at < len(phi)
+        rows, at = rows[inside], at[inside]
+        same = phi[at] == rhi[rows]
+        rows, at = rows[same], at[same]
+        hit = plo[at] == rlo[rows]
+        found.append(rows[hit])
+        rows, at = rows[~hit], at[~hit] + 1
+    return np.concatenate(found)
 
 
 def _in_roster_order(ordinals: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
