@@ -29,10 +29,11 @@ import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from matchhub.kit.segments import halves, sort_order
+from matchhub.kit.segments import Order, halves, order_of, sort_order
 
 TOKEN_BYTES = 16
 
@@ -73,48 +74,52 @@ class _Columns:
     plain: bool = True  # no high half twice: the merge by high half alone is exact
 
 
-def _sorted(hi: np.ndarray, lo: np.ndarray) -> bool:
-    later, earlier = slice(1, None), slice(None, -1)
-    return bool(
-        np.all(
-            (hi[later] > hi[earlier]) | ((hi[later] == hi[earlier]) & (lo[later] >= lo[earlier]))
-        )
-    )
-
-
-def _plain(hi: np.ndarray) -> bool:
-    return not bool(np.any(hi[1:] == hi[:-1]))
-
-
-def _provider(hi: np.ndarray, lo: np.ndarray) -> _Columns:
+def _provider(hi: np.ndarray, lo: np.ndarray, order: Order | None) -> _Columns:
     """A segment's maps are used as they are; unsorted input is sorted into a copy."""
-    if not _sorted(hi, lo):
-        order = sort_order(hi, lo)
-        hi, lo = hi[order], lo[order]
-    return _Columns(hi, lo, plain=_plain(hi))
+    order = order or order_of(hi, lo)
+    if not order.ascending:
+        by = sort_order(hi, lo)
+        hi, lo = hi[by], lo[by]
+        order = order_of(hi, lo)
+    return _Columns(hi, lo, plain=order.plain)
 
 
-def _distinct_roster(hi: np.ndarray, lo: np.ndarray, ordinals: np.ndarray) -> _Columns:
+def _distinct_roster(
+    hi: np.ndarray, lo: np.ndarray, ordinals: np.ndarray, order: Order | None
+) -> _Columns:
     """A token on the roster twice counts once, at its lowest ordinal. Segments come sorted by
     (token, ordinal) and almost never hold a token twice: then their maps are used as they
     are; otherwise (or unsorted input) a private copy of the distinct ones is made."""
     ordinals = np.asarray(ordinals)
-    if len(hi) > 1:
-        if not _sorted(hi, lo):
-            order = sort_order(hi, lo, ordinals)
-            hi, lo, ordinals = hi[order], lo[order], ordinals[order]
-        repeated = (hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])
-        if bool(np.any(repeated)):
-            order = sort_order(hi, lo, ordinals)  # ties by ordinal, first kept
-            hi, lo, ordinals = hi[order], lo[order], ordinals[order]
-            first = np.concatenate(([True], ~((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1]))))
-            hi, lo, ordinals = hi[first], lo[first], ordinals[first]
-    return _Columns(hi, lo, ordinals, plain=_plain(hi))
+    order = order or order_of(hi, lo)
+    if not (order.ascending and order.distinct):
+        by = sort_order(hi, lo, ordinals)  # ties by ordinal, the first kept
+        hi, lo, ordinals = hi[by], lo[by], ordinals[by]
+        first = np.concatenate(([True], ~((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1]))))
+        hi, lo, ordinals = hi[first], lo[first], ordinals[first]
+        order = order_of(hi, lo)
+    return _Columns(hi, lo, ordinals, plain=order.plain)
+
+
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a cpuset, taskset), capped by a
+    cgroup's CPU quota (a container's or a systemd unit's CPUQuota=), not the host's count."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores or 1, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to read: the affinity stands
+    return max(1, cores or 1)
 
 
 class MatchEngine:
     def __init__(self, threads: int | None = None) -> None:
-        self._threads = max(1, int(threads or os.cpu_count() or 1))
+        self.threads = max(1, int(threads or usable_cores()))
         self._held: dict[int, _Columns] = {}
         self._lock = threading.Lock()
 
@@ -122,24 +127,32 @@ class MatchEngine:
         with self._lock:
             return frozenset(self._held)
 
-    def load_provider(self, snapshot_id: int, hi: np.ndarray, lo: np.ndarray) -> None:
+    def load_provider(
+        self, snapshot_id: int, hi: np.ndarray, lo: np.ndarray, order: Order | None = None
+    ) -> None:
         """A provider snapshot's stored tokens as their high and low 64-bit halves (a
-        segment's maps; :func:`matchhub.kit.segments.halves` makes them from bytes)."""
+        segment's maps, with the ``order`` its check found; :func:`matchhub.kit.segments.halves`
+        makes them from bytes, and their order is then checked here)."""
         if len(hi) != len(lo):
             raise ValueError("one low half per high half")
         with self._lock:
             if snapshot_id in self._held:
                 return
-        columns = _provider(hi, lo)
+        columns = _provider(hi, lo, order)
         with self._lock:
             self._held.setdefault(snapshot_id, columns)
 
     def load_roster(
-        self, snapshot_id: int, ordinals: Sequence[int] | np.ndarray, hi: np.ndarray, lo: np.ndarray
+        self,
+        snapshot_id: int,
+        ordinals: Sequence[int] | np.ndarray,
+        hi: np.ndarray,
+        lo: np.ndarray,
+        order: Order | None = None,
     ) -> None:
         if not (len(ordinals) == len(hi) == len(lo)):
             raise ValueError("one ordinal per token")
-        columns = _distinct_roster(hi, lo, np.asarray(ordinals, dtype=np.int32))
+        columns = _distinct_roster(hi, lo, np.asarray(ordinals, dtype=np.int32), order)
         with self._lock:
             self._held.setdefault(snapshot_id, columns)
 
@@ -189,7 +202,7 @@ class MatchEngine:
         def found(task: tuple[int, _Slice]) -> np.ndarray:
             return _found(roster, loaded[sources[task[0]].snapshot_id], task[1])
 
-        with ThreadPoolExecutor(min(self._threads, max(1, len(tasks)))) as pool:
+        with ThreadPoolExecutor(min(self.threads, max(1, len(tasks)))) as pool:
             for (i, _), rows in zip(tasks, pool.map(found, tasks), strict=True):
                 masks[rows, i // 64] |= np.uint64(1 << (i % 64))
         flagged = np.flatnonzero(masks.any(axis=1))
@@ -234,13 +247,24 @@ def _slices(roster: _Columns, provider: _Columns) -> list[_Slice]:
     return [(r[k], r[k + 1], p[k], p[k + 1]) for k in range(parts)]
 
 
+SEARCH_RATIO = 32
+"""A provider's slice this many times smaller than the roster's is looked up in it token by
+token (a binary search each) rather than merged with it, which would pass over the whole
+roster slice for a handful of tokens: most providers hold thousands, a roster millions."""
+
+
 def _found(roster: _Columns, provider: _Columns, part: _Slice) -> np.ndarray:
     """The roster rows of ``part`` whose token the provider holds."""
     a, b, c, d = part
     if a == b or c == d:
         return np.empty(0, dtype=np.intp)
-    args = (roster.hi[a:b], roster.lo[a:b], provider.hi[c:d], provider.lo[c:d])
-    rows = _merged(*args) if roster.plain and provider.plain else _searched(*args)
+    rhi, rlo, phi, plo = roster.hi[a:b], roster.lo[a:b], provider.hi[c:d], provider.lo[c:d]
+    if SEARCH_RATIO * (d - c) <= b - a:
+        rows = _searched(phi, plo, rhi, rlo)[1]
+    elif roster.plain and provider.plain:
+        rows = _merged(rhi, rlo, phi, plo)
+    else:
+        rows = _searched(rhi, rlo, phi, plo)[0]
     return rows + a
 
 
@@ -256,21 +280,26 @@ def _merged(rhi: np.ndarray, rlo: np.ndarray, phi: np.ndarray, plo: np.ndarray) 
     return found
 
 
-def _searched(rhi: np.ndarray, rlo: np.ndarray, phi: np.ndarray, plo: np.ndarray) -> np.ndarray:
-    """The same where a high half repeats on a side: each roster token is looked for along
-    the provider's run of its high half, a step at a time (a run is one or two tokens)."""
-    at = np.searchsorted(phi, rhi)  # the first provider token with this high half or above
-    rows = np.arange(len(rhi))
-    found = []
+def _searched(
+    khi: np.ndarray, klo: np.ndarray, hi: np.ndarray, lo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each token of the keys (any order) looked for in the sorted column (``hi``, ``lo``)
+    along the run of its high half, a step at a time (a run is one token, rarely two): the
+    key's row and the column's row of every token found. Exact whether or not high halves
+    repeat, on either side."""
+    at = np.searchsorted(hi, khi)  # the first token with this high half or above
+    rows = np.arange(len(khi))
+    keys, found = [], []
     while len(rows):
-        inside = at < len(phi)
+        inside = at < len(hi)
         rows, at = rows[inside], at[inside]
-        same = phi[at] == rhi[rows]
+        same = hi[at] == khi[rows]
         rows, at = rows[same], at[same]
-        hit = plo[at] == rlo[rows]
-        found.append(rows[hit])
+        hit = lo[at] == klo[rows]
+        keys.append(rows[hit])
+        found.append(at[hit])
         rows, at = rows[~hit], at[~hit] + 1
-    return np.concatenate(found)
+    return np.concatenate(keys), np.concatenate(found)
 
 
 def _in_roster_order(ordinals: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
