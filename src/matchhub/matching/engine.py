@@ -240,6 +240,8 @@ def _slices(roster: _Columns, provider: _Columns) -> list[_Slice]:
     """The two sides cut at the same points of token space, so that each slice of the roster
     meets only the slice of the provider that can hold its tokens. A high half's run is never
     cut (it sits at one point of the space); tokens are uniform, so slices come out even."""
+    if SEARCH_RATIO * len(provider.hi) <= len(roster.hi):
+        return [(0, len(roster.hi), 0, len(provider.hi))]  # looked up whole: nothing to cut
     parts = max(1, (len(roster.hi) + len(provider.hi)) // SLICE_TOKENS)
     edges = np.arange(1, parts, dtype=np.uint64) * np.uint64(((1 << 64) - 1) // parts)
     r = [0, *np.searchsorted(roster.hi, edges).tolist(), len(roster.hi)]
