@@ -136,7 +136,7 @@ class GateMiddleware:
                     code="scope_denied",
                 )
             body = await _read_body(scope, receive, route, settings)
-            _refuse_lone_surrogates(body)
+            _refuse_what_is_not_text(body)
         except MatchhubError as refusal:
             await _refuse(scope, send, refusal, route, principal)
             return
@@ -196,37 +196,55 @@ async def _read_body(scope: Scope, receive: Any, route: Any, settings: Settings)
             return bytes(body)
 
 
-# A JSON escape of a UTF-16 surrogate: rare in a real body, so the full check runs on few.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# The JSON escapes of what is no text a column can hold: a NUL (PostgreSQL's text types refuse
+# it) and a UTF-16 surrogate (unpaired, it is no Unicode). Rare in a real body, so the full
+# check runs on few.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
-def _refuse_lone_surrogates(body: bytes) -> None:
-    """A JSON (or NDJSON) body whose escapes leave a lone surrogate (``"\\ud800"``) is no
-    text: refused here with a 422. Past this point it would reach the audit entry, whose
-    canonical UTF-8 it cannot be, and fail the writer's whole batch, other callers' too."""
-    if not _SURROGATE_ESCAPE.search(body):
+def _refuse_what_is_not_text(body: bytes) -> None:
+    """A JSON (or NDJSON) body whose escapes leave a NUL (``"\\u0000"``) or a lone surrogate
+    (``"\\ud800"``) in a string is refused here with a 422. Past this point a NUL reached a
+    query on PostgreSQL (a 500), and either reached the request's audit entry, which cannot
+    hold it, and failed the writer's whole batch, other callers' too."""
+    if not _SUSPECT_ESCAPE.search(body):
         return
-    whole = _lone_surrogate(body)
-    if whole or (whole is None and any(_lone_surrogate(line) for line in body.splitlines())):
+    whole = _holds_non_text(body)
+    if whole or (whole is None and any(_holds_non_text(line) for line in body.splitlines())):
         raise UnprocessableEntity(
-            "the body holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), "
-            "which is not text",
+            "the body holds a JSON escape of a NUL (\\u0000) or of an unpaired UTF-16 "
+            "surrogate (\\ud800 to \\udfff), which is not text",
             code="invalid_request",
         )
 
 
-def _lone_surrogate(document: bytes) -> bool | None:
-    """Whether the JSON ``document`` decodes to a lone surrogate; None if it is not JSON (the
-    route says so)."""
+def _holds_non_text(document: bytes) -> bool | None:
+    """Whether a string (or a key) of the JSON ``document`` holds a NUL or a lone surrogate;
+    None if it is not JSON, or nests too deep to parse (the route says so)."""
     try:
         parsed = json.loads(document)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
+    pending = [parsed]
+    while pending:  # a loop, not recursion: what json.loads could nest, this walks
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value or not _is_unicode(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     return False
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Message]]:
