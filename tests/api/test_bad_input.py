@@ -138,6 +138,34 @@ def test_a_json_body_that_cannot_be_read_is_the_documented_400(
     assert (entry["entry"]["error"], entry["agency"]) == ("bad_request", "rafidain")
 
 
+def test_refusals_of_an_unreadable_body_name_the_end_user(api: InProcessApi) -> None:
+    """The gate identified the caller but not the staff member its desk named, so a body the
+    route could not read was recorded without them, where every other refusal names them."""
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    named = {"content-type": "application/json", "matchhub-end-user": "du-abcdefghijklmnop"}
+    with api.client("molsa", attempts=1) as client:
+        for body, status in ((b'{"purpose": "\xff"}', 400), (b'{"purpose": "\\ud800"}', 422)):
+            assert client.post("/v1/lookups", content=body, headers=named).status_code == status
+        # A malformed name is refused before the body is read, as the caller's.
+        wrong = {**named, "matchhub-end-user": "Huda Kareem"}
+        response = client.post("/v1/lookups", content=b"{", headers=wrong)
+        _refused(response, "post", "/v1/lookups", 422, "invalid_end_user")
+    entries = _audit(api, agency="molsa", outcome="refused").json()["entries"]
+    assert [(e["entry"]["error"], e["end_user"]) for e in entries] == [
+        ("bad_request", "du-abcdefghijklmnop"),
+        ("invalid_request", "du-abcdefghijklmnop"),
+        ("invalid_end_user", None),
+    ]
+    assert "Huda" not in json.dumps(entries)
+    # A provider acts for no one: refused before its body, and recorded as the bank's.
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    with api.client(bank, attempts=1) as client:
+        response = client.post("/v1/uploads", content=b"{", headers=named)
+        _refused(response, "post", "/v1/uploads", 403, "end_user_not_allowed")
+    (entry,) = _audit(api, agency="rafidain").json()["entries"]
+    assert (entry["entry"]["error"], entry["end_user"]) == ("end_user_not_allowed", None)
+
+
 @pytest.mark.parametrize(
     "as_of",
     [

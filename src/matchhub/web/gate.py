@@ -8,8 +8,10 @@ every slot, and an unregistered certificate's 200 MB body was read whole before 
 For a request with a body on a ``/v1`` route the gate, on the event loop and holding nothing:
 
 1. identifies the caller (certificate → registry: the lookups' in-memory view when it is
-   current, else the database, through a few connections of its own) and checks the route's
-   scope, so a ``401`` or ``403`` goes out before a byte of the body is read;
+   current, else the database, through a few connections of its own) and the end user it acts
+   for (``Matchhub-End-User``, checked as the route checks it), and checks the route's scope,
+   so a ``401``, ``403`` or ``422 invalid_end_user`` goes out before a byte of the body is
+   read, and every later refusal is recorded naming both;
 2. refuses a declared length over the route's limit (``max_body_bytes``; a chunk,
    ``max_chunk_bytes``) with ``413``, and reads the body allowing ``request_idle_seconds``
    between its parts and ``request_body_seconds`` in all (else ``408``), never more than the
@@ -39,7 +41,13 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Match
 
 from matchhub.identity import service as identity
-from matchhub.identity.auth import GATE_VIEW, CredentialView, CredentialViews, route_scope
+from matchhub.identity.auth import (
+    GATE_VIEW,
+    CredentialView,
+    CredentialViews,
+    acting,
+    route_scope,
+)
 from matchhub.identity.peer import client_certificate
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import (
@@ -121,13 +129,13 @@ class GateMiddleware:
         principal: Principal | None = None
         try:
             principal, view = await self._identify(scope, settings)
-            # Known from here on: a body the route then cannot read (not JSON, not UTF-8) is
-            # refused, and recorded, as this caller's (the route's own check replaces it).
-            state = scope.setdefault("state", {})
-            state["principal"] = principal
             # The view it was found in, if any: require_viewed takes this principal rather than
             # authenticate the same certificate in the same view again (identity/auth.py).
-            state[GATE_VIEW] = view
+            scope.setdefault("state", {})[GATE_VIEW] = view
+            # Known from here on, with the end user it acts for: a body the route then cannot
+            # read (not JSON, not UTF-8) is refused, and recorded, as theirs (the route's own
+            # check replaces it).
+            principal = acting(HTTPConnection(scope), principal)
             needed = route_scope(route.dependant)
             if needed is not None and needed not in principal.scopes:
                 raise Forbidden(
