@@ -270,6 +270,37 @@ def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, wri
     assert _audit(api, limit="1").status_code == 200  # the plain form is still read
 
 
+def test_a_query_parameter_given_twice_is_refused_naming_it(api: InProcessApi) -> None:
+    """`?limit=1&limit=3` was read as its last value: which one counts is a guess the broker
+    will not make (HTTP parameter pollution). Refused, and recorded as the caller's."""
+    _audit(api)  # registers the auditor
+    named = {"matchhub-end-user": "du-abcdefghijklmnop"}
+    with api.client("diwan", attempts=1) as client:
+        for query, parameter in (
+            ("limit=1&limit=3", "limit"),
+            ("limit=2&limit=2", "limit"),  # the same value twice is still twice
+            ("agency=diwan&limit=5&agency=molsa", "agency"),
+            ("since=2026-01-01T00:00:00Z&since=", "since"),
+        ):
+            response = client.get(f"/v1/audit/entries?{query}", headers=named)
+            _refused(response, "get", "/v1/audit/entries", 400, "repeated_parameter")
+            assert response.json()["error"]["details"] == {"parameter": parameter}
+        # A repeat the route never reads changes nothing it does.
+        assert client.get("/v1/whoami?x=1&x=2").status_code == 200
+        assert client.get("/v1/audit/entries?limit=1&x=1&x=2").status_code == 200
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    with api.client("molsa", attempts=1) as client:
+        response = client.get("/v1/cases?offset=0&offset=5")
+        _refused(response, "get", "/v1/cases", 400, "repeated_parameter")
+    # The caller and its scope come first: a provider is refused for its scope.
+    with api.client(api.hub.add_agency("rafidain", AgencyKind.bank), attempts=1) as client:
+        _refused(client.get("/v1/cases?limit=1&limit=2"), "get", "/v1/cases", 403, "scope_denied")
+    refused = _audit(api, error="repeated_parameter").json()["entries"]
+    assert [(e["agency"], e["end_user"]) for e in refused] == [
+        ("diwan", "du-abcdefghijklmnop")
+    ] * 4 + [("molsa", None)]
+
+
 def test_a_nul_or_a_lone_surrogate_in_a_json_body_is_a_422_and_is_audited(
     api: InProcessApi,
 ) -> None:

@@ -1,22 +1,26 @@
-"""The gate: a request's caller, and then its body, before the request takes an admission slot.
+"""The gate: a request's caller, its query, and then its body, before the request takes an
+admission slot.
 
 Without it a request took one of the ``request_concurrency`` slots (web/admission.py) as soon
 as its header had arrived and then waited for its body inside the app, where FastAPI reads and
 parses a body before any dependency runs: forty clients sending a byte every few seconds held
 every slot, and an unregistered certificate's 200 MB body was read whole before its 401.
 
-For a request with a body on a ``/v1`` route the gate, on the event loop and holding nothing:
+For a request on a ``/v1`` route with a body, or with a query parameter given twice, the gate,
+on the event loop and holding nothing:
 
 1. identifies the caller (certificate → registry: the lookups' in-memory view when it is
    current, else the database, through a few connections of its own) and the end user it acts
    for (``Matchhub-End-User``, checked as the route checks it), and checks the route's scope,
    so a ``401``, ``403`` or ``422 invalid_end_user`` goes out before a byte of the body is
    read, and every later refusal is recorded naming both;
-2. refuses a declared length over the route's limit (``max_body_bytes``; a chunk,
+2. refuses a query parameter the route reads given more than once (``400
+   repeated_parameter``, naming it; the one check that also stops a request without a body);
+3. refuses a declared length over the route's limit (``max_body_bytes``; a chunk,
    ``max_chunk_bytes``) with ``413``, and reads the body allowing ``request_idle_seconds``
    between its parts and ``request_body_seconds`` in all (else ``408``), never more than the
    limit (``413``);
-3. only then hands the request, its body in memory, to admission and the app.
+4. only then hands the request, its body in memory, to admission and the app.
 
 A refusal closes the connection (``Connection: close``), so an unread body is never read to
 find the next request. The route still authenticates the caller itself (identity/auth.py): the
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -37,6 +42,7 @@ from cryptography import x509
 from fastapi.routing import RouteContext, iter_route_contexts
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
 from starlette.routing import Match
 
@@ -51,6 +57,7 @@ from matchhub.identity.auth import (
 from matchhub.identity.peer import client_certificate
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import (
+    BadRequest,
     Forbidden,
     MatchhubError,
     PayloadTooLarge,
@@ -87,6 +94,28 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _repeated_names(scope: Scope) -> set[str]:
+    """The names the query string gives more than once, parsed as the route will parse them."""
+    if not scope["query_string"]:
+        return set()
+    counts = Counter(name for name, _ in QueryParams(scope["query_string"]).multi_items())
+    return {name for name, count in counts.items() if count > 1}
+
+
+def _first_read(route: Any, names: set[str]) -> str | None:
+    """The first of ``names`` that the route reads as a query parameter. Every one it reads
+    takes one value (tests/unit/test_routes.py): given twice, which one counts is a guess the
+    broker will not make (HTTP parameter pollution), where a repeat it never reads is moot."""
+    if not names:
+        return None
+    pending, read = [route.dependant], []
+    while pending:
+        dependant = pending.pop()
+        read += [field.alias for field in dependant.query_params]
+        pending += dependant.dependencies
+    return next((name for name in sorted(read) if name in names), None)
+
+
 def _route(routes: list[RouteContext], scope: Scope) -> Any | None:
     """The route (its ``APIRoute``) the router will pick for this request, if any."""
     for route in routes:
@@ -116,13 +145,21 @@ class GateMiddleware:
         self._routes: list[RouteContext] | None = None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/") or not _has_body(scope):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        has_body, repeated = _has_body(scope), _repeated_names(scope)
+        if not has_body and not repeated:
             await self.app(scope, receive, send)
             return
         if self._routes is None:
             self._routes = list(iter_route_contexts(scope["app"].routes))
         route = _route(self._routes, scope)
         if route is None:  # 404 or 405 from the router, which reads no body
+            await self.app(scope, receive, send)
+            return
+        ambiguous = _first_read(route, repeated)
+        if not has_body and ambiguous is None:  # a repeat the route does not read
             await self.app(scope, receive, send)
             return
         settings = cast(Settings, scope["app"].state.settings)
@@ -142,6 +179,12 @@ class GateMiddleware:
                     f"agencies of kind {principal.kind.value!r} may not do this "
                     f"(needs scope {needed.value!r})",
                     code="scope_denied",
+                )
+            if ambiguous is not None:
+                raise BadRequest(
+                    f"the query parameter {ambiguous!r} is given more than once; give it once",
+                    code="repeated_parameter",
+                    details={"parameter": ambiguous},
                 )
             body = await _read_body(scope, receive, route, settings)
             _refuse_what_is_not_text(body)
