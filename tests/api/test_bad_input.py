@@ -270,6 +270,31 @@ def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, wri
     assert _audit(api, limit="1").status_code == 200  # the plain form is still read
 
 
+def test_a_national_id_sent_as_a_purpose_or_a_flag_never_reaches_the_log(
+    api: InProcessApi,
+) -> None:
+    """Refused (unknown_purpose, flag_not_granted), but kept as sent in the refusal's audit
+    entry, and so for good: the log is append-only. A purpose or a flag of another shape than
+    the catalogue's codes names none, and is now the schema's refusal, which echoes nothing."""
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    raw = "199012345678"
+    with api.client("molsa", attempts=1) as client:
+        for path, body in (
+            ("/v1/lookups", {"purpose": raw, "tokens": ["a" * 64]}),
+            ("/v1/match-jobs", {"purpose": raw}),
+            ("/v1/match-jobs", {"purpose": "eligibility_review", "flags": [raw]}),
+        ):
+            response = client.post(path, json=body)
+            _refused(response, "post", path, 422, "invalid_request")
+            assert raw not in response.text
+        # A well-formed code the catalogue lacks is still named for what it is.
+        unknown = client.post("/v1/match-jobs", json={"purpose": "curiosity"})
+        assert unknown.json()["error"]["code"] == "unknown_purpose"
+    entries = _audit(api, agency="molsa").json()["entries"]
+    assert len(entries) == 4
+    assert raw not in json.dumps(entries)
+
+
 def test_a_query_parameter_given_twice_is_refused_naming_it(api: InProcessApi) -> None:
     """`?limit=1&limit=3` was read as its last value: which one counts is a guess the broker
     will not make (HTTP parameter pollution). Refused, and recorded as the caller's."""
@@ -326,9 +351,10 @@ def test_a_nul_or_a_lone_surrogate_in_a_json_body_is_a_422_and_is_audited(
                 "invalid_request",
             )
         # A pair is text, and so is an escaped backslash before "u0000": not refused for it.
-        for fine in (b'{"purpose":"\\ud83d\\ude00"}', b'{"purpose":"\\\\u0000"}'):
-            answer = client.post("/v1/match-jobs", content=fine, headers=json_body)
-            assert answer.json()["error"]["code"] == "unknown_purpose"
+        for version in (b'"\\ud83d\\ude00"', b'"\\\\u0000"'):
+            fine = b'{"kind":"roster","key_version":' + version + b',"expected_rows":1}'
+            answer = client.post("/v1/uploads", content=fine, headers=json_body)
+            assert answer.json()["error"]["code"] == "unknown_key_version"
         # Too deep to parse, whatever it holds: the documented 400, not the gate's 500.
         deep = b"[" * 100_000 + b'"\\ud800"' + b"]" * 100_000
         _refused(

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from matchhub.cases.models import CaseState
+from matchhub.catalogue.schemas import FlagCode
 
-FLAG_CODE = r"^[a-z][a-z0-9_]*\.[a-z0-9_.]+$"
 CASE_ID = r"^[0-9a-f]{32}$"
 JOB_ID = r"^[0-9a-f]{32}$"
-
-FlagCode = Annotated[str, Field(pattern=FLAG_CODE, max_length=64)]
 
 
 class OpenCase(BaseModel):
