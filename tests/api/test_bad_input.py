@@ -273,25 +273,34 @@ def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, wri
 def test_a_national_id_sent_as_a_purpose_or_a_flag_never_reaches_the_log(
     api: InProcessApi,
 ) -> None:
-    """Refused (unknown_purpose, flag_not_granted), but kept as sent in the refusal's audit
-    entry, and so for good: the log is append-only. A purpose or a flag of another shape than
-    the catalogue's codes names none, and is now the schema's refusal, which echoes nothing."""
+    """Refused (unknown_purpose, flag_not_granted, unknown_flag, case_not_found), but kept as
+    sent in the refusal's audit entry, and so for good: the log is append-only. A purpose, a
+    flag or a reason of another shape than a code names none, and is now the schema's refusal,
+    which echoes nothing and leaves nothing of it to record."""
     api.hub.add_agency("molsa", AgencyKind.welfare)
     raw = "199012345678"
+    transition = "/v1/cases/{case_id}/transitions"
+    named = {"matchhub-end-user": "du-abcdefghijklmnop"}
     with api.client("molsa", attempts=1) as client:
         for path, body in (
             ("/v1/lookups", {"purpose": raw, "tokens": ["a" * 64]}),
             ("/v1/match-jobs", {"purpose": raw}),
             ("/v1/match-jobs", {"purpose": "eligibility_review", "flags": [raw]}),
+            (transition, {"to": "refuted", "reason": raw}),
         ):
-            response = client.post(path, json=body)
+            response = client.post(path.format(case_id="0" * 32), json=body, headers=named)
             _refused(response, "post", path, 422, "invalid_request")
             assert raw not in response.text
         # A well-formed code the catalogue lacks is still named for what it is.
         unknown = client.post("/v1/match-jobs", json={"purpose": "curiosity"})
         assert unknown.json()["error"]["code"] == "unknown_purpose"
-    entries = _audit(api, agency="molsa").json()["entries"]
-    assert len(entries) == 4
+    with api.client(api.hub.add_agency("rafidain", AgencyKind.bank), attempts=1) as client:
+        body = {"kind": "flags", "key_version": "v1", "flags": [raw], "expected_rows": 1}
+        _refused(
+            client.post("/v1/uploads", json=body), "post", "/v1/uploads", 422, "invalid_request"
+        )
+    entries = _audit(api, since="2000-01-01T00:00:00Z").json()["entries"]
+    assert len([e for e in entries if e["agency"] in ("molsa", "rafidain")]) == 6
     assert raw not in json.dumps(entries)
 
 

@@ -12,6 +12,8 @@ from matchhub.catalogue.schemas import FlagCode
 
 CASE_ID = r"^[0-9a-f]{32}$"
 JOB_ID = r"^[0-9a-f]{32}$"
+REASON = r"^[a-z][a-z_]{0,31}$"
+"""A reason code's shape: a value of any other (a name, an ID) is refused before the log."""
 
 
 class OpenCase(BaseModel):
@@ -44,7 +46,7 @@ class TransitionIn(BaseModel):
     to: CaseState
     reason: str | None = Field(
         default=None,
-        max_length=32,
+        pattern=REASON,
         description="For `refuted`: not_the_person, source_outdated, rule_not_met or other. "
         "For `decided`: upheld or withdrawn. Nothing for the other states.",
     )
