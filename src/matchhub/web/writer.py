@@ -8,8 +8,11 @@ one transaction: under load, tens of requests share a lock and a commit.
 
 The guarantee is the one the request transaction gives: :meth:`AuditWriter.record` returns only
 once the entry has committed, and raises if it did not (the caller answers 503 and sends
-nothing). A batch commits or fails as a whole; every waiter learns which. The request waits on
-the event loop, not in a thread: a waiting request holds no worker thread.
+nothing). A batch commits or fails as a whole; every waiter learns which. An entry the log
+cannot hold (a value its columns refuse) fails its batch before the commit; the batch's entries
+are then appended one at a time, so that entry's request alone is answered 503 and the others
+commit as they would have: one caller's input never fails another's request. The request waits
+on the event loop, not in a thread: a waiting request holds no worker thread.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service
@@ -128,8 +131,12 @@ class AuditWriter:
 
     def _append(self, batch: list[_Waiting]) -> None:
         batch = [w for w in batch if w.done.set_running_or_notify_cancel()]
-        if not batch:
-            return
+        if batch:
+            self._settle(batch)
+
+    def _settle(self, batch: list[_Waiting]) -> None:
+        """Append ``batch`` in one transaction and tell each waiter how it went; if an entry
+        of it cannot be written, each entry alone."""
         try:
             try:
                 fresh, seqs, stale = self._transaction(batch)
@@ -140,6 +147,18 @@ class AuditWriter:
                 # used to spare it the failure.
                 log.warning("audit writer reconnecting", entries=len(batch))
                 fresh, seqs, stale = self._transaction(batch)
+        except _Unwritable as unwritable:
+            if len(batch) > 1:
+                # Nothing of the batch committed: each entry again in a transaction of its
+                # own, which reads the log's state afresh, so the chain runs on unbroken past
+                # the one that cannot be written.
+                log.warning("audit batch held an unwritable entry", entries=len(batch))
+                for waiting in batch:
+                    self._settle([waiting])
+                return
+            log.exception("audit entry could not be written")
+            batch[0].done.set_exception(unwritable.__cause__ or unwritable)
+            return
         except Exception as exc:  # every waiter answers 503; the thread lives on
             log.exception("audit batch failed", entries=len(batch))
             for waiting in batch:
@@ -176,6 +195,12 @@ class AuditWriter:
                     if stale and now is not None and self._on_stale is not None:
                         self._on_stale(now)
                 seqs = service.append_many(session, self._keys, [w.entry for w in batch])
+            except (DataError, ValueError, TypeError) as exc:
+                # A value the log cannot hold: one its columns refuse (PostgreSQL's data
+                # exceptions: a NUL, a string past its column), or one with no canonical
+                # JSON (no UTF-8, a float); not a failure of the database.
+                rollback(session)
+                raise _Unwritable() from exc
             except DBAPIError as exc:
                 rollback(session)
                 if exc.connection_invalidated:
@@ -196,3 +221,7 @@ class AuditWriter:
 
 class _ConnectionLost(Exception):
     """The writer's connection died before a batch's commit was sent."""
+
+
+class _Unwritable(Exception):
+    """An entry of a batch could not be written; nothing of the batch committed."""
