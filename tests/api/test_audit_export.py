@@ -3,6 +3,7 @@ tampering, and one chain under concurrent appends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -12,12 +13,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy.exc import DataError
 
+from matchhub.audit.service import PendingEntry
 from matchhub.keystore.material import load_key_material
 from matchhub.protocol import merkle
 from matchhub.protocol.checkpoint import sign_checkpoint, verify_checkpoint
 from matchhub.protocol.kinds import AgencyKind
 from matchhub.protocol.verify import VerificationError, verify_export
+from matchhub.web.writer import AuditWriter
 from tests.api.test_audit import _size
 from tests.conftest import Hub, InProcessApi
 from tests.fixtures.cli import OperatorCli, Ran
@@ -226,3 +230,44 @@ def test_a_key_that_is_not_one_is_blamed_not_the_log_and_nothing_waits_on_a_fifo
     ran = _cli(operator_cli, hub, "audit", "verify", "--export", str(export), "--key", key)
     assert ran.returncode == 1, ran.stderr
     assert "not a regular file" in ran.stderr
+
+
+def test_an_unwritable_entry_fails_alone_and_the_chain_verifies(
+    api: InProcessApi, tmp_path: Path, operator_cli: OperatorCli
+) -> None:
+    """A batch of the group-commit writer committed or failed whole: one entry the log cannot
+    hold (no UTF-8; on PostgreSQL, a NUL in a column) answered every request of its batch 503.
+    Now the batch's entries are appended one at a time, and only that entry's request fails."""
+    hub = api.hub
+    writer = AuditWriter(api.app.state.sessionmaker, api.app.state.audit_keys)
+    postgresql = bool(hub.settings.database_url)
+    pending = [
+        PendingEntry("request", {"n": 0}),
+        PendingEntry("request", {"n": 1, "note": "\ud800"}),  # no canonical UTF-8
+        PendingEntry("request", {"n": 2}),
+        PendingEntry("request", {"n": 3}, purpose="\x00"),  # PostgreSQL's text refuses it
+        PendingEntry("request", {"n": 4}),
+    ]
+
+    async def one_batch() -> list[int | BaseException]:
+        waits = [asyncio.ensure_future(writer.record(entry)) for entry in pending]
+        await asyncio.sleep(0)  # every entry queued before the writer takes the first
+        writer.start()
+        return await asyncio.gather(*waits, return_exceptions=True)
+
+    before = _size(hub)
+    try:
+        outcomes = api.portal.call(one_batch)
+    finally:
+        writer.stop()
+    assert isinstance(outcomes[1], UnicodeEncodeError)
+    assert isinstance(outcomes[3], DataError) if postgresql else outcomes[3] == before + 2
+    written = [o for o in outcomes if isinstance(o, int)]
+    assert written == list(range(before, before + len(written)))
+    assert len(written) == (3 if postgresql else 4)
+    with api.client(hub.add_agency("molsa", AgencyKind.welfare)) as client:
+        assert client.get("/v1/whoami").status_code == 200  # the app's own writer, unharmed
+    export = tmp_path / "export"
+    assert _cli(operator_cli, hub, "audit", "export", "--out", str(export)).returncode == 0
+    key = (export / "verifier.key").read_text().strip()
+    assert verify_export(export, key).entries == _size(hub) == before + len(written) + 1

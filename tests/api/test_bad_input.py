@@ -138,6 +138,34 @@ def test_a_json_body_that_cannot_be_read_is_the_documented_400(
     assert (entry["entry"]["error"], entry["agency"]) == ("bad_request", "rafidain")
 
 
+def test_refusals_of_an_unreadable_body_name_the_end_user(api: InProcessApi) -> None:
+    """The gate identified the caller but not the staff member its desk named, so a body the
+    route could not read was recorded without them, where every other refusal names them."""
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    named = {"content-type": "application/json", "matchhub-end-user": "du-abcdefghijklmnop"}
+    with api.client("molsa", attempts=1) as client:
+        for body, status in ((b'{"purpose": "\xff"}', 400), (b'{"purpose": "\\ud800"}', 422)):
+            assert client.post("/v1/lookups", content=body, headers=named).status_code == status
+        # A malformed name is refused before the body is read, as the caller's.
+        wrong = {**named, "matchhub-end-user": "Huda Kareem"}
+        response = client.post("/v1/lookups", content=b"{", headers=wrong)
+        _refused(response, "post", "/v1/lookups", 422, "invalid_end_user")
+    entries = _audit(api, agency="molsa", outcome="refused").json()["entries"]
+    assert [(e["entry"]["error"], e["end_user"]) for e in entries] == [
+        ("bad_request", "du-abcdefghijklmnop"),
+        ("invalid_request", "du-abcdefghijklmnop"),
+        ("invalid_end_user", None),
+    ]
+    assert "Huda" not in json.dumps(entries)
+    # A provider acts for no one: refused before its body, and recorded as the bank's.
+    bank = api.hub.add_agency("rafidain", AgencyKind.bank)
+    with api.client(bank, attempts=1) as client:
+        response = client.post("/v1/uploads", content=b"{", headers=named)
+        _refused(response, "post", "/v1/uploads", 403, "end_user_not_allowed")
+    (entry,) = _audit(api, agency="rafidain").json()["entries"]
+    assert (entry["entry"]["error"], entry["end_user"]) == ("end_user_not_allowed", None)
+
+
 @pytest.mark.parametrize(
     "as_of",
     [
@@ -242,15 +270,87 @@ def test_an_integer_in_a_path_or_query_is_written_plainly(api: InProcessApi, wri
     assert _audit(api, limit="1").status_code == 200  # the plain form is still read
 
 
-def test_a_lone_surrogate_in_a_json_body_is_a_422_and_is_audited(api: InProcessApi) -> None:
+def test_a_national_id_sent_as_a_purpose_or_a_flag_never_reaches_the_log(
+    api: InProcessApi,
+) -> None:
+    """Refused (unknown_purpose, flag_not_granted, unknown_flag, case_not_found), but kept as
+    sent in the refusal's audit entry, and so for good: the log is append-only. A purpose, a
+    flag or a reason of another shape than a code names none, and is now the schema's refusal,
+    which echoes nothing and leaves nothing of it to record."""
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    raw = "199012345678"
+    transition = "/v1/cases/{case_id}/transitions"
+    named = {"matchhub-end-user": "du-abcdefghijklmnop"}
+    with api.client("molsa", attempts=1) as client:
+        for path, body in (
+            ("/v1/lookups", {"purpose": raw, "tokens": ["a" * 64]}),
+            ("/v1/match-jobs", {"purpose": raw}),
+            ("/v1/match-jobs", {"purpose": "eligibility_review", "flags": [raw]}),
+            (transition, {"to": "refuted", "reason": raw}),
+        ):
+            response = client.post(path.format(case_id="0" * 32), json=body, headers=named)
+            _refused(response, "post", path, 422, "invalid_request")
+            assert raw not in response.text
+        # A well-formed code the catalogue lacks is still named for what it is.
+        unknown = client.post("/v1/match-jobs", json={"purpose": "curiosity"})
+        assert unknown.json()["error"]["code"] == "unknown_purpose"
+    with api.client(api.hub.add_agency("rafidain", AgencyKind.bank), attempts=1) as client:
+        body = {"kind": "flags", "key_version": "v1", "flags": [raw], "expected_rows": 1}
+        _refused(
+            client.post("/v1/uploads", json=body), "post", "/v1/uploads", 422, "invalid_request"
+        )
+    entries = _audit(api, since="2000-01-01T00:00:00Z").json()["entries"]
+    assert len([e for e in entries if e["agency"] in ("molsa", "rafidain")]) == 6
+    assert raw not in json.dumps(entries)
+
+
+def test_a_query_parameter_given_twice_is_refused_naming_it(api: InProcessApi) -> None:
+    """`?limit=1&limit=3` was read as its last value: which one counts is a guess the broker
+    will not make (HTTP parameter pollution). Refused, and recorded as the caller's."""
+    _audit(api)  # registers the auditor
+    named = {"matchhub-end-user": "du-abcdefghijklmnop"}
+    with api.client("diwan", attempts=1) as client:
+        for query, parameter in (
+            ("limit=1&limit=3", "limit"),
+            ("limit=2&limit=2", "limit"),  # the same value twice is still twice
+            ("agency=diwan&limit=5&agency=molsa", "agency"),
+            ("since=2026-01-01T00:00:00Z&since=", "since"),
+        ):
+            response = client.get(f"/v1/audit/entries?{query}", headers=named)
+            _refused(response, "get", "/v1/audit/entries", 400, "repeated_parameter")
+            assert response.json()["error"]["details"] == {"parameter": parameter}
+        # A repeat the route never reads changes nothing it does.
+        assert client.get("/v1/whoami?x=1&x=2").status_code == 200
+        assert client.get("/v1/audit/entries?limit=1&x=1&x=2").status_code == 200
+    api.hub.add_agency("molsa", AgencyKind.welfare)
+    with api.client("molsa", attempts=1) as client:
+        response = client.get("/v1/cases?offset=0&offset=5")
+        _refused(response, "get", "/v1/cases", 400, "repeated_parameter")
+    # The caller and its scope come first: a provider is refused for its scope.
+    with api.client(api.hub.add_agency("rafidain", AgencyKind.bank), attempts=1) as client:
+        _refused(client.get("/v1/cases?limit=1&limit=2"), "get", "/v1/cases", 403, "scope_denied")
+    refused = _audit(api, error="repeated_parameter").json()["entries"]
+    assert [(e["agency"], e["end_user"]) for e in refused] == [
+        ("diwan", "du-abcdefghijklmnop")
+    ] * 4 + [("molsa", None)]
+
+
+def test_a_nul_or_a_lone_surrogate_in_a_json_body_is_a_422_and_is_audited(
+    api: InProcessApi,
+) -> None:
     """`"\\ud800"` parses as JSON but is no text: it was a 500 that the audit log missed, and
-    the writer's batch it was in failed other callers' requests with it (found in review)."""
+    the writer's batch it was in failed other callers' requests with it (found in review). A
+    NUL, `"\\u0000"`, is text no PostgreSQL column holds: a purpose holding one was a 500 from
+    the catalogue's query, whose audit entry then failed its batch the same way."""
     api.hub.add_agency("molsa", AgencyKind.welfare)
     json_body = {"content-type": "application/json"}
-    with api.client("molsa") as client:
+    token = b'"' + b"a" * 64 + b'"'
+    with api.client("molsa", attempts=1) as client:
         for path, body in (
-            ("/v1/lookups", b'{"purpose":"\\ud800","tokens":["' + b"a" * 64 + b'"]}'),
+            ("/v1/lookups", b'{"purpose":"\\ud800","tokens":[' + token + b"]}"),
             ("/v1/match-jobs", b'{"purpose":"x\\udfff"}'),
+            ("/v1/lookups", b'{"purpose":"eligibility_review\\u0000","tokens":[' + token + b"]}"),
+            ("/v1/match-jobs", b'{"purpose":"\\u0000"}'),
         ):
             _refused(
                 client.post(path, content=body, headers=json_body),
@@ -259,12 +359,21 @@ def test_a_lone_surrogate_in_a_json_body_is_a_422_and_is_audited(api: InProcessA
                 422,
                 "invalid_request",
             )
-        # A pair is text: not refused for it.
-        paired = client.post(
-            "/v1/match-jobs", content=b'{"purpose":"\\ud83d\\ude00"}', headers=json_body
+        # A pair is text, and so is an escaped backslash before "u0000": not refused for it.
+        for version in (b'"\\ud83d\\ude00"', b'"\\\\u0000"'):
+            fine = b'{"kind":"roster","key_version":' + version + b',"expected_rows":1}'
+            answer = client.post("/v1/uploads", content=fine, headers=json_body)
+            assert answer.json()["error"]["code"] == "unknown_key_version"
+        # Too deep to parse, whatever it holds: the documented 400, not the gate's 500.
+        deep = b"[" * 100_000 + b'"\\ud800"' + b"]" * 100_000
+        _refused(
+            client.post("/v1/match-jobs", content=deep, headers=json_body),
+            "post",
+            "/v1/match-jobs",
+            400,
+            "bad_request",
         )
-        assert paired.status_code < 500
-        assert "surrogate" not in paired.text
         assert client.get("/v1/whoami").status_code == 200
     refusals = _audit(api, error="invalid_request", limit=10).json()["entries"]
-    assert sorted(e["entry"]["route"] for e in refusals) == ["/v1/lookups", "/v1/match-jobs"]
+    routes = sorted(e["entry"]["route"] for e in refusals)
+    assert routes == ["/v1/lookups"] * 2 + ["/v1/match-jobs"] * 2

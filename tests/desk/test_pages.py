@@ -280,6 +280,52 @@ def _wait_roster(desk: Desk, number: int) -> str:
     raise AssertionError("the registration did not finish")
 
 
+def _multipart(fields: dict[str, str], extract: bytes | None = None) -> bytes:
+    """A form as a browser posts it as multipart/form-data (boundary ``cut``), whole."""
+    parts = [
+        f'--cut\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    if extract is not None:
+        parts.append(
+            b'--cut\r\nContent-Disposition: form-data; name="extract"; filename="roster.csv"\r\n'
+            b"Content-Type: text/csv\r\n\r\n" + extract + b"\r\n"
+        )
+    return b"".join(parts) + b"--cut--\r\n"
+
+
+def test_a_multipart_form_cut_short_is_refused_and_changes_nothing(world: DeskWorld) -> None:
+    """A body that ends before its closing boundary was read as the parts that had ended: a
+    form missing its last fields was acted on, and an extract cut off was left out silently."""
+    multipart = {"content-type": "multipart/form-data; boundary=cut"}
+    with desk_client(world) as (client, desk):
+        sign_in(client, "sara.jabbar")
+        token = csrf(client.get("/staff"))
+        add = {"csrf": token, "action": "add", "name": "intruder", "role": "caseworker"}
+        whole = _multipart({**add, "password": "x" * 12})
+        extract = (world.data / "welfare.csv").read_bytes()
+        upload = _multipart({"csrf": token}, extract)
+        longer = _multipart({**add, "password": "x" * 12, "back": "/staff"})
+        for path, body in (
+            ("/staff", longer[: longer.index(b'name="back"')]),  # every field it reads, then cut
+            ("/staff", whole.removesuffix(b"--cut--\r\n")),  # no closing boundary
+            ("/staff", whole[: whole.index(b"xxxx")]),  # cut inside the password
+            ("/staff", b""),
+            ("/roster/register", upload[: len(upload) // 2]),  # cut inside the extract
+            ("/login", _multipart({"name": "a", "password": "b"}).removesuffix(b"--\r\n")),
+        ):
+            refused = client.post(path, content=body, headers=multipart)
+            assert refused.status_code == 400, (path, len(body))
+            assert "طلب غير مفهوم" in refused.text
+        assert "intruder" not in client.get("/staff").text
+        assert desk.rosters() == []
+        assert list(desk.config.incoming.iterdir()) == []
+        # The same form whole is read as before.
+        added = client.post("/staff", content=whole, headers=multipart)
+        assert added.status_code == 200
+        assert "intruder" in added.text
+
+
 def test_a_malformed_or_oversized_extract_is_refused_and_changes_nothing(
     world: DeskWorld,
 ) -> None:

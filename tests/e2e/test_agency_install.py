@@ -16,7 +16,6 @@ REPO = Path(__file__).resolve().parents[2]
 # Distributions (as pip names them) that only the broker needs.
 SERVER_DISTRIBUTIONS = {
     "alembic",
-    "duckdb",
     "fastapi",
     "psycopg",
     "psycopg-binary",

@@ -1,20 +1,42 @@
 """The match engine against a plain-Python reference on small random worlds, including more
-sources than one 64-bit mask word holds and tokens on the roster twice."""
+sources than one 64-bit mask word holds, tokens on the roster twice, tokens that share their
+high half (the merge then searches), roster ordinals that are any distinct row numbers, merges
+cut into slices of token space of any size, and small providers looked up in the roster."""
 
 from __future__ import annotations
+
+import random
+from unittest import mock
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from matchhub.matching import engine as engine_module
 from matchhub.matching.engine import MatchEngine, Source
 
-TOKENS = [bytes([n]) * 16 for n in range(40)]
+_random = random.Random(18)
+_UNIFORM = [_random.randbytes(16) for _ in range(30)]
+# Ten more whose high halves repeat ten of those (different low halves), and two at the ends
+# of token space.
+TOKENS = [
+    *_UNIFORM,
+    *(token[:8] + _random.randbytes(8) for token in _UNIFORM[:10]),
+    bytes(16),
+    b"\xff" * 16,
+]
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[list[bytes], list[tuple[Source, list[bytes]]]]:
+def worlds(
+    draw: st.DrawFn,
+) -> tuple[list[bytes], list[int], tuple[int, int], list[tuple[Source, list[bytes]]]]:
     roster = draw(st.lists(st.sampled_from(TOKENS), max_size=30))
+    span = draw(st.sampled_from([len(roster), 2 * len(roster), 10_000]))
+    numbers = st.integers(0, max(span - 1, 0))
+    ordinals = draw(st.lists(numbers, min_size=len(roster), max_size=len(roster), unique=True))
+    slice_tokens = draw(st.sampled_from([1, 2, 5, 1 << 20]))
+    search_ratio = draw(st.sampled_from([1, 3, 32]))
     count = draw(st.integers(0, 140))
     flags = [f"f{n}" for n in range(draw(st.integers(1, 5)))]
     kinds = ["bank", "pension", "traffic"]
@@ -25,24 +47,28 @@ def worlds(draw: st.DrawFn) -> tuple[list[bytes], list[tuple[Source, list[bytes]
         )
         for n in range(count)
     ]
-    return roster, sources
+    return roster, ordinals, (slice_tokens, search_ratio), sources
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(worlds())
 def test_match_equals_the_reference(
-    world: tuple[list[bytes], list[tuple[Source, list[bytes]]]],
+    world: tuple[list[bytes], list[int], tuple[int, int], list[tuple[Source, list[bytes]]]],
 ) -> None:
-    roster, sources = world
-    engine = MatchEngine(threads=1)
-    engine.load_tokens(1, b"".join(roster), np.arange(len(roster)))
+    roster, ordinals, (slice_tokens, search_ratio), sources = world
+    engine = MatchEngine(threads=2)
+    engine.load_tokens(1, b"".join(roster), np.asarray(ordinals, dtype=np.int32))
     for source, tokens in sources:
         engine.load_tokens(source.snapshot_id, b"".join(tokens))
-    outcome = engine.match(1, [s for s, _ in sources])
+    with (
+        mock.patch.object(engine_module, "SLICE_TOKENS", slice_tokens),
+        mock.patch.object(engine_module, "SEARCH_RATIO", search_ratio),
+    ):
+        outcome = engine.match(1, [s for s, _ in sources])
 
-    first: dict[bytes, int] = {}
-    for ordinal, token in enumerate(roster):
-        first.setdefault(token, ordinal)
+    first: dict[bytes, int] = {}  # a token on the roster twice counts at its lowest ordinal
+    for ordinal, token in zip(ordinals, roster, strict=True):
+        first[token] = min(ordinal, first.get(token, ordinal))
     expected: dict[int, list[int]] = {}
     for token, ordinal in first.items():
         held = [i for i, (_, tokens) in enumerate(sources) if token in tokens]

@@ -9,7 +9,6 @@ from matchhub.cases import service
 from matchhub.cases.models import CaseState
 from matchhub.cases.schemas import (
     CASE_ID,
-    FLAG_CODE,
     CaseList,
     CaseOut,
     FeedbackOut,
@@ -17,6 +16,7 @@ from matchhub.cases.schemas import (
     TransitionIn,
 )
 from matchhub.cases.service import CaseRules
+from matchhub.catalogue.schemas import FLAG_CODE
 from matchhub.identity.auth import CaseWorker, FeedbackReader
 from matchhub.kit.instants import Instant
 from matchhub.kit.integers import Plain

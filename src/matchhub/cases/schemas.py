@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from matchhub.cases.models import CaseState
+from matchhub.catalogue.schemas import FlagCode
 
-FLAG_CODE = r"^[a-z][a-z0-9_]*\.[a-z0-9_.]+$"
 CASE_ID = r"^[0-9a-f]{32}$"
 JOB_ID = r"^[0-9a-f]{32}$"
-
-FlagCode = Annotated[str, Field(pattern=FLAG_CODE, max_length=64)]
+REASON = r"^[a-z][a-z_]{0,31}$"
+"""A reason code's shape: a value of any other (a name, an ID) is refused before the log."""
 
 
 class OpenCase(BaseModel):
@@ -46,7 +46,7 @@ class TransitionIn(BaseModel):
     to: CaseState
     reason: str | None = Field(
         default=None,
-        max_length=32,
+        pattern=REASON,
         description="For `refuted`: not_the_person, source_outdated, rule_not_met or other. "
         "For `decided`: upheld or withdrawn. Nothing for the other states.",
     )

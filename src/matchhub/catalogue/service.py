@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from matchhub.catalogue import schemas
 from matchhub.catalogue.models import Flag, Grant, Purpose
 from matchhub.catalogue.repository import CatalogueRepository
 from matchhub.catalogue.schemas import Catalogue, FlagOut, Labels, PurposeOut, Rule
@@ -19,7 +20,7 @@ from matchhub.protocol import catalogue as defaults
 from matchhub.protocol.kinds import PROVIDER_KINDS, AgencyKind
 
 FLAG_CODE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z0-9_]{1,60}$")
-PURPOSE_CODE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+PURPOSE_CODE = re.compile(schemas.PURPOSE_CODE)
 
 
 def seed_defaults(session: Session) -> None:

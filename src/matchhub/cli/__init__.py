@@ -8,7 +8,6 @@ import sys
 BROKER_MODULES = frozenset(
     {
         "alembic",
-        "duckdb",
         "fastapi",
         "httptools",
         "prometheus_client",

@@ -35,7 +35,10 @@ from matchhub.protocol.catalogue import FLAGS
 from matchhub.protocol.tokens import InvalidIdentifier, MatchingKey, normalise
 from matchhub.synth.extracts import generate
 
-CONNECTORS = Path(__file__).resolve().parents[3] / "connectors"
+# The sample agencies' connector definitions: the copy a wheel carries (pyproject.toml's
+# force-include), else the checkout's connectors/ (an editable install, the tests).
+_PACKAGED = Path(__file__).resolve().parents[1] / "sample_connectors"
+CONNECTORS = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[3] / "connectors"
 
 # (code, kind, name, connector definition); the welfare roster goes first.
 AGENCIES: tuple[tuple[str, str, str], ...] = (

@@ -30,6 +30,7 @@ from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from matchhub.identity import service
 from matchhub.identity.peer import client_certificate
@@ -86,7 +87,7 @@ def authenticate_request(
     return _admit(request, principal, scope)
 
 
-def end_user(request: Request, principal: Principal) -> str | None:
+def end_user(request: HTTPConnection, principal: Principal) -> str | None:
     """The ``Matchhub-End-User`` the caller named, checked; None when it named no one.
 
     A provider may not send it (403 ``end_user_not_allowed``); a malformed one, or one that
@@ -140,12 +141,20 @@ shows it with ``openapi_extra={"parameters": [END_USER_PARAMETER]}``
 (tests/unit/test_routes.py checks that each such route does)."""
 
 
+def acting(connection: HTTPConnection, principal: Principal) -> Principal:
+    """``principal`` acting for the end user the request names (:func:`end_user`), and the
+    request's caller from here on: a refusal of the header is recorded as this caller's, and
+    any later refusal names the end user too."""
+    connection.state.principal = principal
+    named = end_user(connection, principal)
+    if named is not None:
+        principal = principal.model_copy(update={"end_user": named})
+        connection.state.principal = principal
+    return principal
+
+
 def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
-    request.state.principal = principal
-    acting = end_user(request, principal)
-    if acting is not None:
-        principal = principal.model_copy(update={"end_user": acting})
-        request.state.principal = principal
+    principal = acting(request, principal)
     if scope not in principal.scopes:
         raise Forbidden(
             f"agencies of kind {principal.kind.value!r} may not do this "

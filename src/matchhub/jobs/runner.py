@@ -77,7 +77,7 @@ class JobRunner:
             if self._restored.is_set():
                 if self._running:
                     return False
-                self.engine = MatchEngine()
+                self.engine = MatchEngine(self.engine.threads)
                 self._mapped.clear()
                 self._restored.clear()
             self._running += 1
@@ -326,9 +326,11 @@ class JobRunner:
                     raise
                 self._mapped[snapshot_id] = segment
                 if segment.ordinals is not None:
-                    self.engine.load_roster(snapshot_id, segment.ordinals, segment.hi, segment.lo)
+                    self.engine.load_roster(
+                        snapshot_id, segment.ordinals, segment.hi, segment.lo, segment.order
+                    )
                 else:
-                    self.engine.load_provider(snapshot_id, segment.hi, segment.lo)
+                    self.engine.load_provider(snapshot_id, segment.hi, segment.lo, segment.order)
 
     def _evict(self) -> None:
         """Drop from memory the snapshots that are no longer current."""

@@ -5,12 +5,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matchhub.catalogue.schemas import FlagCode, PurposeCode
+
 
 class OpenJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    purpose: str | None = Field(default=None, description="Required: the stated purpose.")
-    flags: list[str] | None = Field(
+    purpose: PurposeCode | None = Field(default=None, description="Required: the stated purpose.")
+    flags: list[FlagCode] | None = Field(
         default=None, max_length=64, description="A subset of the flags granted for the purpose."
     )
 

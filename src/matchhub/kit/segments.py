@@ -207,7 +207,8 @@ def in_memory(ident: SegmentId, tokens: bytes, ordinals: np.ndarray | None = Non
     """The segment ``write_segment`` would write, as this process's own arrays: for when the
     folder cannot be written (a full disk), so readers carry on from the database's rows."""
     hi, lo, ords, order = _columns(ident, tokens, ordinals)
-    return Segment(ident, hi[order], lo[order], None if ords is None else ords[order])
+    hi, lo = hi[order], lo[order]
+    return Segment(ident, hi, lo, None if ords is None else ords[order], None, order_of(hi, lo))
 
 
 def _write_block(out: BinaryIO, digest: xxhash.xxh3_128, data: bytes | memoryview) -> None:
@@ -243,6 +244,7 @@ class Segment:
     lo: np.ndarray  # uint64, sorted within equal ``hi``
     ordinals: np.ndarray | None  # int32, a roster's
     identity: FileIdentity | None = None
+    order: Order | None = None  # what the check of its order found (None: not checked)
 
 
 def open_segment(path: Path, expected: SegmentId) -> Segment:
@@ -280,19 +282,35 @@ def open_segment(path: Path, expected: SegmentId) -> Segment:
     ordinals = None
     if expected.kind is SegmentKind.roster:
         ordinals = np.frombuffer(mapped, dtype="<i4", count=n, offset=HEADER_BYTES + 16 * n)
-    if not _sorted(hi, lo):
+    order = order_of(hi, lo)
+    if not order.ascending:
         raise SegmentInvalid("tokens are not in order")
-    return Segment(expected, hi, lo, ordinals, file_identity(status))
+    return Segment(expected, hi, lo, ordinals, file_identity(status), order)
 
 
-def _sorted(hi: np.ndarray, lo: np.ndarray) -> bool:
+@dataclass(frozen=True)
+class Order:
+    """How a column of tokens is ordered, as the match engine needs to know it."""
+
+    ascending: bool  # by (high, low)
+    plain: bool  # no high half twice
+    distinct: bool  # no token twice
+
+
+def order_of(hi: np.ndarray, lo: np.ndarray) -> Order:
+    """One pass over the columns, a block at a time (a segment's maps can be gigabytes, and
+    a pass over all of them at once would make temporaries as large)."""
+    plain = distinct = True
     pairs = max(len(hi) - 1, 0)  # (i, i + 1) for every i below this
     for start in range(0, pairs, _BLOCK_ROWS):
         stop = min(pairs, start + _BLOCK_ROWS)
         a, b = hi[start:stop], hi[start + 1 : stop + 1]
         if bool(np.any(b < a)):
-            return False
+            return Order(ascending=False, plain=False, distinct=False)
         ties = np.flatnonzero(b == a) + start
-        if len(ties) and bool(np.any(lo[ties + 1] < lo[ties])):
-            return False
-    return True
+        if len(ties):
+            plain = False
+            if bool(np.any(lo[ties + 1] < lo[ties])):
+                return Order(ascending=False, plain=False, distinct=False)
+            distinct = distinct and not bool(np.any(lo[ties + 1] == lo[ties]))
+    return Order(ascending=True, plain=plain, distinct=distinct)

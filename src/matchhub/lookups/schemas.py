@@ -4,11 +4,13 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matchhub.catalogue.schemas import PurposeCode
+
 
 class LookupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    purpose: str | None = Field(default=None, description="Required: the stated purpose.")
+    purpose: PurposeCode | None = Field(default=None, description="Required: the stated purpose.")
     tokens: list[str] = Field(max_length=100_000)
     key_version: str | None = Field(
         default=None, description="If given, must be the key version of the caller's roster."

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from matchhub.catalogue.schemas import FlagCode
 from matchhub.protocol.tokens import TOKEN_LENGTH
 
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -17,7 +18,7 @@ class OpenUpload(BaseModel):
 
     kind: Literal["flags", "roster"]
     key_version: str = Field(min_length=1, max_length=64)
-    flags: list[str] = Field(default_factory=list, max_length=64)
+    flags: list[FlagCode] = Field(default_factory=list, max_length=64)
     expected_rows: int = Field(ge=0, le=MAX_ROWS, strict=True)  # "12" is not a count
     as_of: date | None = Field(
         default=None,

@@ -209,8 +209,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         # docs/benchmarks.md.)
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
         # Any route: a request the server cannot read (malformed_request, e.g. a query string
-        # past the parser's limit) or a JSON body that is not UTF-8 (bad_request).
-        responses={400: {"model": ErrorBody, "description": "The request could not be read"}},
+        # past the parser's limit), a JSON body that is not UTF-8 (bad_request), or a query
+        # parameter given more than once (repeated_parameter, web/gate.py).
+        responses={
+            400: {
+                "model": ErrorBody,
+                "description": "The request could not be read, or is ambiguous",
+            }
+        },
     )
     app.state.settings = settings
     # Kept by the server's TLS layer (web/server.py), read by the metrics.

@@ -33,7 +33,7 @@ from matchhub.kit.clock import Clock
 from matchhub.kit.db import session_scope
 from matchhub.kit.models import utcnow
 from matchhub.kit.settings import Settings
-from matchhub.matching.engine import MatchEngine
+from matchhub.matching.engine import MatchEngine, usable_cores
 from matchhub.uploads import service as uploads
 from matchhub.uploads.segments import SegmentStore
 
@@ -99,8 +99,14 @@ class Background:
         self._factory, self._settings, self._keys = factory, settings, keys
         self.segments = segments
         self._clock = clock or Clock()
+        # The job threads share the cores a match spreads over.
+        threads = max(1, usable_cores() // max(1, settings.job_workers))
         self.runner = JobRunner(
-            factory, MatchEngine(), segments, settings, on_state=partial(audit_job_state, keys)
+            factory,
+            MatchEngine(threads),
+            segments,
+            settings,
+            on_state=partial(audit_job_state, keys),
         )
         self._stop = threading.Event()
         self._janitor = threading.Thread(target=self._sweep, name="janitor", daemon=True)

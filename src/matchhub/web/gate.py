@@ -1,20 +1,26 @@
-"""The gate: a request's caller, and then its body, before the request takes an admission slot.
+"""The gate: a request's caller, its query, and then its body, before the request takes an
+admission slot.
 
 Without it a request took one of the ``request_concurrency`` slots (web/admission.py) as soon
 as its header had arrived and then waited for its body inside the app, where FastAPI reads and
 parses a body before any dependency runs: forty clients sending a byte every few seconds held
 every slot, and an unregistered certificate's 200 MB body was read whole before its 401.
 
-For a request with a body on a ``/v1`` route the gate, on the event loop and holding nothing:
+For a request on a ``/v1`` route with a body, or with a query parameter given twice, the gate,
+on the event loop and holding nothing:
 
 1. identifies the caller (certificate → registry: the lookups' in-memory view when it is
-   current, else the database, through a few connections of its own) and checks the route's
-   scope, so a ``401`` or ``403`` goes out before a byte of the body is read;
-2. refuses a declared length over the route's limit (``max_body_bytes``; a chunk,
+   current, else the database, through a few connections of its own) and the end user it acts
+   for (``Matchhub-End-User``, checked as the route checks it), and checks the route's scope,
+   so a ``401``, ``403`` or ``422 invalid_end_user`` goes out before a byte of the body is
+   read, and every later refusal is recorded naming both;
+2. refuses a query parameter the route reads given more than once (``400
+   repeated_parameter``, naming it; the one check that also stops a request without a body);
+3. refuses a declared length over the route's limit (``max_body_bytes``; a chunk,
    ``max_chunk_bytes``) with ``413``, and reads the body allowing ``request_idle_seconds``
    between its parts and ``request_body_seconds`` in all (else ``408``), never more than the
    limit (``413``);
-3. only then hands the request, its body in memory, to admission and the app.
+4. only then hands the request, its body in memory, to admission and the app.
 
 A refusal closes the connection (``Connection: close``), so an unread body is never read to
 find the next request. The route still authenticates the caller itself (identity/auth.py): the
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -35,14 +42,22 @@ from cryptography import x509
 from fastapi.routing import RouteContext, iter_route_contexts
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
 from starlette.routing import Match
 
 from matchhub.identity import service as identity
-from matchhub.identity.auth import GATE_VIEW, CredentialView, CredentialViews, route_scope
+from matchhub.identity.auth import (
+    GATE_VIEW,
+    CredentialView,
+    CredentialViews,
+    acting,
+    route_scope,
+)
 from matchhub.identity.peer import client_certificate
 from matchhub.identity.schemas import Principal
 from matchhub.kit.errors import (
+    BadRequest,
     Forbidden,
     MatchhubError,
     PayloadTooLarge,
@@ -77,6 +92,28 @@ def _declared_length(scope: Scope) -> int | None:
         if name == b"content-length" and value.strip().isdigit():
             return int(value)
     return None
+
+
+def _repeated_names(scope: Scope) -> set[str]:
+    """The names the query string gives more than once, parsed as the route will parse them."""
+    if not scope["query_string"]:
+        return set()
+    counts = Counter(name for name, _ in QueryParams(scope["query_string"]).multi_items())
+    return {name for name, count in counts.items() if count > 1}
+
+
+def _first_read(route: Any, names: set[str]) -> str | None:
+    """The first of ``names`` that the route reads as a query parameter. Every one it reads
+    takes one value (tests/unit/test_routes.py): given twice, which one counts is a guess the
+    broker will not make (HTTP parameter pollution), where a repeat it never reads is moot."""
+    if not names:
+        return None
+    pending, read = [route.dependant], []
+    while pending:
+        dependant = pending.pop()
+        read += [field.alias for field in dependant.query_params]
+        pending += dependant.dependencies
+    return next((name for name in sorted(read) if name in names), None)
 
 
 def _route(routes: list[RouteContext], scope: Scope) -> Any | None:
@@ -128,7 +165,11 @@ class GateMiddleware:
         self._routes: _Routes | None = None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/") or not _has_body(scope):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        has_body, repeated = _has_body(scope), _repeated_names(scope)
+        if not has_body and not repeated:
             await self.app(scope, receive, send)
             return
         if self._routes is None:
@@ -137,17 +178,21 @@ class GateMiddleware:
         if route is None:  # 404 or 405 from the router, which reads no body
             await self.app(scope, receive, send)
             return
+        ambiguous = _first_read(route, repeated)
+        if not has_body and ambiguous is None:  # a repeat the route does not read
+            await self.app(scope, receive, send)
+            return
         settings = cast(Settings, scope["app"].state.settings)
         principal: Principal | None = None
         try:
             principal, view = await self._identify(scope, settings)
-            # Known from here on: a body the route then cannot read (not JSON, not UTF-8) is
-            # refused, and recorded, as this caller's (the route's own check replaces it).
-            state = scope.setdefault("state", {})
-            state["principal"] = principal
             # The view it was found in, if any: require_viewed takes this principal rather than
             # authenticate the same certificate in the same view again (identity/auth.py).
-            state[GATE_VIEW] = view
+            scope.setdefault("state", {})[GATE_VIEW] = view
+            # Known from here on, with the end user it acts for: a body the route then cannot
+            # read (not JSON, not UTF-8) is refused, and recorded, as theirs (the route's own
+            # check replaces it).
+            principal = acting(HTTPConnection(scope), principal)
             needed = route_scope(route.dependant)
             if needed is not None and needed not in principal.scopes:
                 raise Forbidden(
@@ -155,8 +200,14 @@ class GateMiddleware:
                     f"(needs scope {needed.value!r})",
                     code="scope_denied",
                 )
+            if ambiguous is not None:
+                raise BadRequest(
+                    f"the query parameter {ambiguous!r} is given more than once; give it once",
+                    code="repeated_parameter",
+                    details={"parameter": ambiguous},
+                )
             body = await _read_body(scope, receive, route, settings)
-            _refuse_lone_surrogates(body)
+            _refuse_what_is_not_text(body)
         except MatchhubError as refusal:
             await _refuse(scope, send, refusal, route, principal)
             return
@@ -216,37 +267,55 @@ async def _read_body(scope: Scope, receive: Any, route: Any, settings: Settings)
             return bytes(body)
 
 
-# A JSON escape of a UTF-16 surrogate: rare in a real body, so the full check runs on few.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# The JSON escapes of what is no text a column can hold: a NUL (PostgreSQL's text types refuse
+# it) and a UTF-16 surrogate (unpaired, it is no Unicode). Rare in a real body, so the full
+# check runs on few.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
-def _refuse_lone_surrogates(body: bytes) -> None:
-    """A JSON (or NDJSON) body whose escapes leave a lone surrogate (``"\\ud800"``) is no
-    text: refused here with a 422. Past this point it would reach the audit entry, whose
-    canonical UTF-8 it cannot be, and fail the writer's whole batch, other callers' too."""
-    if not _SURROGATE_ESCAPE.search(body):
+def _refuse_what_is_not_text(body: bytes) -> None:
+    """A JSON (or NDJSON) body whose escapes leave a NUL (``"\\u0000"``) or a lone surrogate
+    (``"\\ud800"``) in a string is refused here with a 422. Past this point a NUL reached a
+    query on PostgreSQL (a 500), and either reached the request's audit entry, which cannot
+    hold it, and failed the writer's whole batch, other callers' too."""
+    if not _SUSPECT_ESCAPE.search(body):
         return
-    whole = _lone_surrogate(body)
-    if whole or (whole is None and any(_lone_surrogate(line) for line in body.splitlines())):
+    whole = _holds_non_text(body)
+    if whole or (whole is None and any(_holds_non_text(line) for line in body.splitlines())):
         raise UnprocessableEntity(
-            "the body holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), "
-            "which is not text",
+            "the body holds a JSON escape of a NUL (\\u0000) or of an unpaired UTF-16 "
+            "surrogate (\\ud800 to \\udfff), which is not text",
             code="invalid_request",
         )
 
 
-def _lone_surrogate(document: bytes) -> bool | None:
-    """Whether the JSON ``document`` decodes to a lone surrogate; None if it is not JSON (the
-    route says so)."""
+def _holds_non_text(document: bytes) -> bool | None:
+    """Whether a string (or a key) of the JSON ``document`` holds a NUL or a lone surrogate;
+    None if it is not JSON, or nests too deep to parse (the route says so)."""
     try:
         parsed = json.loads(document)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
+    pending = [parsed]
+    while pending:  # a loop, not recursion: what json.loads could nest, this walks
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value or not _is_unicode(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     return False
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Message]]:

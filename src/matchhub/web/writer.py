@@ -8,10 +8,13 @@ one transaction: under load, tens of requests share a lock and a commit.
 
 The guarantee is the one the request transaction gives: :meth:`AuditWriter.record` returns only
 once the entry has committed, and raises if it did not (the caller answers 503 and sends
-nothing). A batch commits or fails as a whole; every waiter learns which. The request waits on
-the event loop, not in a thread: a waiting request holds no worker thread.
+nothing). A batch commits or fails as a whole; every waiter learns which. An entry the log
+cannot hold (a value its columns refuse) fails its batch before the commit; the batch's entries
+are then appended one at a time, so that entry's request alone is answered 503 and the others
+commit as they would have: one caller's input never fails another's request. The request waits
+on the event loop, not in a thread: a waiting request holds no worker thread.
 
-A waiter is a plain asyncio future, settled from the writer's thread with one
+A waiter is a plain asyncio future, told from the writer's thread with one
 ``call_soon_threadsafe`` a batch: a ``concurrent.futures.Future`` each (its own condition
 variable) and ``asyncio.wrap_future`` (a callback and a wake-up of the loop each) were about
 8 % of the event loop's samples under py-spy (docs/benchmarks.md). Whether an entry is in a batch
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchhub.audit import service
@@ -130,7 +133,7 @@ class AuditWriter:
                 if waiting is not None:
                     late.append(waiting)
             stopped = AuditWriterStopped("the audit writer has stopped")
-            _settle([(w, stopped) for w in self._take(late)])
+            _tell([(w, stopped) for w in self._take(late)])
 
     def _loop(self) -> None:
         while True:
@@ -162,8 +165,12 @@ class AuditWriter:
 
     def _append(self, batch: list[_Waiting]) -> None:
         batch = self._take(batch)
-        if not batch:
-            return
+        if batch:
+            self._settle(batch)
+
+    def _settle(self, batch: list[_Waiting]) -> None:
+        """Append ``batch`` (taken) in one transaction and tell each waiter how it went; if an
+        entry of it cannot be written, each entry alone."""
         try:
             try:
                 fresh, seqs, stale = self._transaction(batch)
@@ -174,13 +181,25 @@ class AuditWriter:
                 # used to spare it the failure.
                 log.warning("audit writer reconnecting", entries=len(batch))
                 fresh, seqs, stale = self._transaction(batch)
+        except _Unwritable as unwritable:
+            if len(batch) > 1:
+                # Nothing of the batch committed: each entry again in a transaction of its
+                # own, which reads the log's state afresh, so the chain runs on unbroken past
+                # the one that cannot be written.
+                log.warning("audit batch held an unwritable entry", entries=len(batch))
+                for waiting in batch:
+                    self._settle([waiting])
+                return
+            log.exception("audit entry could not be written")
+            _tell([(batch[0], unwritable.__cause__ or unwritable)])
+            return
         except Exception as exc:  # every waiter answers 503; the thread lives on
             log.exception("audit batch failed", entries=len(batch))
-            _settle([(w, exc) for w in batch])
+            _tell([(w, exc) for w in batch])
             return
         outcomes: list[tuple[_Waiting, Outcome]] = [(w, StaleGeneration()) for w in stale]
         outcomes += zip(fresh, seqs, strict=True)
-        _settle(outcomes)
+        _tell(outcomes)
 
     def _transaction(
         self, batch: list[_Waiting]
@@ -208,6 +227,12 @@ class AuditWriter:
                     if stale and now is not None and self._on_stale is not None:
                         self._on_stale(now)
                 seqs = service.append_many(session, self._keys, [w.entry for w in batch])
+            except (DataError, ValueError, TypeError) as exc:
+                # A value the log cannot hold: one its columns refuse (PostgreSQL's data
+                # exceptions: a NUL, a string past its column), or one with no canonical
+                # JSON (no UTF-8, a float); not a failure of the database.
+                rollback(session)
+                raise _Unwritable() from exc
             except DBAPIError as exc:
                 rollback(session)
                 if exc.connection_invalidated:
@@ -226,7 +251,7 @@ class AuditWriter:
         return batch, seqs, stale
 
 
-def _settle(outcomes: list[tuple[_Waiting, Outcome]]) -> None:
+def _tell(outcomes: list[tuple[_Waiting, Outcome]]) -> None:
     """Tell the waiters, from the writer's thread: one call into each waiting event loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], Outcome]]]
     by_loop = defaultdict(list)
@@ -250,3 +275,7 @@ def _set_outcomes(settled: list[tuple[asyncio.Future[int], Outcome]]) -> None:
 
 class _ConnectionLost(Exception):
     """The writer's connection died before a batch's commit was sent."""
+
+
+class _Unwritable(Exception):
+    """An entry of a batch could not be written; nothing of the batch committed."""

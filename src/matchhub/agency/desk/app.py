@@ -28,7 +28,14 @@ from matchhub.agency.desk import accounts, eventlog, sessions
 from matchhub.agency.desk import auditing as _auditing  # noqa: F401 (registers its pages)
 from matchhub.agency.desk.pages import pages
 from matchhub.agency.desk.service import Desk
-from matchhub.agency.desk.web import HERE, make_templates, redirect, render, safe_back
+from matchhub.agency.desk.web import (
+    HERE,
+    make_templates,
+    read_form,
+    redirect,
+    render,
+    safe_back,
+)
 
 LOGIN_COOKIE = "login"
 CSP = (
@@ -91,7 +98,7 @@ async def _small_form(request: Request) -> FormData | Response:
         return await _error_page(request, 411, "error.400")
     if int(length) > SMALL_FORM:
         return await _error_page(request, 413, "error.413")
-    return await request.form(max_files=0, max_fields=10)
+    return await read_form(request, max_files=0, max_fields=10)
 
 
 async def _error_page(request: Request, status: int, key: str, lang: str | None = None) -> Response:

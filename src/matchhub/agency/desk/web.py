@@ -15,15 +15,19 @@ worker thread, so it may call the database and the broker directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, Headers
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -214,7 +218,7 @@ async def _read_form(request: Request, context: PageContext, max_body: int) -> R
             bytes=int(length),
         )
         return context.render("error.html", 413, title="error.413.title", text="error.413.text")
-    context.form = await request.form(max_files=2, max_fields=200)  # an export: two files
+    context.form = await read_form(request, max_files=2, max_fields=200)  # an export: 2 files
     if not sessions.csrf_ok(context.csrf, context.form.get("csrf")):
         await context.form.close()
         await run_in_threadpool(
@@ -222,6 +226,44 @@ async def _read_form(request: Request, context: PageContext, max_body: int) -> R
         )
         return context.render("error.html", 403, title="error.csrf.title", text="error.csrf.text")
     return None
+
+
+class _WholeMultiPartParser(MultiPartParser):
+    """Starlette's multipart parser, refusing a body that ends before its closing delimiter
+    (``--boundary--``). python-multipart never checks that (its ``finalize`` does nothing), so
+    a body cut short was read as the parts that had ended, the cut one left out without a word:
+    a form missing its last fields, or an extract missing altogether."""
+
+    def __init__(self, headers: Headers, stream: AsyncIterator[bytes], **limits: Any) -> None:
+        super().__init__(headers, self._whole(stream), **limits)
+        self._ended = False
+
+    def on_end(self) -> None:  # python-multipart's callback: the closing delimiter was read
+        self._ended = True
+
+    async def _whole(self, stream: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+        async for chunk in stream:
+            yield chunk
+        # Raised inside the parser's own reading, so it closes the files it spooled.
+        if not self._ended:
+            raise MultiPartException("the multipart body ends before its closing boundary")
+
+
+async def read_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
+    """The posted form, as ``request.form`` reads it, but a multipart body cut short is
+    refused like any other malformed one: 400, the desk's page for a request it cannot read
+    (app.py ``not_understood``), and nothing of it reaches the desk's state."""
+    content_type, _ = parse_options_header(request.headers.get("content-type"))
+    if content_type != b"multipart/form-data":
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    async with aclosing(request.stream()) as stream:
+        parser = _WholeMultiPartParser(
+            request.headers, stream, max_files=max_files, max_fields=max_fields
+        )
+        try:
+            return await parser.parse()
+        except MultiPartException as exc:
+            raise HTTPException(status_code=400, detail=exc.message) from exc
 
 
 def safe_back(value: str | None) -> str:
