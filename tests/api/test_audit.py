@@ -4,6 +4,7 @@ tampering: tests/e2e/test_audit_export.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,9 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 
 from matchhub.agency.connector.push import push
+from matchhub.audit import service as audit
+from matchhub.keystore.material import load_key_material
+from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.protocol import merkle
 from matchhub.protocol.checkpoint import (
     CheckpointError,
@@ -25,6 +29,7 @@ from matchhub.protocol.kinds import AgencyKind
 from matchhub.uploads.models import Upload
 from matchhub.web.app import create_app
 from matchhub.web.recorder import UNAUDITED_PATHS
+from matchhub.web.writer import AuditWriter, AuditWriterStopped
 from tests.conftest import Hub, InProcessApi
 from tests.e2e.helpers import national_ids, tokens
 
@@ -302,6 +307,39 @@ def test_audit_failure_fails_closed(api: InProcessApi) -> None:
     # The writer outlives a failed batch.
     with api.client(bank) as client:
         assert client.get("/v1/whoami").status_code == 200
+
+
+def test_the_writer_answers_each_waiter_and_leaves_out_one_that_gave_up(hub: Hub) -> None:
+    # Its waiters are told from the writer's thread, a batch at a time; a request that stopped
+    # waiting before a batch took its entry is not in the log.
+    engine = make_engine(hub.settings.sqlalchemy_url)
+    keys = audit.keys_from(load_key_material(hub.paths), hub.settings.hub_name)
+    writer = AuditWriter(make_sessionmaker(engine), keys)
+    before = _size(hub)
+
+    def entry(n: int) -> audit.PendingEntry:
+        return audit.PendingEntry(kind="request", body={"n": n})
+
+    async def waiters() -> list[int]:
+        with pytest.raises(TimeoutError):  # not started: no batch takes it in time
+            await writer.record(entry(0), timeout=0.05)
+        writer.start()
+        return await asyncio.gather(*(writer.record(entry(n)) for n in range(1, 6)))
+
+    try:
+        seqs = asyncio.run(waiters())
+    finally:
+        writer.stop()
+        engine.dispose()
+    assert seqs == list(range(before, before + 5))
+    assert _size(hub) == before + 5
+    with hub.session() as session:
+        bodies = session.execute(
+            text("SELECT body FROM audit_entries WHERE seq >= :s"), {"s": before}
+        )
+        assert sorted(json.loads(b)["n"] for (b,) in bodies) == [1, 2, 3, 4, 5]
+    with pytest.raises(AuditWriterStopped):
+        asyncio.run(writer.record(entry(6)))
 
 
 def test_the_writer_reconnects_when_its_connection_died(api: InProcessApi) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -29,6 +30,21 @@ def test_batched_rekey_equals_the_library_cmac(tokens: list[bytes]) -> None:
     assert [stored[i * 16 : i * 16 + 16] for i in range(len(tokens))] == [
         _library_cmac(t) for t in tokens
     ]
+
+
+def test_one_rekeyer_gives_the_library_cmac_call_after_call_and_thread_by_thread() -> None:
+    # Each thread keeps its AES context between passes: nothing of one pass reaches the next.
+    rekeyer = Rekeyer(BROKER_KEY)
+    batches = [os.urandom(32 * n) for n in (1, 3, 10, 1, 7) for _ in range(4)]
+
+    def check(batch: bytes) -> bool:
+        stored = rekeyer.rekey_many(batch)
+        wires = [batch[i : i + 32] for i in range(0, len(batch), 32)]
+        return stored == b"".join(_library_cmac(w) for w in wires)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(check, batches))
+    assert all(check(b) for b in batches)
 
 
 def test_rekey_depends_on_the_broker_key_and_refuses_ragged_input() -> None:

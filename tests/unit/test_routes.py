@@ -12,6 +12,7 @@ from matchhub.identity.scopes import Scope
 from matchhub.kit.requests import ReadOnly, read_only
 from matchhub.kit.settings import Settings
 from matchhub.web.app import create_app
+from matchhub.web.gate import _route, _Routes
 from matchhub.web.health import UNSCOPED_ROUTES
 
 
@@ -128,6 +129,36 @@ def test_every_route_with_a_body_documents_the_gates_refusals() -> None:
         if status not in operation["responses"]
     ]
     assert undocumented == []
+
+
+def test_the_gate_finds_the_route_the_router_would_pick_also_when_it_remembers() -> None:
+    routes = _routes()
+    table = _Routes(routes)
+    for route in routes:
+        for method in route.methods or []:
+            path = route.path.replace("{", "").replace("}", "")  # a parameter's own name
+            scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+            for _ in range(2):  # found, then remembered (or not, for a path with parameters)
+                assert table.find(scope) is _route(routes, scope)
+    remembered = {path for (_, path, _) in table._fixed}
+    assert "/v1/lookups" in remembered
+    assert not any("_id" in path for path in remembered)
+
+
+def test_every_scoped_route_documents_the_end_user_header() -> None:
+    # require() declares it as a parameter; require_viewed() reads it without, and its routes
+    # show it through openapi_extra (END_USER_PARAMETER).
+    document = create_app(Settings(home=Path("/nonexistent"))).openapi()
+    missing = []
+    for route in _routes():
+        if _scope(route) is None or not route.path.startswith("/v1/"):
+            continue
+        for method in route.methods or []:
+            operation = document["paths"][route.path][method.lower()]
+            names = [p["name"] for p in operation.get("parameters", [])]
+            if names.count("Matchhub-End-User") != 1:
+                missing.append(f"{method} {route.path}")
+    assert missing == []
 
 
 def test_every_query_parameter_takes_one_value() -> None:

@@ -251,16 +251,13 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
             _insert(session, rows, subject_rows, nodes)
             rows, subject_rows, nodes = [], [], []
             _sign(session, keys, state, frontier)
-    _insert(session, rows, subject_rows, nodes)
-    session.connection().execute(
-        _WRITE_STATE,
-        {
-            "size": state.size,
-            "frontier": frontier.to_dict(),
-            "checkpoint_size": state.checkpoint_size,
-            "last_time": last,
-        },
-    )
+    state_values = {
+        "size": state.size,
+        "frontier": frontier.to_dict(),
+        "checkpoint_size": state.checkpoint_size,
+        "last_time": last,
+    }
+    _insert(session, rows, subject_rows, nodes, state_values)
     # A state object this session loaded before is now behind the row: read it again if used.
     loaded = session.identity_map.get(Session.identity_key(AuditState, STATE_ID))
     if loaded is not None:
@@ -269,12 +266,14 @@ def append_many(session: Session, keys: AuditKeys, entries: Sequence[PendingEntr
 
 
 # PostgreSQL: one statement a batch for the entries, their subject digests and the subtree
-# roots, each set of rows one JSON parameter. psycopg's executemany sends one statement a row
-# (a lookup's ten subject digests made that most of the writer's time), and its text arrays
-# escape every quote of every body in Python, most of an entry's cost to the writer; JSON is
-# encoded in C here and parsed by the server. Three statements were three round trips.
-_INSERT_PG = text(
-    "WITH entries AS (INSERT INTO audit_entries "
+# roots, each set of rows one JSON parameter, and with the batch's last rows the log's state
+# row. psycopg's executemany sends one statement a row (a lookup's ten subject digests made that
+# most of the writer's time), and its text arrays escape every quote of every body in Python,
+# most of an entry's cost to the writer; JSON is encoded in C here and parsed by the server.
+# Each statement is a round trip, whose CPU (the loopback's, the driver's) was most of the audit
+# writer's cost a batch: four statements were four.
+_ENTRIES_PG = (
+    "entries AS (INSERT INTO audit_entries "
     "(seq, created_at, kind, agency, route, end_user, outcome, error, purpose, body, leaf_hash) "
     "SELECT seq, created_at, kind, agency, route, end_user, outcome, error, purpose, body, "
     "decode(leaf_hash, 'hex') FROM json_to_recordset(CAST(:entries AS json)) AS e(seq bigint, "
@@ -282,8 +281,20 @@ _INSERT_PG = text(
     "outcome varchar, error varchar, purpose varchar, body text, leaf_hash text)), "
     "subjects AS (INSERT INTO audit_subjects (digest, seq) SELECT digest, seq "
     "FROM json_to_recordset(CAST(:subjects AS json)) AS s(digest varchar, seq bigint)) "
+)
+_NODES_PG = (
     "INSERT INTO audit_nodes (level, idx, hash) SELECT level, idx, decode(hash, 'hex') "
     "FROM json_to_recordset(CAST(:nodes AS json)) AS n(level smallint, idx bigint, hash text)"
+)
+_STATE_PG = (
+    ", state AS (UPDATE audit_state SET size = :size, frontier = :frontier, "
+    "checkpoint_size = :checkpoint_size, last_time = :last_time WHERE id = :state_id) "
+)
+_INSERT_PG = text("WITH " + _ENTRIES_PG + _NODES_PG)
+_INSERT_PG_AND_STATE = text("WITH " + _ENTRIES_PG + _STATE_PG + _NODES_PG).bindparams(
+    # As _WRITE_STATE binds them.
+    bindparam("frontier", type_=_STATE.c.frontier.type),
+    bindparam("last_time", type_=_STATE.c.last_time.type),
 )
 
 
@@ -296,23 +307,24 @@ def _insert(
     rows: list[dict[str, Any]],
     subject_rows: list[dict[str, Any]],
     nodes: list[tuple[int, int, bytes]],
+    state: dict[str, Any] | None = None,
 ) -> None:
-    """Entries, their subject digests, and the subtree roots they completed."""
-    if not (rows or subject_rows or nodes):
-        return
+    """Entries, their subject digests, and the subtree roots they completed; and ``state``, the
+    log's state row's new values (:data:`_WRITE_STATE`), if given."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and (rows or subject_rows or nodes):
         entries = [
             {**r, "created_at": r["created_at"].isoformat(), "leaf_hash": r["leaf_hash"].hex()}
             for r in rows
         ]
         node_rows = [{"level": level, "idx": idx, "hash": h.hex()} for level, idx, h in nodes]
         connection.execute(
-            _INSERT_PG,
+            _INSERT_PG if state is None else _INSERT_PG_AND_STATE,
             {
                 "entries": _json_rows(entries),
                 "subjects": _json_rows(subject_rows),
                 "nodes": _json_rows(node_rows),
+                **({} if state is None else {**state, "state_id": STATE_ID}),
             },
         )
         return
@@ -323,6 +335,8 @@ def _insert(
     if nodes:
         node_rows = [{"level": level, "idx": idx, "hash": h} for level, idx, h in nodes]
         session.execute(insert(audit_nodes), node_rows)
+    if state is not None:
+        connection.execute(_WRITE_STATE, state)
 
 
 def _sign(

@@ -112,17 +112,33 @@ def end_user(request: HTTPConnection, principal: Principal) -> str | None:
     return value
 
 
+END_USER_DESCRIPTION = (
+    "Consumer and auditor agencies' desks: the acting staff member's pseudonymous id (8-64 of "
+    "a-z 0-9 . _ : -, never a name), recorded in the audit entry. A provider sending it gets 403 "
+    "end_user_not_allowed; a malformed one 422 invalid_end_user."
+)
+
 EndUserHeader = Annotated[
-    str | None,
-    Header(
-        alias="Matchhub-End-User",
-        description="Consumer and auditor agencies' desks: the acting staff member's "
-        "pseudonymous id (8-64 of a-z 0-9 . _ : -, never a name), recorded in the audit entry. "
-        "A provider sending it gets 403 end_user_not_allowed; a malformed one 422 "
-        "invalid_end_user.",
-    ),
+    str | None, Header(alias="Matchhub-End-User", description=END_USER_DESCRIPTION)
 ]
 """Declared so the OpenAPI document shows it on every route; read by :func:`end_user`."""
+
+END_USER_PARAMETER: dict[str, Any] = {
+    "name": "Matchhub-End-User",
+    "in": "header",
+    "required": False,
+    "description": END_USER_DESCRIPTION,
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "title": "Matchhub-End-User",
+        "description": END_USER_DESCRIPTION,
+    },
+}
+""":data:`EndUserHeader` as the OpenAPI document shows it, for a route that takes
+:func:`require_viewed`'s principal: that dependency reads the header itself (:func:`end_user`)
+rather than declare it, so FastAPI does not parse it a second time on the hot route; the route
+shows it with ``openapi_extra={"parameters": [END_USER_PARAMETER]}``
+(tests/unit/test_routes.py checks that each such route does)."""
 
 
 def acting(connection: HTTPConnection, principal: Principal) -> Principal:
@@ -180,9 +196,10 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     refuses is looked up in the database before being refused, so a certificate registered a
     moment ago is not turned away by a view that predates it."""
 
-    async def dependency(request: Request, matchhub_end_user: EndUserHeader = None) -> Principal:
-        # No session or settings dependency: the view's caller needs neither, and each costs
-        # the hot route its share of the event loop (docs/benchmarks.md).
+    async def dependency(request: Request) -> Principal:
+        # No session or settings dependency, nor the header as a parameter (END_USER_PARAMETER):
+        # the view's caller needs none of them, and each costs the hot route its share of the
+        # event loop (docs/benchmarks.md).
         settings = settings_of(request)
         views = cast(CredentialViews, request.app.state.lookup_views)
         view = views.current() if is_read_only(request) else None

@@ -20,6 +20,7 @@ bits.
 from __future__ import annotations
 
 import hmac
+import threading
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -77,9 +78,29 @@ class Rekeyer:
         return self.rekey_many(wire)
 
 
-def _ecb(cipher: Cipher[modes.ECB], data: bytes) -> bytes:
-    encryptor = cipher.encryptor()
-    return encryptor.update(data) + encryptor.finalize()
+class _Ecb:
+    """AES-ECB passes over whole blocks under one key, for the constructions below.
+
+    Each thread keeps one encryptor context and feeds it every pass. ECB encrypts each block on
+    its own, so a pass through a kept context gives exactly what a new context's would; making
+    a context each pass (the key schedule and the library's objects) was more than half of
+    re-keying a lookup's ten tokens (17 µs against 7 µs). Contexts are never shared between
+    threads; a pass of a partial block, which a kept context would carry into the next, is
+    refused."""
+
+    __slots__ = ("_cipher", "_local")
+
+    def __init__(self, key: bytes) -> None:
+        self._cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 (see the callers)
+        self._local = threading.local()
+
+    def __call__(self, data: bytes) -> bytes:
+        if len(data) % 16:
+            raise ValueError("AES-ECB passes whole 16-byte blocks")
+        encryptor = getattr(self._local, "encryptor", None)
+        if encryptor is None:
+            encryptor = self._local.encryptor = self._cipher.encryptor()
+        return encryptor.update(data)
 
 
 class _TwoBlockCmac:
@@ -88,17 +109,17 @@ class _TwoBlockCmac:
     ECB here is CMAC's own block-cipher calls, made for many messages at once; never a mode
     of encryption of data (tests/unit/test_rekey.py checks it against the library's CMAC)."""
 
-    __slots__ = ("_cipher", "_k1")
+    __slots__ = ("_ecb", "_k1")
 
     def __init__(self, key: bytes) -> None:
-        self._cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 (see above)
-        self._k1 = np.frombuffer(_double(_ecb(self._cipher, bytes(16))), dtype=np.uint8)
+        self._ecb = _Ecb(key)
+        self._k1 = np.frombuffer(_double(self._ecb(bytes(16))), dtype=np.uint8)
 
     def many(self, blocks: np.ndarray) -> np.ndarray:
         """The tags, (n, 16) uint8, of ``blocks``, (n, 2, 16) uint8."""
-        first = np.frombuffer(_ecb(self._cipher, blocks[:, 0, :].tobytes()), dtype=np.uint8)
+        first = np.frombuffer(self._ecb(blocks[:, 0, :].tobytes()), dtype=np.uint8)
         mixed = first.reshape(-1, 16) ^ blocks[:, 1, :] ^ self._k1
-        return np.frombuffer(_ecb(self._cipher, mixed.tobytes()), dtype=np.uint8).reshape(-1, 16)
+        return np.frombuffer(self._ecb(mixed.tobytes()), dtype=np.uint8).reshape(-1, 16)
 
 
 def _cmac(key: bytes, message: bytes) -> bytes:
@@ -143,7 +164,7 @@ class Sealer:
         self._siv = AESSIV(key)
         mac_key, ctr_key = key[:32], key[32:]  # RFC 5297 section 2.6: K1 for S2V, K2 for CTR
         self._s2v = _TwoBlockCmac(mac_key)
-        self._ctr = Cipher(algorithms.AES(ctr_key), modes.ECB())  # noqa: S305 (CTR's blocks)
+        self._ctr = _Ecb(ctr_key)  # CTR's blocks
         zero = np.frombuffer(_double(_cmac(mac_key, bytes(16))), dtype=np.uint8)
         self._d = zero ^ np.frombuffer(_cmac(mac_key, _SEAL_CONTEXT[0]), dtype=np.uint8)
 
@@ -196,7 +217,7 @@ class Sealer:
         low = counters[:, 1, 12:].copy().view(">u4")
         low += 1  # in place, so it stays big-endian
         counters[:, 1, 12:] = low.view(np.uint8)
-        return np.frombuffer(_ecb(self._ctr, counters.tobytes()), dtype=np.uint8).reshape(-1, 32)
+        return np.frombuffer(self._ctr(counters.tobytes()), dtype=np.uint8).reshape(-1, 32)
 
     def unseal(self, sealed: bytes) -> bytes:
         return self._siv.decrypt(sealed, _SEAL_CONTEXT)

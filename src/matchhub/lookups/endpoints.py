@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit.service import AuditKeys
-from matchhub.identity.auth import LookupCaller, authenticate_request, viewed
+from matchhub.identity.auth import (
+    END_USER_PARAMETER,
+    LookupCaller,
+    authenticate_request,
+    viewed,
+)
 from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import MatchhubError, StaleGeneration, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
@@ -32,6 +37,7 @@ router = APIRouter(prefix="/v1", tags=["lookups"])
     response_model=LookupResponse,
     responses=errors(401, 403, 408, 413, 422, 429),
     dependencies=[ReadOnly],
+    openapi_extra={"parameters": [END_USER_PARAMETER]},
 )
 async def lookup(principal: LookupCaller, body: LookupRequest, request: Request) -> Response:
     """Flags of the given tokens, for roster members only, limited to the flags granted for

@@ -230,11 +230,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
+    # The router tries each router's routes in this order, and a lookup is by far the most
+    # frequent request with a body: its router goes before the others (whose paths it shares
+    # none of, so the order decides nothing else), behind the health checks only.
+    app.include_router(lookups_router)
     app.include_router(metrics_router)
     app.include_router(identity_router)
     app.include_router(catalogue_router)
     app.include_router(uploads_router)
-    app.include_router(lookups_router)
     app.include_router(jobs_router)
     app.include_router(cases_router)
     app.include_router(audit_router)

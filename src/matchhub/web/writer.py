@@ -13,16 +13,24 @@ cannot hold (a value its columns refuse) fails its batch before the commit; the 
 are then appended one at a time, so that entry's request alone is answered 503 and the others
 commit as they would have: one caller's input never fails another's request. The request waits
 on the event loop, not in a thread: a waiting request holds no worker thread.
+
+A waiter is a plain asyncio future, told from the writer's thread with one
+``call_soon_threadsafe`` a batch: a ``concurrent.futures.Future`` each (its own condition
+variable) and ``asyncio.wrap_future`` (a callback and a wake-up of the loop each) were about
+8 % of the event loop's samples under py-spy (docs/benchmarks.md). Whether an entry is in a batch
+or was given up by its request first is decided under one lock, so an entry is either appended
+and its waiter told, or left out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import Connection
@@ -43,10 +51,17 @@ class AuditWriterStopped(RuntimeError):
     pass
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiting:
     entry: service.PendingEntry
-    done: Future[int] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[int]  # settled on ``loop`` only
+    # Under the writer's lock: taken into a batch, or given up by its request before that.
+    taken: bool = False
+    abandoned: bool = False
+
+
+Outcome = int | BaseException  # a sequence number, or why there is none
 
 
 class AuditWriter:
@@ -65,6 +80,7 @@ class AuditWriter:
         self._generation = generation
         self._on_stale = on_stale
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._claims = threading.Lock()  # _Waiting.taken and .abandoned
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._stopped = False
         # The writer's own connection, kept from batch to batch (see _transaction).
@@ -87,13 +103,20 @@ class AuditWriter:
         request is answered with an error."""
         if self._stopped:
             raise AuditWriterStopped("the audit writer has stopped")
-        waiting = _Waiting(entry)
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(entry, loop, loop.create_future())
         self._queue.put(waiting)
-        # asyncio.timeout rather than wait_for, which (Python 3.11) wraps the wait in a task of
-        # its own for every entry. Either way a timeout or a cancellation cancels ``done``, so
-        # a batch not yet started leaves the entry out.
-        async with asyncio.timeout(timeout):
-            return await asyncio.wrap_future(waiting.done)
+        try:
+            # asyncio.timeout rather than wait_for, which (Python 3.11) wraps the wait in a task
+            # of its own for every entry.
+            async with asyncio.timeout(timeout):
+                return await waiting.done
+        except BaseException:
+            with self._claims:
+                # A batch not yet started leaves the entry out; one that has taken it commits it
+                # (or not) without anyone waiting, as a request that failed after its record.
+                waiting.abandoned = not waiting.taken
+            raise
 
     def _run(self) -> None:
         try:
@@ -101,13 +124,16 @@ class AuditWriter:
         finally:
             if self._connection is not None:
                 self._connection.close()
+            late: list[_Waiting] = []
             while True:  # whatever slipped in behind the stop is refused, not left waiting
                 try:
-                    late = self._queue.get_nowait()
+                    waiting = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if late is not None:
-                    late.done.set_exception(AuditWriterStopped("the audit writer has stopped"))
+                if waiting is not None:
+                    late.append(waiting)
+            stopped = AuditWriterStopped("the audit writer has stopped")
+            _tell([(w, stopped) for w in self._take(late)])
 
     def _loop(self) -> None:
         while True:
@@ -129,14 +155,22 @@ class AuditWriter:
             if stopping:
                 return
 
+    def _take(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """The waiters still waiting, now taken: their requests can no longer leave them out."""
+        with self._claims:
+            taken = [w for w in batch if not w.abandoned]
+            for waiting in taken:
+                waiting.taken = True
+        return taken
+
     def _append(self, batch: list[_Waiting]) -> None:
-        batch = [w for w in batch if w.done.set_running_or_notify_cancel()]
+        batch = self._take(batch)
         if batch:
             self._settle(batch)
 
     def _settle(self, batch: list[_Waiting]) -> None:
-        """Append ``batch`` in one transaction and tell each waiter how it went; if an entry
-        of it cannot be written, each entry alone."""
+        """Append ``batch`` (taken) in one transaction and tell each waiter how it went; if an
+        entry of it cannot be written, each entry alone."""
         try:
             try:
                 fresh, seqs, stale = self._transaction(batch)
@@ -157,17 +191,15 @@ class AuditWriter:
                     self._settle([waiting])
                 return
             log.exception("audit entry could not be written")
-            batch[0].done.set_exception(unwritable.__cause__ or unwritable)
+            _tell([(batch[0], unwritable.__cause__ or unwritable)])
             return
         except Exception as exc:  # every waiter answers 503; the thread lives on
             log.exception("audit batch failed", entries=len(batch))
-            for waiting in batch:
-                waiting.done.set_exception(exc)
+            _tell([(w, exc) for w in batch])
             return
-        for waiting in stale:
-            waiting.done.set_exception(StaleGeneration())
-        for waiting, seq in zip(fresh, seqs, strict=True):
-            waiting.done.set_result(seq)
+        outcomes: list[tuple[_Waiting, Outcome]] = [(w, StaleGeneration()) for w in stale]
+        outcomes += zip(fresh, seqs, strict=True)
+        _tell(outcomes)
 
     def _transaction(
         self, batch: list[_Waiting]
@@ -217,6 +249,28 @@ class AuditWriter:
         finally:
             session.close()
         return batch, seqs, stale
+
+
+def _tell(outcomes: list[tuple[_Waiting, Outcome]]) -> None:
+    """Tell the waiters, from the writer's thread: one call into each waiting event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], Outcome]]]
+    by_loop = defaultdict(list)
+    for waiting, outcome in outcomes:
+        by_loop[waiting.loop].append((waiting.done, outcome))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: no one is waiting any more
+            loop.call_soon_threadsafe(_set_outcomes, settled)
+
+
+def _set_outcomes(settled: list[tuple[asyncio.Future[int], Outcome]]) -> None:
+    """On the waiters' loop: each future's result, unless its request stopped waiting."""
+    for done, outcome in settled:
+        if done.done():
+            continue
+        if isinstance(outcome, BaseException):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
 
 
 class _ConnectionLost(Exception):
