@@ -4,7 +4,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Integer, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from matchhub.jobs.models import RESULT_CHUNK_ROWS, MatchJob, match_result_chunks
@@ -109,6 +110,19 @@ class JobRepository:
             .where(match_result_chunks.c.job_id == job.id)
             .order_by(match_result_chunks.c.chunk)
         )
+        # A batch's ordinals: one array on PostgreSQL (a parameter, not thousands: a fifth of
+        # the CPU and about half the time), a list of parameters on SQLite, which has no arrays.
+        ordinal = roster_rows.c.ordinal
+        in_batch = (
+            ordinal == any_(bindparam("wanted", type_=ARRAY(Integer)))
+            if self.session.get_bind().dialect.name == "postgresql"
+            else ordinal.in_(bindparam("wanted", expanding=True))
+        )
+        batch_rows = (
+            select(roster_rows.c.sealed)
+            .where(roster_rows.c.snapshot_id == job.roster_snapshot_id, in_batch)
+            .order_by(ordinal)
+        )
         for chunk in list(self.session.scalars(chunks)):
             row = self.session.execute(
                 select(match_result_chunks.c.ordinals, match_result_chunks.c.sources).where(
@@ -123,16 +137,7 @@ class JobRepository:
                 wanted = ordinals[start : start + batch]
                 # A chunk's ordinals ascend and are distinct, so the tokens in ordinal order
                 # line up with them one for one.
-                sealed = list(
-                    self.session.scalars(
-                        select(roster_rows.c.sealed)
-                        .where(
-                            roster_rows.c.snapshot_id == job.roster_snapshot_id,
-                            roster_rows.c.ordinal.in_(wanted),
-                        )
-                        .order_by(roster_rows.c.ordinal)
-                    )
-                )
+                sealed = list(self.session.scalars(batch_rows, {"wanted": wanted}))
                 if len(sealed) != len(wanted):  # pragma: no cover (a foreign key keeps them)
                     raise LookupError("a result's roster row is missing")
                 yield lists[start : start + batch], b"".join(sealed)
