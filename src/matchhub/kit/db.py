@@ -26,6 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
+    # A statement's parameters are never put in an error's text: they are what callers sent
+    # (an audit entry's body, a token), and the error reaches the log.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         _create_private(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -277,16 +277,31 @@ def _refuse_what_is_not_text(body: bytes) -> None:
     """A JSON (or NDJSON) body whose escapes leave a NUL (``"\\u0000"``) or a lone surrogate
     (``"\\ud800"``) in a string is refused here with a 422. Past this point a NUL reached a
     query on PostgreSQL (a 500), and either reached the request's audit entry, which cannot
-    hold it, and failed the writer's whole batch, other callers' too."""
-    if not _SUSPECT_ESCAPE.search(body):
+    hold it, and failed the writer's whole batch, other callers' too.
+
+    JSON in UTF-16 or UTF-32, which ``json.loads`` (and so a route) reads as well, is looked
+    at decoded; an NDJSON body's lines are split where its parser splits them, at LF alone
+    (a CR inside a line is JSON's whitespace)."""
+    if not _suspect(body):
         return
     whole = _holds_non_text(body)
-    if whole or (whole is None and any(_holds_non_text(line) for line in body.splitlines())):
+    if whole or (whole is None and any(_holds_non_text(line) for line in body.split(b"\n"))):
         raise UnprocessableEntity(
             "the body holds a JSON escape of a NUL (\\u0000) or of an unpaired UTF-16 "
             "surrogate (\\ud800 to \\udfff), which is not text",
             code="invalid_request",
         )
+
+
+def _suspect(body: bytes) -> bool:
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8":
+        return _SUSPECT_ESCAPE.search(body) is not None
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError:  # no such text: not JSON, the route says so
+        return False
+    return _SUSPECT_ESCAPE.search(text.encode("utf-8", "surrogatepass")) is not None
 
 
 def _holds_non_text(document: bytes) -> bool | None:
