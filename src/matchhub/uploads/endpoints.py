@@ -75,14 +75,11 @@ def open_upload(
 ) -> UploadOut:
     """Open an upload: a provider's flag snapshot (``kind: flags``, the flags it covers) or the
     consumer's roster (``kind: roster``), under a matching-key version, with its row count."""
-    note.update(
-        upload_kind=body.kind,
-        key_version=body.key_version,
-        flags=body.flags,
-        expected_rows=body.expected_rows,
-    )
+    note.update(upload_kind=body.kind, flags=body.flags, expected_rows=body.expected_rows)
     upload = service.open_upload(session, principal, body, ctx, idempotency_key=idempotency_key)
-    note["upload"] = upload.id
+    # Recorded once the broker knows it for a version: a refused one could be anything sent in
+    # the wrong field (a national ID), which the append-only log would keep for good.
+    note.update(upload=upload.id, key_version=upload.key_version)
     return service.describe(session, upload, ctx)
 
 

@@ -129,7 +129,8 @@ def _check_open(session: Session, principal: Principal, request: OpenUpload) -> 
     version = session.get(MatchingKeyVersion, request.key_version)
     if version is None or version.state != "active":
         raise UnprocessableEntity(
-            f"matching-key version {request.key_version!r} is not one the broker accepts",
+            # Not echoed: a value sent in the wrong field (a national ID) must go no further.
+            "the upload's matching-key version is not one the broker accepts (an active one)",
             code="unknown_key_version",
         )
 
