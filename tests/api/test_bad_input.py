@@ -22,9 +22,11 @@ DOCUMENT = json.loads(Path("openapi/openapi.json").read_text())
 
 
 def _refused(response: httpx.Response, method: str, path: str, status: int, code: str) -> None:
-    """``status`` with ``code`` in the one error shape, and listed for the route."""
+    """``status`` with ``code`` in the one error shape (rendered alike by the gate and the
+    app), and listed for the route."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
+    assert response.content.startswith(b'{"error":{"code":"' + code.encode() + b'","message":"')
     assert response.json()["error"]["code"] == code
     assert str(status) in DOCUMENT["paths"][path][method]["responses"]
 

@@ -23,6 +23,7 @@ token, a key or an identifier.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 
@@ -49,6 +50,13 @@ class MatchhubError(Exception):
         if self.details:
             error["details"] = self.details
         return {"error": error}
+
+    def rendered(self) -> bytes:
+        """The body as the app's JSON responses render it, for layers below the app (the
+        gate, the recorder) that answer on their own: one error shape, byte for byte."""
+        return json.dumps(
+            self.body(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
 
 
 class BadRequest(MatchhubError):

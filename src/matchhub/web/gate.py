@@ -360,4 +360,4 @@ async def _refuse(
     headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
     headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
     await send({"type": "http.response.start", "status": refusal.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(refusal.body()).encode()})
+    await send({"type": "http.response.body", "body": refusal.rendered()})

@@ -21,7 +21,6 @@ without the check, as a refusal from the database would.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -232,7 +231,7 @@ async def _record_then_send(
             await _write(scope, int(start["status"]), _state(scope).get("error_code"))
         except StaleGeneration as stale:
             await _write(scope, stale.status_code, stale.code)
-            await _send_error(send, stale.status_code, json.dumps(stale.body()).encode())
+            await _send_error(send, stale.status_code, stale.rendered())
             return False
     except Exception:  # fail closed: no record, no answer
         log.exception("could not audit a refused request; answering 503")
