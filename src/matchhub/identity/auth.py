@@ -154,7 +154,10 @@ def acting(connection: HTTPConnection, principal: Principal) -> Principal:
 
 
 def _admit(request: Request, principal: Principal, scope: Scope) -> Principal:
-    principal = acting(request, principal)
+    return _in_scope(acting(request, principal), scope)
+
+
+def _in_scope(principal: Principal, scope: Scope) -> Principal:
     if scope not in principal.scopes:
         raise Forbidden(
             f"agencies of kind {principal.kind.value!r} may not do this "
@@ -206,9 +209,10 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if view is not None:
             if getattr(request.state, GATE_VIEW, None) is view:
                 # The gate authenticated this request's certificate in this same view already
-                # (a request with a body): the same call would give the same principal.
+                # (a request with a body), and named the end user it acts for: the same calls
+                # would give the same principal.
                 setattr(request.state, VIEW_ATTRIBUTE, view)
-                return _admit(request, cast(Principal, request.state.principal), scope)
+                return _in_scope(cast(Principal, request.state.principal), scope)
             try:
                 principal = service.authenticate_with(
                     view.credential, client_certificate(request, settings), settings.hub_name
