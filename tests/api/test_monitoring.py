@@ -3,9 +3,12 @@ certificate; ``/readyz`` to anyone the TLS layer admits, and only liveness facts
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from matchhub.keystore import pki
+from matchhub.kit import heap
 from matchhub.protocol.kinds import AgencyKind
 from tests import pki as test_pki
 from tests.conftest import InProcessApi
@@ -66,3 +69,11 @@ def test_readyz_tells_liveness_only(api: InProcessApi) -> None:
         "processes": body["processes"],
     }
     assert set(body["processes"]) <= {"serve", "worker"}
+
+
+def test_the_app_serves_settled(api: InProcessApi) -> None:
+    """What its start made is frozen for the collector while it serves (kit/heap.py)."""
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] >= heap.YOUNG
+    with api.client(None) as client:
+        assert client.get("/healthz").status_code == 200

@@ -21,6 +21,7 @@ from matchhub.identity.endpoints import router as identity_router
 from matchhub.jobs.endpoints import router as jobs_router
 from matchhub.keystore.material import load_key_material
 from matchhub.keystore.rekey import Rekeyer, Sealer
+from matchhub.kit import heap
 from matchhub.kit.clock import Clock
 from matchhub.kit.db import make_engine, make_sessionmaker
 from matchhub.kit.epoch import EpochWatch
@@ -189,7 +190,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = _start(app, settings)
         try:
-            yield
+            # What the start made lives as long as the app: out of the collector's way.
+            with heap.settled():
+                yield
         finally:
             await run_in_threadpool(stop)
 
