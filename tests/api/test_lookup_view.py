@@ -4,6 +4,7 @@ however stale the view is allowed to get."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from matchhub.catalogue import service as catalogue
 from matchhub.identity import service as identity
 from matchhub.identity.models import Agency
 from matchhub.kit.db import make_engine
+from matchhub.lookups import endpoints
 from matchhub.lookups.models import ViewGeneration
 from matchhub.protocol.kinds import AgencyKind
 from tests.api.test_queries import LOAN, PURPOSE, World, _flags, _lookup, _world
@@ -224,3 +226,88 @@ def test_a_change_in_flight_is_either_wholly_before_an_answer_or_after_it(
         engine.dispose()
     assert _flags(answers[0][raw]) == world.truth[raw]
     assert _last_lookup_entry(world)["view_generation"] is None  # refused, answered from SQL
+
+
+def test_the_lookup_shortcut_answers_as_the_documented_route(
+    api: InProcessApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The route answers its plain requests without FastAPI's handler (lookups/endpoints.py);
+    # every request, plain or not, must get what the handler alone would give, and be recorded
+    # the same way.
+    world = _with_monitor(_world(api))
+    _answered_from_view(world, world.ids[:3])
+    tokens = [world.toks[i] for i in world.ids[:12]]
+    plain = json.dumps({"purpose": PURPOSE, "tokens": tokens}).encode()
+    # Body, content type, and whether the shortcut takes it to the endpoint (which may refuse
+    # it, as it would from FastAPI's handler).
+    cases: list[tuple[bytes, str, bool]] = [
+        (plain, "application/json", True),
+        (
+            json.dumps(
+                {"purpose": PURPOSE, "tokens": tokens, "key_version": world.key.version}
+            ).encode(),
+            "application/json",
+            True,
+        ),
+        # The last of a repeated key, as json.loads reads it.
+        (
+            b'{"purpose":"x","purpose":"'
+            + PURPOSE.encode()
+            + b'","tokens":'
+            + json.dumps(tokens).encode()
+            + b"}",
+            "application/json",
+            True,
+        ),
+        (plain, "application/json; charset=utf-8", False),
+        (plain.decode().encode("utf-16"), "application/json", False),
+        (
+            json.dumps({"purpose": PURPOSE, "tokens": tokens, "key_version": "v9"}).encode(),
+            "application/json",
+            True,
+        ),
+        (json.dumps({"purpose": PURPOSE, "tokenz": tokens}).encode(), "application/json", False),
+        (
+            json.dumps({"purpose": PURPOSE, "tokens": ["00" * 16]}).encode(),
+            "application/json",
+            True,
+        ),
+        (json.dumps({"tokens": tokens}).encode(), "application/json", True),
+        (b'{"purpose": NaN, "tokens": []}', "application/json", False),
+        (b"[]", "application/json", False),
+        (b"{", "application/json", False),
+        (plain, "text/plain", False),
+    ]
+    real = endpoints._shortcut
+    taken: list[bool] = []
+
+    async def watched(request: Any) -> Any:
+        try:
+            response = await real(request)
+        except Exception:  # the endpoint's own refusal, from the shortcut
+            taken.append(True)
+            raise
+        taken.append(response is not None)
+        return response
+
+    async def never(request: Any) -> None:
+        return None
+
+    def answer(body: bytes, content_type: str) -> tuple[int, Any, dict[str, Any]]:
+        with world.client("molsa") as client:
+            response = client.post(
+                "/v1/lookups", content=body, headers={"content-type": content_type}
+            )
+        document = response.json()
+        if isinstance(document, dict):
+            document.pop("reference", None)
+        entry = {k: v for k, v in _last_lookup_entry(world).items() if k not in ("seq", "time")}
+        return response.status_code, document, entry
+
+    for body, content_type, is_plain in cases:
+        taken.clear()
+        monkeypatch.setattr(endpoints, "_shortcut", watched)
+        with_shortcut = answer(body, content_type)
+        assert taken == [is_plain], (body[:60], content_type, with_shortcut)
+        monkeypatch.setattr(endpoints, "_shortcut", never)
+        assert answer(body, content_type) == with_shortcut, (body[:60], content_type)

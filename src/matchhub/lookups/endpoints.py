@@ -1,17 +1,24 @@
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from matchhub.audit.service import AuditKeys
 from matchhub.identity.auth import (
     END_USER_PARAMETER,
+    GATE_VIEW,
+    VIEW_ATTRIBUTE,
+    CredentialViews,
     LookupCaller,
     authenticate_request,
     viewed,
 )
+from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import MatchhubError, StaleGeneration, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
@@ -29,7 +36,57 @@ from matchhub.lookups.inmemory import HubView
 from matchhub.lookups.schemas import LookupRequest, LookupResponse
 from matchhub.uploads.service import UploadContext
 
-router = APIRouter(prefix="/v1", tags=["lookups"])
+
+class _LookupRoute(APIRoute):
+    """The lookup route, with a shortcut for the request it gets nearly every time: a JSON body
+    the model takes as it is, from a caller the gate found in the current view. FastAPI's
+    request handling (the dependency tree solved, the body parsed and then validated, the
+    answer checked for a response to send) was about a sixth of a lookup's time on the event
+    loop (docs/benchmarks.md, "Broker CPU per lookup", its fourth round). The shortcut calls the
+    same endpoint with what its dependencies would have given it; any other request, or one the
+    shortcut is unsure of, goes through FastAPI's handler as before, which answers it (a 422
+    for a body the model refuses, and so on) exactly as if there were no shortcut. The route,
+    its document and its markers (read-only, the scope) are FastAPI's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        documented = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            response = await _shortcut(request)
+            return response if response is not None else await documented(request)
+
+        return handler
+
+
+router = APIRouter(prefix="/v1", tags=["lookups"], route_class=_LookupRoute)
+
+
+async def _shortcut(request: Request) -> Response | None:
+    """The endpoint's answer, called as FastAPI would call it, for the plain case only; None
+    for anything else. What the dependencies would do, and nothing FastAPI would refuse:
+
+    - the caller: ``require_viewed``'s first case, the gate's principal (the end user it acts
+      for already named) from the view that is current, in scope;
+    - ``ReadOnly`` does nothing when called (it marks the route, which stays marked);
+    - the body: ``application/json`` exactly, parsed and validated in one pass by the model.
+      FastAPI parses JSON with ``json.loads`` and validates the result; for a UTF-8 JSON
+      object both take the same values (a repeated key's last), and whatever the model's
+      own parser refuses (another encoding, ``NaN``, any invalid body) is left to FastAPI."""
+    views = cast(CredentialViews, request.app.state.lookup_views)
+    view = views.current()
+    if view is None or getattr(request.state, GATE_VIEW, None) is not view:
+        return None
+    principal = cast(Principal, request.state.principal)
+    if Scope.lookup not in principal.scopes:
+        return None
+    if request.headers.get("content-type") != "application/json":
+        return None
+    try:
+        body = LookupRequest.model_validate_json(await request.body())
+    except ValidationError:
+        return None
+    setattr(request.state, VIEW_ATTRIBUTE, view)
+    return await lookup(principal, body, request)
 
 
 @router.post(
