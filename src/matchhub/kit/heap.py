@@ -17,6 +17,7 @@ objects made since the start only. Nothing is turned off.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,17 +26,47 @@ YOUNG = 10_000
 default; CPython 3.13 raised its own default to 2,000)."""
 
 
+class _Settling:
+    """The process's one setting, however many apps are serving in it: made when the first
+    starts, undone when the last stops, whatever order they stop in (the collector's freeze
+    and thresholds are the process's, not an app's)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._serving = 0
+        self._before: tuple[int, int, int] = gc.get_threshold()
+
+    def enter(self) -> None:
+        with self._lock:
+            self._serving += 1
+            if self._serving > 1:
+                gc.freeze()  # this app's start too
+                return
+            self._before = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            young, *older = self._before
+            if young:  # 0: automatic collection was switched off, and stays off
+                gc.set_threshold(max(YOUNG, young), *older)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._serving -= 1
+            if self._serving == 0:
+                gc.set_threshold(*self._before)
+                gc.unfreeze()
+
+
+_SETTLING = _Settling()
+
+
 @contextmanager
 def settled() -> Iterator[None]:
-    """For a process's serving life: the objects that exist now frozen, the youngest generation
-    collected every :data:`YOUNG` allocations; both undone on the way out (tests start many apps
-    in one process)."""
-    before = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(max(YOUNG, before[0]), *before[1:])
+    """For a serving app's life: the objects that exist at its start frozen, the youngest
+    generation collected every :data:`YOUNG` allocations; undone when the last app serving in
+    the process stops (tests start many in one process, and their lives may overlap)."""
+    _SETTLING.enter()
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+        _SETTLING.leave()
