@@ -198,3 +198,59 @@ def test_the_audit_logs_subtrees_are_computed_for_an_existing_log(
             upgrade(engine, "0014")
     finally:
         engine.dispose()
+
+
+def test_roster_rows_move_into_partitions_and_back(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    """0020 keeps every roster row: one partition a roster on PostgreSQL (its key and token
+    index built), and back down, a pending roster's rows (a table not yet attached) too."""
+    engine = make_engine(_url(database_url, tmp_path))
+    rows = [
+        {"s": s, "o": o, "t": bytes([s, o % 256]) * 8, "x": bytes([o % 256]) * 48}
+        for s in (3, 8)
+        for o in range(300)
+    ]
+    insert = text(
+        "INSERT INTO roster_rows (snapshot_id, ordinal, token, sealed) VALUES (:s, :o, :t, :x)"
+    )
+    read = text("SELECT snapshot_id, ordinal, token, sealed FROM roster_rows")
+
+    def stored() -> list[tuple[int, int, bytes, bytes]]:
+        with engine.connect() as connection:
+            return sorted((r[0], r[1], bytes(r[2]), bytes(r[3])) for r in connection.execute(read))
+
+    expected = sorted((r["s"], r["o"], r["t"], r["x"]) for r in rows)
+    try:
+        upgrade(engine, "0019")
+        with engine.begin() as connection:
+            connection.execute(insert, rows)
+        upgrade(engine, "0020")
+        assert stored() == expected
+        pending = {"s": 11, "o": 0, "t": b"\x0b" * 16, "x": b"\x0b" * 48}
+        if database_url:
+            with engine.connect() as connection:
+                partitions = connection.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "WHERE i.inhparent = 'roster_rows'::regclass ORDER BY 1"
+                    )
+                ).scalars()
+                assert list(partitions) == ["roster_rows_3", "roster_rows_8"]
+            with engine.begin() as connection:  # an upload in flight: its table, unattached
+                connection.execute(
+                    text("CREATE TABLE roster_rows_11 (LIKE roster_rows INCLUDING DEFAULTS)")
+                )
+                connection.execute(
+                    text(str(insert).replace("roster_rows", "roster_rows_11")), pending
+                )
+            assert stored() == expected
+            expected = sorted([*expected, (11, 0, pending["t"], pending["x"])])
+        names = {ix["name"] for ix in inspect(engine).get_indexes("roster_rows")}
+        assert "ix_roster_rows_token" in names
+        downgrade(engine, "0019")
+        assert stored() == expected
+        upgrade(engine)
+        assert stored() == expected
+    finally:
+        engine.dispose()

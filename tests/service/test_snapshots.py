@@ -157,10 +157,12 @@ def test_rows_are_read_out_whole_whatever_the_pieces(
     tokens = [secrets.token_bytes(16) for _ in range(rows)]
     repo = UploadRepository(db_session)
     for snapshot_id in (9_000_001, 9_000_002):  # a roster and another around it
+        repo.create_partition(snapshot_id, "roster")
         repo.insert_roster_rows(RosterRows(snapshot_id, 0, b"".join(tokens), bytes(48 * rows)))
-    repo.create_partition(9_000_003)
+        repo.attach_partition(snapshot_id, "roster")  # as its commit does
+    repo.create_partition(9_000_003, "flag")
     repo.insert_rows(9_000_003, b"".join(tokens))
-    repo.attach_partition(9_000_003)  # as its commit does
+    repo.attach_partition(9_000_003, "flag")
     read = SnapshotRows(db_session)
     ordinals, stored = read.roster_tokens(9_000_001)
     found = [stored[i : i + 16] for i in range(0, len(stored), 16)]

@@ -23,7 +23,7 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
-_PARTITION = re.compile(r"^snapshot_rows_\d+$")
+_PARTITION = re.compile(r"^(snapshot|roster)_rows_\d+$")
 
 
 def include_object(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:

@@ -145,12 +145,20 @@ snapshot_rows = Table(
 )
 
 
-def partition_name(snapshot_id: int) -> str:
-    return f"snapshot_rows_{int(snapshot_id)}"
+def rows_table(kind: str) -> str:
+    """The table a snapshot of ``kind`` keeps its rows in: a roster's ``roster_rows``, a
+    provider's ``snapshot_rows``."""
+    return "roster_rows" if kind == "roster" else "snapshot_rows"
+
+
+def partition_name(snapshot_id: int, kind: str = "flag") -> str:
+    """The partition of one snapshot's rows on PostgreSQL."""
+    return f"{rows_table(kind)}_{int(snapshot_id)}"
 
 
 # A consumer's roster: the re-keyed token for matching, the ordinal the consumer sent it at, and
-# the sealed wire token (keystore/rekey.py) from which a match job's answer is given back.
+# the sealed wire token (keystore/rekey.py) from which a match job's answer is given back. On
+# PostgreSQL partitioned as ``snapshot_rows`` is, one partition a roster (migration 0020).
 roster_rows = Table(
     "roster_rows",
     Base.metadata,
@@ -159,5 +167,7 @@ roster_rows = Table(
     Column("token", LargeBinary(16), nullable=False),
     Column("sealed", LargeBinary(48), nullable=False),
     PrimaryKeyConstraint("snapshot_id", "ordinal"),
+    # Lookups and cases find a token on a roster through this index.
     Index("ix_roster_rows_token", "token", "snapshot_id"),
+    postgresql_partition_by="LIST (snapshot_id)",
 )

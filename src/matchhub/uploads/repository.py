@@ -25,6 +25,7 @@ from matchhub.uploads.models import (
     UploadChunk,
     partition_name,
     roster_rows,
+    rows_table,
     snapshot_rows,
 )
 
@@ -324,24 +325,28 @@ class UploadRepository:
     def partitioned(self) -> bool:
         return self.session.connection().dialect.name == "postgresql"
 
-    def create_partition(self, snapshot_id: int) -> None:
-        """PostgreSQL: the pending snapshot's own table, not yet attached, with no index. Its
-        CHECK constraint lets the commit's ATTACH skip a validation scan."""
+    def create_partition(self, snapshot_id: int, kind: str) -> None:
+        """PostgreSQL: the pending snapshot's own table (``snapshot_rows``' for a provider's,
+        ``roster_rows``' for a roster), not yet attached, with no index. Its CHECK constraint
+        lets the commit's ATTACH skip a validation scan."""
         if self.partitioned:
-            name, sid = partition_name(snapshot_id), int(snapshot_id)
+            name, sid = partition_name(snapshot_id, kind), int(snapshot_id)
             self.session.execute(
                 text(
-                    f"CREATE TABLE {name} (LIKE snapshot_rows INCLUDING DEFAULTS, "
+                    f"CREATE TABLE {name} (LIKE {rows_table(kind)} INCLUDING DEFAULTS, "
                     f"CONSTRAINT {name}_snapshot CHECK (snapshot_id = {sid}))"
                 )
             )
 
-    def attach_partition(self, snapshot_id: int) -> None:
-        """PostgreSQL: make the snapshot's rows part of the table; builds its indexes."""
+    def attach_partition(self, snapshot_id: int, kind: str) -> None:
+        """PostgreSQL: make the snapshot's rows part of the table; builds its indexes (a
+        roster's key among them, which its rows then must satisfy)."""
         if self.partitioned:
-            name, sid = partition_name(snapshot_id), int(snapshot_id)
+            name, sid = partition_name(snapshot_id, kind), int(snapshot_id)
             self.session.execute(
-                text(f"ALTER TABLE snapshot_rows ATTACH PARTITION {name} FOR VALUES IN ({sid})")
+                text(
+                    f"ALTER TABLE {rows_table(kind)} ATTACH PARTITION {name} FOR VALUES IN ({sid})"
+                )
             )
 
     def insert_rows(self, snapshot_id: int, stored: bytes) -> None:
@@ -377,7 +382,8 @@ class UploadRepository:
                 "sealed": sealed,
             }
             payload = _ROSTER_ROW.encode(columns, len(rows))
-            self._copy("roster_rows (snapshot_id, ordinal, token, sealed)", payload)
+            name = partition_name(rows.snapshot_id, "roster")
+            self._copy(f"{name} (snapshot_id, ordinal, token, sealed)", payload)
             return
         connection.execute(
             insert(roster_rows),
@@ -404,12 +410,12 @@ class UploadRepository:
         DROP waits for a reader (a lookup view's load, a match job's cold load) every later
         reader queues behind it. So the DROP waits at most ``DROP_LOCK_TIMEOUT``, then gives
         way: the purge is retried after the commit and by the janitor."""
-        if snapshot.kind == "flag" and self.partitioned:
+        if self.partitioned:
             try:
                 with self.session.begin_nested():
                     self.session.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
                     self.session.execute(
-                        text(f"DROP TABLE IF EXISTS {partition_name(snapshot.id)}")
+                        text(f"DROP TABLE IF EXISTS {partition_name(snapshot.id, snapshot.kind)}")
                     )
                     self.session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
             except OperationalError as exc:
@@ -461,7 +467,10 @@ class SnapshotRows:
         """The roster's ordinals and stored tokens (not its sealed tokens)."""
         if self.session.connection().dialect.name == "postgresql":
             data = self._aggregate(
-                "roster_rows", "int4send(ordinal) || token", snapshot_id, pages_of="roster_rows"
+                "roster_rows",
+                "int4send(ordinal) || token",
+                snapshot_id,
+                pages_of=partition_name(snapshot_id, "roster"),
             )
             rows = np.frombuffer(data, dtype=_ROSTER_PAIR)
             return rows["ordinal"].astype(np.int32), rows["token"].tobytes()

@@ -107,8 +107,7 @@ def open_upload(
             rows=0,
         )
         repo.add(snapshot)
-        if flag_code:
-            repo.create_partition(snapshot.id)
+        repo.create_partition(snapshot.id, snapshot.kind)
     return upload
 
 
@@ -287,8 +286,7 @@ def commit_upload(
     else:
         previous = snapshots.current(upload.agency_id, "flag", upload.flags)
     for snapshot in mine:
-        if snapshot.kind == "flag":
-            repo.attach_partition(snapshot.id)
+        repo.attach_partition(snapshot.id, snapshot.kind)
     repo.set_state([s.id for s in previous], SnapshotState.superseded)
     repo.set_state([s.id for s in mine], SnapshotState.current, committed_at=now)
     upload.state = "committed"
