@@ -2,10 +2,16 @@
 
 As 0005 did for providers' rows: a roster's rows are COPYed into a table of their own with no
 index, the commit attaches it (building its key and token index in one sorted pass), and a
-replaced roster's table is dropped instead of its rows deleted. Kept in one table, every row of a
+discarded roster's table is dropped instead of its rows deleted. Kept in one table, every row of a
 roster chunk went into the token index one at a time, about three times the cost of the COPY
 itself (issue 18's whole path: 0.25 s of each 50,000-row chunk). Rows already stored move to one
-partition per roster. SQLite keeps its single table: nothing to do.
+partition per roster, and a roster still being uploaded to a table of its own, as the new code
+expects. SQLite keeps its single table: nothing to do.
+
+Rosters a match job may name (superseded ones) are kept as before: only a discarded roster's
+rows (its upload aborted or expired, its key retired) are dropped, now as a table. The upgrade
+copies every stored roster row once, then builds each partition's key and index in one pass:
+it takes time in proportion to the rosters kept (docs/deployment.md, upgrades).
 
 Revision ID: 0020
 Revises: 0019
@@ -40,17 +46,40 @@ def upgrade() -> None:
     op.execute("ALTER TABLE roster_rows DROP CONSTRAINT pk_roster_rows")
     op.execute("ALTER TABLE roster_rows RENAME TO roster_rows_unpartitioned")
     op.execute(f"CREATE TABLE roster_rows ({_COLUMNS}) PARTITION BY LIST (snapshot_id)")
+    # A roster still being uploaded gets a table of its own, not attached, as one opened after
+    # this revision has (uploads/repository.py create_partition): its next chunks are COPYed
+    # there and its commit attaches it. Every other roster's rows are a partition now.
+    pending = {
+        int(sid)
+        for (sid,) in bind.execute(
+            text("SELECT id FROM snapshots WHERE kind = 'roster' AND state = 'pending'")
+        ).all()
+    }
+    stored = {
+        int(sid)
+        for (sid,) in bind.execute(
+            text("SELECT DISTINCT snapshot_id FROM roster_rows_unpartitioned")
+        ).all()
+    }
+    for sid in sorted(pending | stored):
+        if sid in pending:
+            op.execute(
+                f"CREATE TABLE roster_rows_{sid} (LIKE roster_rows INCLUDING DEFAULTS, "
+                f"CONSTRAINT roster_rows_{sid}_snapshot CHECK (snapshot_id = {sid}))"
+            )
+        else:
+            op.execute(
+                f"CREATE TABLE roster_rows_{sid} PARTITION OF roster_rows FOR VALUES IN ({sid})"
+            )
+        if sid in stored:
+            op.execute(
+                f"INSERT INTO roster_rows_{sid} SELECT snapshot_id, ordinal, token, sealed "  # noqa: S608 (sid: an int)
+                f"FROM roster_rows_unpartitioned WHERE snapshot_id = {sid}"
+            )
+    op.execute("DROP TABLE roster_rows_unpartitioned")
+    # Last, so each partition's key and index are built in one sorted pass, not a row at a time.
     op.execute(_KEY)
     op.execute(_INDEX)
-    ids = bind.execute(text("SELECT DISTINCT snapshot_id FROM roster_rows_unpartitioned"))
-    for (snapshot_id,) in ids.all():
-        sid = int(snapshot_id)
-        op.execute(f"CREATE TABLE roster_rows_{sid} PARTITION OF roster_rows FOR VALUES IN ({sid})")
-        op.execute(
-            f"INSERT INTO roster_rows_{sid} SELECT snapshot_id, ordinal, token, sealed "  # noqa: S608 (sid: an int)
-            f"FROM roster_rows_unpartitioned WHERE snapshot_id = {sid}"
-        )
-    op.execute("DROP TABLE roster_rows_unpartitioned")
 
 
 def downgrade() -> None:
