@@ -207,12 +207,9 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         views = cast(CredentialViews, request.app.state.lookup_views)
         view = views.current() if is_read_only(request) else None
         if view is not None:
-            if getattr(request.state, GATE_VIEW, None) is view:
-                # The gate authenticated this request's certificate in this same view already
-                # (a request with a body), and named the end user it acts for: the same calls
-                # would give the same principal.
-                setattr(request.state, VIEW_ATTRIBUTE, view)
-                return _in_scope(cast(Principal, request.state.principal), scope)
+            gate = from_gate(request, view)
+            if gate is not None:
+                return _in_scope(gate, scope)
             try:
                 principal = service.authenticate_with(
                     view.credential, client_certificate(request, settings), settings.hub_name
@@ -228,6 +225,17 @@ def require_viewed(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     setattr(dependency, VIEWED_ATTRIBUTE, True)
     dependency.__name__ = f"require_viewed_{scope.name}"
     return dependency
+
+
+def from_gate(request: Request, view: CredentialView) -> Principal | None:
+    """The gate's principal, if the gate authenticated this request's certificate in ``view``
+    (a request with a body) and named the end user it acts for: the same calls would give the
+    same principal. ``view`` is then the one the request was authenticated from
+    (:func:`viewed`)."""
+    if getattr(request.state, GATE_VIEW, None) is not view:
+        return None
+    setattr(request.state, VIEW_ATTRIBUTE, view)
+    return cast(Principal, request.state.principal)
 
 
 def _authenticate_reading(request: Request, settings: Settings, scope: Scope) -> Principal:

@@ -11,14 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from matchhub.audit.service import AuditKeys
 from matchhub.identity.auth import (
     END_USER_PARAMETER,
-    GATE_VIEW,
-    VIEW_ATTRIBUTE,
     CredentialViews,
     LookupCaller,
     authenticate_request,
+    from_gate,
     viewed,
 )
-from matchhub.identity.schemas import Principal
 from matchhub.identity.scopes import Scope
 from matchhub.kit.errors import MatchhubError, StaleGeneration, TooManyRequests
 from matchhub.kit.ratelimit import RateLimiter, retry_after
@@ -72,20 +70,16 @@ async def _shortcut(request: Request) -> Response | None:
       FastAPI parses JSON with ``json.loads`` and validates the result; for a UTF-8 JSON
       object both take the same values (a repeated key's last), and whatever the model's
       own parser refuses (another encoding, ``NaN``, any invalid body) is left to FastAPI."""
-    views = cast(CredentialViews, request.app.state.lookup_views)
-    view = views.current()
-    if view is None or getattr(request.state, GATE_VIEW, None) is not view:
-        return None
-    principal = cast(Principal, request.state.principal)
-    if Scope.lookup not in principal.scopes:
-        return None
     if request.headers.get("content-type") != "application/json":
+        return None
+    view = cast(CredentialViews, request.app.state.lookup_views).current()
+    principal = None if view is None else from_gate(request, view)
+    if principal is None or Scope.lookup not in principal.scopes:
         return None
     try:
         body = LookupRequest.model_validate_json(await request.body())
     except ValidationError:
         return None
-    setattr(request.state, VIEW_ATTRIBUTE, view)
     return await lookup(principal, body, request)
 
 

@@ -11,7 +11,7 @@ expects. SQLite keeps its single table: nothing to do.
 Rosters a match job may name (superseded ones) are kept as before: only a discarded roster's
 rows (its upload aborted or expired, its key retired) are dropped, now as a table. The upgrade
 copies every stored roster row once, then builds each partition's key and index in one pass:
-it takes time in proportion to the rosters kept (docs/deployment.md, upgrades).
+it takes time in proportion to the rosters kept (deploy/README.md, section 8).
 
 Revision ID: 0020
 Revises: 0019
